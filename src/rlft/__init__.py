@@ -1,0 +1,5 @@
+"""rlft: provider-neutral reinforcement fine-tuning."""
+
+from rlft._version import __version__
+
+__all__ = ["__version__"]

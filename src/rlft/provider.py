@@ -1,0 +1,211 @@
+"""The provider contract: what a backend implements, and how a plugin registers it.
+
+A backend is a ``Provider`` subclass plus a ``ProviderSpec`` registered from the
+``rlft_register_providers`` hook. Each ``Provider`` method does one remote operation and
+translates the answer to neutral models; polling, retries above the wire, validation and grader
+compilation belong to the core. A plugin looks like this::
+
+    import rlft
+    from rlft.provider import ProviderRegistry, ProviderSpec
+
+    @rlft.hookimpl
+    def rlft_register_providers(registry: ProviderRegistry) -> None:
+        registry.add(ProviderSpec(
+            name="acme", settings=AcmeSettings, extra=None, requires=("httpx",),
+            factory="rlft_acme._provider:AcmeProvider",   # imported on first use only
+        ))
+"""
+
+from __future__ import annotations
+
+import abc
+import importlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from rlft._models import Capabilities, Checkpoint, JobEvent, JobRecord
+from rlft.exceptions import CapabilityError, DuplicateProviderError, MissingDependencyError
+
+if TYPE_CHECKING:
+    from rlft._spec import CreateJobRequest, JobSpec
+    from rlft.datasets import Dataset
+
+__all__ = [
+    "Capabilities",
+    "DatasetRole",
+    "Provider",
+    "ProviderRegistry",
+    "ProviderSettings",
+    "ProviderSpec",
+]
+
+DatasetRole = Literal["train", "validation"]
+
+
+class ProviderSettings(BaseModel):
+    """Base class of a provider's settings, filled from ``rlft.toml`` ``[<name>]``, env and kwargs.
+
+    Secrets are ``pydantic.SecretStr`` fields and must come from the environment: a secret found
+    in ``rlft.toml`` is refused. List secret field names in ``secret_fields`` so the loader knows.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    secret_fields: ClassVar[tuple[str, ...]] = ()
+    """Fields that hold secrets; refused in files, masked everywhere."""
+    env_fields: ClassVar[Mapping[str, str]] = {}
+    """Field name -> the environment variable that fills it (``{"api_key": "OPENAI_API_KEY"}``)."""
+
+
+class Provider(abc.ABC):
+    """A backend. Subclass it, declare ``name`` and ``capabilities``, implement the abstract methods.
+
+    Optional operations raise ``CapabilityError`` unless overridden; the client checks
+    ``capabilities`` before calling them, so this is a backstop.
+    """
+
+    name: ClassVar[str]
+    """The provider id. Persisted in the job store: never rename it."""
+    capabilities: ClassVar[Capabilities]
+
+    def __init__(self, *, settings: ProviderSettings) -> None:
+        self.settings = settings
+
+    def __repr__(self) -> str:  # settings reprs mask SecretStr
+        return f"{type(self).__name__}(settings={self.settings!r})"
+
+    # --- checks before anything leaves the machine -------------------------------------------
+
+    def check_spec(self, spec: JobSpec) -> None:  # noqa: B027 - optional hook, default: no rules
+        """Range-check hyperparameters and backend rules. Raise a ``UsageError`` subclass.
+
+        Pure and synchronous: called before any upload.
+        """
+
+    # --- one remote operation each -----------------------------------------------------------
+
+    @abc.abstractmethod
+    async def upload_dataset(self, dataset: Dataset, *, role: DatasetRole) -> str:
+        """Upload a validated dataset and return the backend's file id (or URI)."""
+
+    @abc.abstractmethod
+    async def create_job(self, request: CreateJobRequest) -> JobRecord:
+        """Create the job. If a job carrying ``request.idempotency_key`` exists, return it."""
+
+    @abc.abstractmethod
+    async def get_job(self, job_id: str) -> JobRecord:
+        """Fetch one job."""
+
+    async def list_jobs(self, *, limit: int = 100) -> list[JobRecord]:
+        """List recent jobs in one call (or one paginated walk). Needs ``list_jobs``."""
+        raise CapabilityError(provider=self.name, operation="list_jobs")
+
+    async def list_events(self, job_id: str, *, after: str | None = None) -> list[JobEvent]:
+        """Events after the cursor ``after`` (oldest first). Needs ``events``."""
+        raise CapabilityError(provider=self.name, operation="events")
+
+    async def list_checkpoints(self, job_id: str) -> list[Checkpoint]:
+        """Saved checkpoints, oldest first. Needs ``checkpoints``."""
+        raise CapabilityError(provider=self.name, operation="checkpoints")
+
+    async def pause_job(self, job_id: str) -> JobRecord:
+        """Pause, keeping a resumable checkpoint. Needs ``pause``."""
+        raise CapabilityError(provider=self.name, operation="pause")
+
+    async def resume_job(self, job_id: str) -> JobRecord:
+        """Resume a paused job. Needs ``resume``."""
+        raise CapabilityError(provider=self.name, operation="resume")
+
+    async def cancel_job(self, job_id: str) -> JobRecord:
+        """Cancel. Needs ``cancel``."""
+        raise CapabilityError(provider=self.name, operation="cancel")
+
+    async def validate_grader(self, payload: Any) -> None:
+        """Ask the backend to validate a compiled grader. Needs ``remote_graders``."""
+        raise CapabilityError(provider=self.name, operation="remote grader validation")
+
+    async def run_grader(self, payload: Any, *, sample: str, item: Mapping[str, Any]) -> Any:
+        """Score one sample on the backend. Needs ``remote_graders``."""
+        raise CapabilityError(provider=self.name, operation="remote grader runs")
+
+    async def aclose(self) -> None:  # noqa: B027 - optional: most providers hold nothing
+        """Release connections. Idempotent."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProviderSpec:
+    """How a plugin declares a provider without importing its SDK.
+
+    Attributes:
+        name: The provider id (``"bedrock"``): short, lowercase, never renamed.
+        settings: The settings model, a ``ProviderSettings`` subclass.
+        factory: ``"module:Class"`` of the ``Provider`` subclass; imported on first use.
+        extra: The rlft extra that installs the SDK, for the error message.
+        requires: Top-level import names the factory needs (``("boto3",)``).
+        description: One line for ``rlft providers``.
+    """
+
+    name: str
+    settings: type[ProviderSettings]
+    factory: str
+    extra: str | None = None
+    requires: tuple[str, ...] = ()
+    description: str = ""
+    plugin: str = field(default="", compare=False)
+    """Filled by the registry: the plugin that registered it."""
+
+    def load(self) -> type[Provider]:
+        """Import the provider class, or raise ``MissingDependencyError`` naming the extra."""
+        module_path, _, attr = self.factory.partition(":")
+        try:
+            module = importlib.import_module(module_path)
+        except ModuleNotFoundError as exc:
+            missing = (exc.name or "").partition(".")[0]
+            if missing in self.requires:  # the extra is not installed
+                raise MissingDependencyError(
+                    f"provider {self.name!r}", package=missing, extra=self.extra
+                ) from exc
+            raise  # a real bug in the plugin: don't disguise it
+        cls = getattr(module, attr)
+        if not (isinstance(cls, type) and issubclass(cls, Provider)):
+            raise TypeError(f"{self.factory} is not a rlft.provider.Provider subclass")
+        return cls
+
+    def missing_requirements(self) -> list[str]:
+        """The ``requires`` not importable here (without importing them)."""
+        from importlib.util import find_spec
+
+        return [name for name in self.requires if find_spec(name) is None]
+
+
+class ProviderRegistry:
+    """The typed registry handed to ``rlft_register_providers``."""
+
+    def __init__(self) -> None:
+        self._specs: dict[str, ProviderSpec] = {}
+        self._current_plugin = ""
+
+    def add(self, spec: ProviderSpec) -> None:
+        """Register a provider. A name taken by another plugin raises ``DuplicateProviderError``."""
+        if spec.name in self._specs:
+            raise DuplicateProviderError(
+                name=spec.name, factories=(self._specs[spec.name].factory, spec.factory)
+            )
+        object.__setattr__(spec, "plugin", self._current_plugin)
+        self._specs[spec.name] = spec
+
+    def get(self, name: str) -> ProviderSpec | None:
+        """The spec registered under ``name``, or ``None``."""
+        return self._specs.get(name)
+
+    def names(self) -> list[str]:
+        """Every registered provider id, sorted."""
+        return sorted(self._specs)
+
+    def __iter__(self) -> Iterator[ProviderSpec]:
+        return iter(self._specs[name] for name in self.names())
+
+    def __len__(self) -> int:
+        return len(self._specs)
