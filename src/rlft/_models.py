@@ -259,6 +259,8 @@ class Capabilities(_Frozen):
     cancel: bool = True
     events: bool = True
     checkpoints: bool = True
+    deploy: bool = False
+    """Can deploy a checkpoint for inference (``job.deploy(checkpoint)``)."""
     list_jobs: bool = False
     """Can list many jobs in one call (the job manager refreshes statuses through it)."""
     remote_graders: bool = False

@@ -122,6 +122,10 @@ class Provider(abc.ABC):
         """Cancel. Needs ``cancel``."""
         raise CapabilityError(provider=self.name, operation="cancel")
 
+    async def deploy_checkpoint(self, checkpoint: Checkpoint, *, name: str | None = None) -> str:
+        """Make a checkpoint callable for inference; return the id to call. Needs ``deploy``."""
+        raise CapabilityError(provider=self.name, operation="deploy")
+
     async def validate_grader(self, payload: Any) -> None:
         """Ask the backend to validate a compiled grader. Needs ``remote_graders``."""
         raise CapabilityError(provider=self.name, operation="remote grader validation")
