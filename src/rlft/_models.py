@@ -266,6 +266,8 @@ class Capabilities(_Frozen):
     remote_graders: bool = False
     """Has grader validate/run endpoints."""
     requires_validation_set: bool = False
+    poll_interval: float = Field(default=10.0, gt=0)
+    """Seconds between status polls that suit this backend (local jobs: well under a second)."""
     grader_target: str = "local"
     """The ``rlft.graders.compile`` target this provider's jobs use."""
     dataset_target: str = "local"
