@@ -82,13 +82,14 @@ class RLFTError(Exception):
         self._attrs = attrs
         for key, value in attrs.items():
             setattr(self, key, value)
-        super().__init__(message or self._format())
+        self._message = message or self._format()
+        super().__init__(self._message)
 
     def _format(self) -> str:
         return self.__class__.__name__
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild, (self.__class__, str(self), self._attrs))
+        return (_rebuild, (self.__class__, self._message, self._attrs))
 
 
 def _rebuild(cls: type[RLFTError], message: str, attrs: dict[str, Any]) -> RLFTError:
@@ -105,7 +106,7 @@ class UsageError(RLFTError):
 
 
 class ConfigurationError(UsageError):
-    """A setting or credential is missing or wrong. The message names the key, its source and the fix."""
+    """A setting or credential is missing or wrong; the message names key, source and fix."""
 
 
 class MissingDependencyError(UsageError, ImportError):

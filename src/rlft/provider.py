@@ -60,7 +60,7 @@ class ProviderSettings(BaseModel):
 
 
 class Provider(abc.ABC):
-    """A backend. Subclass it, declare ``name`` and ``capabilities``, implement the abstract methods.
+    """A backend: subclass it, declare ``name`` and ``capabilities``, implement the abstracts.
 
     Optional operations raise ``CapabilityError`` unless overridden; the client checks
     ``capabilities`` before calling them, so this is a backstop.

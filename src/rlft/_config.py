@@ -1,0 +1,193 @@
+"""Configuration: explicit arguments > ``RLFT_*`` env > ``rlft.toml`` / ``[tool.rlft]`` > defaults.
+
+Read when a ``Client`` is built, never at import. A file looks like::
+
+    provider = "local"              # the default provider
+    [openai]                        # settings of one provider, by its id
+    base_url = "https://api.openai.com/v1"
+    [profiles.prod]                 # `Client(profile="prod")` or RLFT_PROFILE=prod
+    provider = "bedrock"
+    [profiles.prod.bedrock]
+    region = "us-east-1"
+
+Per-provider settings also come from ``RLFT_<PROVIDER>_<FIELD>`` env vars (``RLFT_BEDROCK_REGION``)
+and from the provider's own env names (``OPENAI_API_KEY``). Secrets only come from the
+environment: a secret in a file is refused with the env var to use instead.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pydantic
+
+from rlft.exceptions import ConfigurationError
+from rlft.provider import ProviderSettings, ProviderSpec
+
+__all__ = ["DEFAULT_PROVIDER", "Config", "build_settings", "find_config_file", "load_config"]
+
+DEFAULT_PROVIDER = "local"
+
+
+@dataclass(frozen=True)
+class Config:
+    """The resolved configuration. ``sources`` says where each value came from, for errors."""
+
+    provider: str = DEFAULT_PROVIDER
+    profile: str | None = None
+    file: Path | None = None
+    sections: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """Provider id -> settings from the file (profile applied)."""
+    sources: Mapping[str, str] = field(default_factory=dict)
+
+
+def find_config_file(cwd: Path) -> tuple[Path, dict[str, Any]] | None:
+    """The nearest ``rlft.toml``, or ``pyproject.toml`` with ``[tool.rlft]``, from cwd upwards."""
+    for folder in (cwd, *cwd.parents):
+        candidate = folder / "rlft.toml"
+        if candidate.is_file():
+            return candidate, _read_toml(candidate)
+        pyproject = folder / "pyproject.toml"
+        if pyproject.is_file():
+            table = _read_toml(pyproject).get("tool", {}).get("rlft")
+            if isinstance(table, dict):
+                return pyproject, table
+    return None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigurationError(f"{path}: not valid TOML: {exc}") from exc
+    except OSError as exc:
+        raise ConfigurationError(f"{path}: cannot read: {exc}") from exc
+
+
+def load_config(
+    *,
+    cwd: Path | None = None,
+    provider: str | None = None,
+    profile: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Config:
+    """Resolve the provider and its file settings.
+
+    Args:
+        cwd: Where to start looking for ``rlft.toml`` (default: the current directory).
+        provider: An explicit provider id; beats everything.
+        profile: An explicit profile name; beats ``RLFT_PROFILE``.
+        environ: The environment to read (default ``os.environ``).
+
+    Raises:
+        ConfigurationError: A bad file, an unknown profile, a secret written in a file.
+    """
+    env = os.environ if environ is None else environ
+    explicit_file = env.get("RLFT_CONFIG")
+    if explicit_file:
+        path = Path(explicit_file).expanduser()
+        if not path.is_file():
+            raise ConfigurationError(f"RLFT_CONFIG={explicit_file}: no such file")
+        found: tuple[Path, dict[str, Any]] | None = (path, _read_toml(path))
+    else:
+        found = find_config_file((cwd or Path.cwd()).resolve())
+    file, data = found if found else (None, {})
+
+    profile = profile or env.get("RLFT_PROFILE") or None
+    sources: dict[str, str] = {}
+    chosen = dict(data)
+    profiles = chosen.pop("profiles", {})
+    if profile:
+        if profile not in profiles:
+            known = ", ".join(sorted(profiles)) or "none defined"
+            where = str(file) if file else "no config file found"
+            raise ConfigurationError(f"unknown profile {profile!r} ({where}; profiles: {known})")
+        chosen = _merge(chosen, profiles[profile])
+
+    resolved = DEFAULT_PROVIDER
+    sources["provider"] = "default"
+    if "provider" in chosen:
+        resolved = str(chosen.pop("provider"))
+        sources["provider"] = f"{file}" + (f" [profiles.{profile}]" if profile else "")
+    if env.get("RLFT_PROVIDER"):
+        resolved, sources["provider"] = env["RLFT_PROVIDER"], "RLFT_PROVIDER"
+    if provider:
+        resolved, sources["provider"] = provider, "argument"
+
+    sections = {key: value for key, value in chosen.items() if isinstance(value, dict)}
+    unknown = sorted(key for key, value in chosen.items() if not isinstance(value, dict))
+    if unknown:
+        raise ConfigurationError(
+            f"{file}: unknown top-level key(s) {', '.join(unknown)}; provider settings go in a "
+            f"[<provider>] table, e.g. [{resolved}]"
+        )
+    return Config(provider=resolved, profile=profile, file=file, sections=sections, sources=sources)
+
+
+def _merge(base: dict[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in overlay.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def build_settings(
+    spec: ProviderSpec,
+    config: Config,
+    *,
+    overrides: Mapping[str, Any] | ProviderSettings | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> ProviderSettings:
+    """Build a provider's settings: explicit ``overrides`` > env > the file's section > defaults.
+
+    Raises:
+        ConfigurationError: A secret in the file, or a value the settings model refuses (naming
+            the key and where it came from).
+    """
+    if isinstance(overrides, ProviderSettings):
+        return overrides
+    env = os.environ if environ is None else environ
+    model = spec.settings
+    values: dict[str, Any] = {}
+    origin: dict[str, str] = {}
+
+    file_section = dict(config.sections.get(spec.name, {}))
+    for name in model.secret_fields:
+        if name in file_section:
+            var = model.env_fields.get(name, f"RLFT_{spec.name.upper()}_{name.upper()}")
+            raise ConfigurationError(
+                f"{config.file}: [{spec.name}] {name} is a secret and must not be written in a "
+                f"file; remove it and set the environment variable {var} instead"
+            )
+    for key, value in file_section.items():
+        values[key], origin[key] = value, f"{config.file} [{spec.name}]"
+
+    prefix = f"RLFT_{spec.name.upper()}_"
+    for name in model.model_fields:
+        for env_var in (model.env_fields.get(name), prefix + name.upper()):
+            if env_var and env.get(env_var):
+                values[name], origin[name] = env[env_var], env_var
+                break
+    for key, value in (overrides or {}).items():
+        values[key], origin[key] = value, "argument"
+
+    try:
+        return model.model_validate(values)
+    except pydantic.ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            key = ".".join(str(part) for part in error["loc"]) or "<settings>"
+            source = origin.get(str(error["loc"][0]) if error["loc"] else "", "default")
+            # Never echo the input: it may be a secret.
+            problems.append(f"{key} (from {source}): {error['msg']}")
+        raise ConfigurationError(
+            f"invalid settings for provider {spec.name!r}: " + "; ".join(problems)
+        ) from None

@@ -1,0 +1,199 @@
+"""Job: a handle on one fine-tuning job, on any backend."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Self
+
+import anyio
+
+from rlft._models import Checkpoint, JobErrorInfo, JobEvent, JobRecord, JobStatus
+from rlft.exceptions import CapabilityError, JobCancelledError, JobFailedError
+
+if TYPE_CHECKING:
+    from rlft.provider import Provider
+
+__all__ = ["Job"]
+
+
+class Job:
+    """A handle on one job. Cheap to create; every method is one or a few provider calls.
+
+    The latest snapshot is ``job.record``; ``refresh()`` fetches a new one. A job that ends
+    ``failed`` or ``cancelled`` is a result, not an exception: ``raise_for_status()`` opts in.
+    """
+
+    def __init__(self, *, provider: Provider, record: JobRecord) -> None:
+        self._provider = provider
+        self.record = record
+
+    def __repr__(self) -> str:
+        return f"<Job {self.id} provider={self.provider!r} status={self.status.value!r}>"
+
+    # --- the snapshot -------------------------------------------------------------------------
+
+    @property
+    def id(self) -> str:
+        """The backend's job id."""
+        return self.record.id
+
+    @property
+    def provider(self) -> str:
+        """The provider id (``"local"``, ``"openai"``, ...)."""
+        return self.record.provider
+
+    @property
+    def status(self) -> JobStatus:
+        """The neutral status at the last refresh."""
+        return self.record.status
+
+    @property
+    def provider_status(self) -> str:
+        """The backend's own status word at the last refresh."""
+        return self.record.provider_status
+
+    @property
+    def error(self) -> JobErrorInfo | None:
+        """Why the job failed, when it did."""
+        return self.record.error
+
+    @property
+    def fine_tuned_model(self) -> str | None:
+        """The final model to call, once the job succeeded."""
+        return self.record.fine_tuned_model
+
+    @property
+    def created_at(self) -> datetime | None:
+        return self.record.created_at
+
+    # --- remote operations --------------------------------------------------------------------
+
+    async def refresh(self) -> Self:
+        """Fetch the job's current state."""
+        self.record = await self._provider.get_job(self.id)
+        return self
+
+    async def checkpoints(self) -> list[Checkpoint]:
+        """Saved checkpoints, oldest first."""
+        self._require("checkpoints", "checkpoints")
+        return await self._provider.list_checkpoints(self.id)
+
+    async def pause(self) -> Self:
+        """Pause the job, keeping a resumable checkpoint (where the backend can)."""
+        self._require("pause", "pause")
+        self.record = await self._provider.pause_job(self.id)
+        return self
+
+    async def resume(self) -> Self:
+        """Resume a paused job."""
+        self._require("resume", "resume")
+        self.record = await self._provider.resume_job(self.id)
+        return self
+
+    async def cancel(self) -> Self:
+        """Cancel the job on the backend. The only way (with guards) rlft stops a remote job."""
+        self._require("cancel", "cancel")
+        self.record = await self._provider.cancel_job(self.id)
+        return self
+
+    async def deploy(self, checkpoint: Checkpoint, *, name: str | None = None) -> str:
+        """Deploy a checkpoint for inference and return the id to call."""
+        self._require("deploy", "deploy")
+        return await self._provider.deploy_checkpoint(checkpoint, name=name)
+
+    async def download_results(self, path: str | Path) -> list[Path]:
+        """Download the job's result files into the folder ``path``; return the files written."""
+        download = getattr(self._provider, "download_results", None)
+        if download is None:
+            raise CapabilityError(provider=self.provider, operation="result file downloads")
+        folder = Path(path)
+        result: list[Path] = await download(self.id, folder)
+        return result
+
+    async def events(
+        self,
+        *,
+        after: str | None = None,
+        follow: bool = True,
+        poll_interval: float | None = None,
+    ) -> AsyncIterator[JobEvent]:
+        """Yield the job's events in order, each once.
+
+        Args:
+            after: An event id to resume after (``None``: from the first event).
+            follow: Keep polling until the job is terminal and every event is read. ``False``
+                yields what exists now and stops.
+            poll_interval: Seconds between polls (default: the provider's suggestion).
+
+        Leaving the loop early only stops watching: it never cancels the job.
+        """
+        self._require("events", "events")
+        cursor = after
+        interval = poll_interval or self._provider.capabilities.poll_interval
+        while True:
+            batch = await self._provider.list_events(self.id, after=cursor)
+            for event in batch:
+                cursor = event.id
+                yield event
+            if not follow:
+                return
+            if not batch:
+                await self.refresh()
+                if self.status.is_terminal:
+                    # One last read: events written between the poll and the refresh.
+                    for event in await self._provider.list_events(self.id, after=cursor):
+                        cursor = event.id
+                        yield event
+                    return
+                await anyio.sleep(_jitter(interval))
+
+    async def wait(
+        self, *, timeout: float | None = None, poll_interval: float | None = None
+    ) -> Self:
+        """Wait until the job is terminal, and return it refreshed.
+
+        A failed job is returned, not raised: call ``raise_for_status()`` to opt in.
+
+        Args:
+            timeout: Seconds to wait, or ``None`` to wait forever. On timeout ``TimeoutError``
+                is raised; the job keeps running. Cancelling the wait never cancels the job.
+            poll_interval: Seconds between polls (default: the provider's suggestion), with
+                jitter so many waiters don't poll in step.
+        """
+        interval = poll_interval or self._provider.capabilities.poll_interval
+        with anyio.fail_after(timeout):
+            await self.refresh()
+            while not self.status.is_terminal:
+                await anyio.sleep(_jitter(interval))
+                await self.refresh()
+        return self
+
+    def raise_for_status(self) -> Self:
+        """Raise ``JobFailedError`` or ``JobCancelledError`` on those outcomes; else return self."""
+        if self.status is JobStatus.FAILED:
+            reason = self.error.message if self.error else "no reason given"
+            raise JobFailedError(f"job {self.id} failed: {reason}", job=self)
+        if self.status is JobStatus.CANCELLED:
+            raise JobCancelledError(f"job {self.id} was cancelled", job=self)
+        return self
+
+    def _require(self, capability: str, operation: str) -> None:
+        if not getattr(self._provider.capabilities, capability):
+            raise CapabilityError(provider=self.provider, operation=operation)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # A pickled job (inside a pickled JobError) keeps its snapshot, not the live provider.
+        return (_detached_job, (self.record,))
+
+
+def _detached_job(record: JobRecord) -> Job:
+    job = Job.__new__(Job)
+    job.record = record
+    return job
+
+
+def _jitter(interval: float) -> float:
+    return interval * random.uniform(0.8, 1.2)  # noqa: S311 - spreading polls, not security

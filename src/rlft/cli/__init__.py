@@ -1,0 +1,131 @@
+"""The ``rlft`` command.
+
+Each command is a thin synchronous shell over the async API (``anyio.run``); errors from
+``rlft.exceptions.UsageError`` print as one line with the fix and exit 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from typing import Any
+
+import click
+
+from rlft._version import __version__
+from rlft.exceptions import RLFTError, UsageError
+
+__all__ = ["main"]
+
+# Commands that live beside their feature; each module exports click commands by these names.
+_COMMANDS: dict[str, tuple[str, ...]] = {
+    "rlft.cli._graders": ("grade", "grader"),
+    "rlft.cli._datasets": ("validate",),
+}
+
+
+class _Group(click.Group):
+    """Turns rlft's errors into one clear line and an exit code instead of a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except UsageError as exc:
+            click.secho(f"error: {exc}", fg="red", err=True)
+            sys.exit(2)
+        except RLFTError as exc:
+            click.secho(f"error: {type(exc).__name__}: {exc}", fg="red", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "-V", "--version", prog_name="rlft")
+def main() -> None:
+    """rlft: reinforcement fine-tuning on any backend, from one dataset and one grader."""
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def providers(as_json: bool) -> None:
+    """List every discovered backend, where it came from, and what it can do."""
+    from rlft._client import Client
+
+    client = Client()
+    plugins = {info.name: info for info in client.plugins()}
+    rows = []
+    for spec in client.provider_specs():
+        info = plugins.get(spec.plugin)
+        origin = (
+            f"{info.distribution} {info.version}"
+            if info and info.distribution
+            else f"built-in ({spec.plugin})"
+        )
+        missing = spec.missing_requirements()
+        row: dict[str, Any] = {
+            "name": spec.name,
+            "plugin": spec.plugin,
+            "from": origin,
+            "installed": not missing,
+            "install": (
+                None
+                if not missing
+                else f"pip install 'rlft[{spec.extra}]'"
+                if spec.extra
+                else "pip install " + " ".join(missing)
+            ),
+            "description": spec.description,
+            "capabilities": _capabilities(spec) if not missing else None,
+        }
+        rows.append(row)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    _print_providers(rows)
+
+
+def _capabilities(spec: Any) -> list[str]:
+    try:
+        caps = spec.load().capabilities
+    except ImportError:
+        return []
+    flags = (
+        "pause",
+        "resume",
+        "cancel",
+        "events",
+        "checkpoints",
+        "deploy",
+        "list_jobs",
+        "remote_graders",
+    )
+    return [flag for flag in flags if getattr(caps, flag)]
+
+
+def _print_providers(rows: list[dict[str, Any]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="rlft providers")
+    for column in ("name", "from", "installed", "capabilities", "description"):
+        table.add_column(column)
+    for row in rows:
+        installed = "yes" if row["installed"] else f"no: {row['install']}"
+        caps = ", ".join(row["capabilities"] or [])
+        table.add_row(row["name"], row["from"], installed, caps, row["description"])
+    Console().print(table)
+
+
+def _add_feature_commands() -> None:
+    for module_name, names in _COMMANDS.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:  # a real import bug inside the module
+                raise
+            continue
+        for name in names:
+            main.add_command(getattr(module, name))
+
+
+_add_feature_commands()

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import pytest
+
+from rlft import JobEvent, JobStatus
+from rlft._models import STATUS_MAP, map_status
+
+
+@pytest.mark.parametrize(
+    ("provider", "native", "expected"),
+    [
+        ("openai", "validating_files", JobStatus.PENDING),
+        ("openai", "queued", JobStatus.PENDING),
+        ("openai", "running", JobStatus.RUNNING),
+        ("openai", "paused", JobStatus.PAUSED),
+        ("openai", "succeeded", JobStatus.SUCCEEDED),
+        ("openai", "failed", JobStatus.FAILED),
+        ("openai", "cancelled", JobStatus.CANCELLED),
+        ("azure", "created", JobStatus.PENDING),
+        ("azure", "pausing", JobStatus.PAUSING),
+        ("azure", "resuming", JobStatus.RUNNING),
+        ("azure", "Paused", JobStatus.PAUSED),
+        ("bedrock", "InProgress", JobStatus.RUNNING),
+        ("bedrock", "Completed", JobStatus.SUCCEEDED),
+        ("bedrock", "Failed", JobStatus.FAILED),
+        ("bedrock", "Stopping", JobStatus.RUNNING),
+        ("bedrock", "Stopped", JobStatus.CANCELLED),
+    ],
+)
+def test_native_statuses_map_to_neutral(provider: str, native: str, expected: JobStatus) -> None:
+    assert map_status(provider, native) is expected
+
+
+def test_unknown_statuses_never_crash_and_keep_watching() -> None:
+    assert map_status("openai", "quantum_superposition") is JobStatus.RUNNING
+    assert map_status("bedrock", "") is JobStatus.RUNNING
+    assert map_status("some-plugin", "succeeded") is JobStatus.SUCCEEDED
+    assert map_status("openai", "weird", default=JobStatus.PENDING) is JobStatus.PENDING
+
+
+def test_every_table_maps_to_every_terminal_status() -> None:
+    for provider, table in STATUS_MAP.items():
+        assert {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED} <= set(
+            table.values()
+        ), provider
+
+
+def test_terminal_statuses() -> None:
+    assert {s for s in JobStatus if s.is_terminal} == {
+        JobStatus.SUCCEEDED,
+        JobStatus.FAILED,
+        JobStatus.CANCELLED,
+    }
+
+
+@pytest.mark.parametrize(
+    ("level", "expected"),
+    [("warn", "warning"), ("warning", "warning"), ("info", "info"), ("error", "error")],
+)
+def test_event_levels_are_normalised(level: str, expected: str) -> None:
+    assert JobEvent(id="e1", job_id="j", level=level).level == expected  # type: ignore[arg-type]

@@ -1,0 +1,177 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import tomllib
+from pathlib import Path
+
+import pytest
+
+import rlft
+from rlft._plugins import BUILTIN_PLUGINS, PluginHost
+from rlft.exceptions import (
+    DuplicateProviderError,
+    MissingDependencyError,
+    PluginLoadError,
+    UnknownProviderError,
+)
+from rlft.provider import ProviderRegistry, ProviderSettings, ProviderSpec
+from rlft.testing import make_fake_distribution
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_builtin_fallback_equals_the_pyproject_entry_points() -> None:
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    declared = pyproject["project"]["entry-points"]["rlft"]
+    assert declared == BUILTIN_PLUGINS
+
+
+def test_third_party_plugin_is_found_through_a_real_entry_point(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_fake_distribution(tmp_path, dist="rlft-acme", entry_point="acme", provider="acme")
+    monkeypatch.syspath_prepend(tmp_path)
+    client = rlft.Client(autoload=True, provider="acme")  # explicit beats the conftest's env
+    found = [(p.distribution, p.version, p.providers) for p in client.plugins()]
+    assert ("rlft-acme", "0.1", ["acme"]) in found
+    assert client.provider.name == "acme"
+
+
+def test_autoload_off_skips_third_party_but_keeps_builtins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_fake_distribution(tmp_path, dist="rlft-acme", entry_point="acme", provider="acme")
+    monkeypatch.syspath_prepend(tmp_path)
+    monkeypatch.setenv("RLFT_DISABLE_PLUGIN_AUTOLOAD", "1")  # read at load time, not import
+    host = PluginHost()
+    assert "acme" not in host.registry.names()
+    assert {"local", "openai", "azure", "bedrock", "fake"} <= set(host.registry.names())
+    monkeypatch.setenv("RLFT_DISABLE_PLUGIN_AUTOLOAD", "0")
+    assert "acme" in PluginHost().registry.names()
+
+
+def test_blocked_plugins_are_not_loaded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    make_fake_distribution(tmp_path, dist="rlft-acme", entry_point="acme", provider="acme")
+    monkeypatch.syspath_prepend(tmp_path)
+    monkeypatch.setenv("RLFT_BLOCKED_PLUGINS", "acme, bedrock")
+    names = PluginHost(autoload=True).registry.names()
+    assert "acme" not in names and "bedrock" not in names
+    assert "local" in names
+
+
+def test_a_broken_plugin_names_itself(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    make_fake_distribution(
+        tmp_path,
+        dist="rlft-broken",
+        entry_point="broken",
+        provider="broken",
+        module_source="raise RuntimeError('boom at import')\n",
+    )
+    monkeypatch.syspath_prepend(tmp_path)
+    with pytest.raises(PluginLoadError) as info:
+        PluginHost(autoload=True).registry
+    assert "broken" in str(info.value) and "RLFT_BLOCKED_PLUGINS=broken" in str(info.value)
+    assert isinstance(info.value.__cause__, RuntimeError)
+
+
+def test_a_misspelt_hookimpl_fails_loudly() -> None:
+    class Typo:
+        @rlft.hookimpl
+        def rlft_register_provider(self, registry: ProviderRegistry) -> None:  # missing "s"
+            ...
+
+    with pytest.raises(Exception, match="unknown hook 'rlft_register_provider'"):
+        PluginHost(plugins=[Typo()], autoload=False).registry
+
+
+def test_a_duplicate_name_names_both_factories() -> None:
+    class Clash:
+        @rlft.hookimpl
+        def rlft_register_providers(self, registry: ProviderRegistry) -> None:
+            registry.add(
+                ProviderSpec(
+                    name="local", settings=ProviderSettings, factory="acme.clash:LocalClash"
+                )
+            )
+
+    with pytest.raises(DuplicateProviderError) as info:
+        PluginHost(plugins=[Clash()], autoload=False).registry
+    assert "rlft_providers.local._provider:LocalProvider" in str(info.value)
+    assert "acme.clash:LocalClash" in str(info.value)
+
+
+def test_unknown_provider_suggests_the_closest() -> None:
+    with pytest.raises(UnknownProviderError, match="did you mean 'bedrock'"):
+        rlft.Client(provider="bedrok", autoload=False).provider
+
+
+def test_missing_sdk_names_the_extra() -> None:
+    class Needy:
+        @rlft.hookimpl
+        def rlft_register_providers(self, registry: ProviderRegistry) -> None:
+            registry.add(
+                ProviderSpec(
+                    name="needy",
+                    settings=ProviderSettings,
+                    extra="needy",
+                    requires=("rlft_no_such_sdk",),
+                    factory="rlft_no_such_sdk.provider:Needy",
+                )
+            )
+
+    client = rlft.Client(provider="needy", plugins=[Needy()], autoload=False)
+    with pytest.raises(MissingDependencyError) as info:
+        client.provider
+    assert str(info.value) == "provider 'needy' needs rlft_no_such_sdk: pip install 'rlft[needy]'"
+    spec = client._host.provider_spec("needy")
+    assert spec.missing_requirements() == ["rlft_no_such_sdk"]
+
+
+def test_a_bug_inside_a_plugin_is_not_disguised_as_a_missing_extra(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "buggy_provider.py").write_text("import rlft_typo_module\n")
+    monkeypatch.syspath_prepend(tmp_path)
+
+    class Buggy:
+        @rlft.hookimpl
+        def rlft_register_providers(self, registry: ProviderRegistry) -> None:
+            registry.add(
+                ProviderSpec(
+                    name="buggy",
+                    settings=ProviderSettings,
+                    extra="buggy",
+                    requires=("httpx",),
+                    factory="buggy_provider:Buggy",
+                )
+            )
+
+    with pytest.raises(ModuleNotFoundError) as info:
+        rlft.Client(provider="buggy", plugins=[Buggy()], autoload=False).provider
+    assert not isinstance(info.value, MissingDependencyError)
+
+
+def test_hookimpls_may_take_fewer_arguments() -> None:
+    calls = []
+
+    class NoArgs:
+        @rlft.hookimpl
+        def rlft_register_providers(self) -> None:
+            calls.append("called")
+
+    PluginHost(plugins=[NoArgs()], autoload=False).registry
+    assert calls == ["called"]
+
+
+def test_installed_plugin_is_found_from_a_fresh_interpreter(tmp_path: Path) -> None:
+    make_fake_distribution(tmp_path, dist="rlft-acme", entry_point="acme", provider="acme")
+    code = textwrap.dedent("""
+        import rlft
+        client = rlft.Client(provider="acme", autoload=True)
+        print(client.provider.name, [p.distribution for p in client.plugins() if p.name == "acme"])
+    """)
+    env = {"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    out = subprocess.check_output([sys.executable, "-c", code], text=True, env=env, cwd=tmp_path)
+    assert out.split() == ["acme", "['rlft-acme']"]
