@@ -6,6 +6,7 @@ Azure AI Foundry, AWS Bedrock or your own machine (TRL), switching by configurat
 
 from rlft._client import Client
 from rlft._job import Job
+from rlft._jobfile import load_job_file
 from rlft._models import (
     Capabilities,
     Checkpoint,
@@ -36,6 +37,7 @@ __all__ = [
     "JobRecord",
     "JobSpec",
     "JobStatus",
+    "load_job_file",
     "StepMetrics",
 ]
 
