@@ -67,8 +67,9 @@ def load_job_file(path: str | Path) -> JobSpec:
 
     unknown = sorted(set(data) - _KEYS)
     if unknown:
+        allowed = ", ".join(sorted(_KEYS))
         raise ConfigurationError(
-            f"{file}: unknown key(s) {', '.join(unknown)}; a job file has {', '.join(sorted(_KEYS))}"
+            f"{file}: unknown key(s) {', '.join(unknown)}; a job file has {allowed}"
         )
     for required in ("train", "grader"):
         if required not in data:
