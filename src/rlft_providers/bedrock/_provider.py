@@ -1,0 +1,400 @@
+"""``BedrockProvider``: Nova reinforcement fine-tuning through boto3, graded by a generated Lambda.
+
+Facts and sources: ``reference/bedrock.md``. The flow of one job:
+
+1. ``check_spec``: model, hyperparameter ranges and enums, labels; nothing leaves the machine.
+2. ``upload_dataset``: the rendered JSONL goes to ``<s3_uri>/datasets/<sha256>.jsonl``, once.
+3. ``create_job``: the compiled grader is deployed as a Lambda (or a ``Native`` grader's own ARN is
+   used), the job role's ``lambda:InvokeFunction`` is checked, and
+   ``CreateModelCustomizationJob`` runs with ``customizationConfig.rftConfig`` and a
+   ``clientRequestToken`` derived from the spec, so a retried create never starts a second job.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import boto3
+
+from rlft._models import Capabilities, Checkpoint, JobEvent, JobRecord, map_status
+from rlft.exceptions import (
+    BadRequestError,
+    CapabilityError,
+    ConfigurationError,
+    NotFoundError,
+    UsageError,
+)
+from rlft.provider import DatasetRole, Provider, ProviderSettings
+from rlft_providers.bedrock import _rules
+from rlft_providers.bedrock._aws import Aws
+from rlft_providers.bedrock._errors import CONFLICT_CODES, map_bedrock_errors
+from rlft_providers.bedrock._iam import check_invoke_permission, ensure_execution_role
+from rlft_providers.bedrock._lambda import deploy_grader, function_name, native_lambda_arn
+from rlft_providers.bedrock._settings import BedrockSettings
+from rlft_providers.bedrock._translate import (
+    checkpoints,
+    events_after,
+    json_safe,
+    record_from_job,
+    record_from_summary,
+)
+
+if TYPE_CHECKING:
+    from rlft._spec import CreateJobRequest, JobSpec
+    from rlft.datasets import Dataset
+
+__all__ = ["BedrockProvider"]
+
+log = logging.getLogger("rlft.bedrock")
+
+_NO_PAUSE = (
+    "Bedrock model customization jobs can only be stopped (StopModelCustomizationJob), and a "
+    "stopped job cannot be resumed; use job.cancel(), then start a new job"
+)
+
+
+def _uses_models(grader: Any) -> bool:
+    """Whether a grader (or any sub-grader) calls a judge model: its Lambda needs InvokeModel."""
+    if getattr(grader, "type", None) in {"score_model", "label_model"}:
+        return True
+    subs = getattr(grader, "graders", None)
+    return isinstance(subs, Mapping) and any(_uses_models(sub) for sub in subs.values())
+
+
+def _jsonl_bytes(rendered: Any) -> bytes:
+    if isinstance(rendered, bytes):
+        return rendered
+    if isinstance(rendered, str):
+        return rendered.encode()
+    lines = rendered if isinstance(rendered, Iterable) else [rendered]
+    return b"".join(
+        json.dumps(row, ensure_ascii=False, separators=(",", ":")).encode() + b"\n" for row in lines
+    )
+
+
+class BedrockProvider(Provider):
+    """Runs jobs on Amazon Bedrock. Build it through ``rlft.Client(provider="bedrock")``.
+
+    Args:
+        settings: ``BedrockSettings`` (region, role, staging bucket, Lambda settings).
+        session: A boto3 session to use instead of one built from ``settings`` (tests inject
+            one; credentials always come from the AWS chain).
+
+    Raises:
+        ConfigurationError: No region, no credentials, or an unknown profile.
+    """
+
+    name: ClassVar[str] = "bedrock"
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        pause=False,
+        resume=False,
+        cancel=True,
+        events=True,  # synthesised from the job's fields: the native API has no event stream
+        checkpoints=True,  # the output custom model, once the job completes
+        deploy=True,
+        list_jobs=True,
+        remote_graders=False,
+        requires_validation_set=False,
+        poll_interval=60.0,  # jobs take hours; GetModelCustomizationJob is rate limited
+        grader_target="bedrock",
+        dataset_target="bedrock",
+    )
+
+    settings: BedrockSettings
+
+    def __init__(self, *, settings: ProviderSettings, session: boto3.Session | None = None) -> None:
+        if not isinstance(settings, BedrockSettings):
+            raise ConfigurationError(
+                f"the bedrock provider needs BedrockSettings, not {type(settings).__name__}"
+            )
+        super().__init__(settings=settings)
+        with map_bedrock_errors():
+            if session is None:
+                session = boto3.Session(region_name=settings.region, profile_name=settings.profile)
+            credentials = session.get_credentials()
+        if settings.region is None and session.region_name is None:
+            raise ConfigurationError(
+                "no AWS region for provider 'bedrock': set region in [bedrock] of rlft.toml, "
+                "RLFT_BEDROCK_REGION, or AWS_REGION (Nova RFT runs in us-east-1)"
+            )
+        if credentials is None:
+            raise ConfigurationError(
+                "no AWS credentials for provider 'bedrock': set AWS_ACCESS_KEY_ID and "
+                "AWS_SECRET_ACCESS_KEY, or a profile (AWS_PROFILE, or profile in [bedrock] of "
+                "rlft.toml) after `aws configure` or `aws sso login`"
+            )
+        self._aws = Aws(
+            session=session,
+            region=settings.region,
+            max_attempts=settings.max_attempts,
+            max_concurrency=settings.max_concurrency,
+        )
+
+    # --- checks before anything leaves the machine ---------------------------------------------
+
+    def _require(self, field: str) -> str:
+        value = getattr(self.settings, field)
+        if not value:
+            example = {
+                "role_arn": '"arn:aws:iam::<account>:role/<bedrock-rft-role>"',
+                "s3_uri": '"s3://<bucket>/rlft"',
+            }[field]
+            raise ConfigurationError(
+                f"provider 'bedrock' needs {field} for Nova RFT jobs: set {field} = {example} in "
+                f"[bedrock] of rlft.toml, or RLFT_BEDROCK_{field.upper()}"
+            )
+        return str(value)
+
+    def check_spec(self, spec: JobSpec) -> None:
+        """Check settings, model, hyperparameters and labels; raise before any upload.
+
+        Raises:
+            ConfigurationError: ``role_arn`` or ``s3_uri`` is not set.
+            HyperparameterError: A value out of Bedrock's range, or a setting it lacks.
+            UsageError: A model without RFT, a label Bedrock can't tag, a response format.
+        """
+        self._require("role_arn")
+        self._require("s3_uri")
+        _rules.check_model(spec.model, allow_unknown=self.settings.allow_unknown_models)
+        _rules.rft_hyperparameters(spec.hyperparameters)
+        _rules.check_labels(spec.labels)
+        if spec.response_format is not None:
+            raise UsageError(
+                "response_format is not supported by Bedrock Nova RFT (the API has no such "
+                "field); describe the output format in the system prompt and let the grader "
+                "score it"
+            )
+        if self._aws.region != "us-east-1":
+            log.warning(
+                "Nova RFT is documented in us-east-1 only; the region is %s", self._aws.region
+            )
+
+    # --- data ----------------------------------------------------------------------------------
+
+    async def upload_dataset(self, dataset: Dataset, *, role: DatasetRole) -> str:
+        """Render ``dataset`` to Bedrock's RFT JSONL and stage it in S3; return its ``s3://`` URI.
+
+        The key is the SHA-256 of the rendered bytes, so the same data uploads once (a
+        ``HeadObject`` finds it) and a changed rendering never reuses a stale object.
+        """
+        from rlft.datasets import render
+
+        body = _jsonl_bytes(render(dataset, "bedrock"))
+        bucket, prefix = self.settings.staging() if self.settings.s3_uri else ("", "")
+        if not bucket:
+            self._require("s3_uri")
+        key = "/".join(p for p in (prefix, "datasets", hashlib.sha256(body).hexdigest()) if p)
+        key += ".jsonl"
+        uri = f"s3://{bucket}/{key}"
+        try:
+            await self._aws.call("s3", "head_object", Bucket=bucket, Key=key)
+        except NotFoundError:
+            extra: dict[str, Any] = {}
+            if self.settings.kms_key_id:
+                extra = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": self.settings.kms_key_id}
+            await self._aws.call(
+                "s3",
+                "put_object",
+                Bucket=bucket,
+                Key=key,
+                Body=body,
+                ContentType="application/jsonl",
+                **extra,
+            )
+            log.info("uploaded %s set (%d rows) to %s", role, len(dataset), uri)
+        else:
+            log.info("%s set already staged at %s", role, uri)
+        return uri
+
+    # --- jobs ----------------------------------------------------------------------------------
+
+    async def _grader_arn(self, request: CreateJobRequest) -> str:
+        native = native_lambda_arn(request.grader_payload)
+        if native is not None:  # the user's own Lambda: nothing to deploy
+            return native
+        payload = request.grader_payload
+        if not all(hasattr(payload, attr) for attr in ("zip_bytes", "handler", "runtime")):
+            raise UsageError(
+                "the bedrock provider needs the grader compiled with "
+                "rlft.graders.compile(grader, 'bedrock') (a Lambda package) or a Native grader "
+                f"with a lambda_arn, not {type(payload).__name__}"
+            )
+        grader = request.spec.grader
+        role_arn = self.settings.lambda_role_arn
+        if role_arn is None:
+            role_arn, _ = await ensure_execution_role(
+                self._aws, self.settings.lambda_role_name, judge=_uses_models(grader)
+            )
+        return await deploy_grader(
+            self._aws,
+            payload,
+            name=function_name(self.settings.lambda_function_prefix, grader.name),
+            role_arn=role_arn,
+            settings=self.settings,
+            description=f"rlft grader {grader.name!r} ({grader.type})",
+        )
+
+    async def create_job(self, request: CreateJobRequest) -> JobRecord:
+        """Deploy the grader, check the job role may invoke it, and create the RFT job.
+
+        A create retried with the same ``idempotency_key`` returns the job the first one started.
+
+        Raises:
+            ConfigurationError: The job role cannot invoke the grader (names the statement).
+            ProviderAPIError: AWS refused a call.
+        """
+        spec = request.spec
+        self.check_spec(spec)
+        role_arn = self._require("role_arn")
+        lambda_arn = await self._grader_arn(request)
+        if self.settings.check_permissions:
+            await check_invoke_permission(self._aws, role_arn=role_arn, function_arn=lambda_arn)
+
+        job_name, model_name = _rules.job_names(spec.name, request.idempotency_key)
+        token = _rules.client_token(request.idempotency_key)
+        rft_config: dict[str, Any] = {"graderConfig": {"lambdaGrader": {"lambdaArn": lambda_arn}}}
+        hyperparameters = _rules.rft_hyperparameters(spec.hyperparameters)
+        if hyperparameters:
+            rft_config["hyperParameters"] = hyperparameters
+        params: dict[str, Any] = {
+            "jobName": job_name,
+            "customModelName": model_name,
+            "roleArn": role_arn,
+            "clientRequestToken": token,
+            "baseModelIdentifier": _rules.check_model(
+                spec.model, allow_unknown=self.settings.allow_unknown_models
+            ),
+            "customizationType": "REINFORCEMENT_FINE_TUNING",
+            "trainingDataConfig": {"s3Uri": request.training_file},
+            "outputDataConfig": {"s3Uri": self.settings.output_uri()},
+            "customizationConfig": {"rftConfig": rft_config},
+        }
+        if request.validation_file:
+            params["validationDataConfig"] = {"validators": [{"s3Uri": request.validation_file}]}
+        if self.settings.kms_key_id:
+            params["customModelKmsKeyId"] = self.settings.kms_key_id
+        vpc = self.settings.vpc_config()
+        if vpc:
+            params["vpcConfig"] = vpc
+        tags = _rules.check_labels(spec.labels)
+        if tags:
+            params["jobTags"] = tags
+        try:
+            created = await self._aws.call("bedrock", "create_model_customization_job", **params)
+        except BadRequestError as exc:
+            if exc.code not in CONFLICT_CODES and "already exists" not in str(exc):
+                raise
+            return await self._existing(job_name, token, exc)
+        now = dt.datetime.now(dt.UTC)
+        # Bedrock echoes none of the request and moto drops customizationConfig: keep our own.
+        return JobRecord(
+            id=str(created["jobArn"]),
+            provider=self.name,
+            status=map_status(self.name, "InProgress"),
+            provider_status="InProgress",
+            model=params["baseModelIdentifier"],
+            name=job_name,
+            created_at=now,
+            metadata={
+                "job_name": job_name,
+                "custom_model_name": model_name,
+                "lambda_arn": lambda_arn,
+                "client_request_token": token,
+            },
+            raw=json_safe({"request": params}),
+        )
+
+    async def _existing(self, job_name: str, token: str, cause: Exception) -> JobRecord:
+        # A retried create: Bedrock ignores a repeated clientRequestToken, but a repeated jobName
+        # can come back as a conflict (moto: ResourceInUseException). Same token, same job.
+        job = await self._aws.call("bedrock", "get_model_customization_job", jobIdentifier=job_name)
+        if job.get("clientRequestToken") not in (None, token):
+            raise UsageError(
+                f"a Bedrock job named {job_name!r} exists but was created from another request; "
+                "give this job a different name"
+            ) from cause
+        log.info("create retried: job %s already exists; returning it", job_name)
+        return record_from_job(job)
+
+    async def _job(self, job_id: str) -> Any:
+        return await self._aws.call("bedrock", "get_model_customization_job", jobIdentifier=job_id)
+
+    async def get_job(self, job_id: str) -> JobRecord:
+        """Fetch one job by ARN or job name."""
+        return record_from_job(await self._job(job_id))
+
+    async def list_jobs(self, *, limit: int = 100) -> list[JobRecord]:
+        """The most recent reinforcement fine-tuning jobs, newest first (one paginated walk)."""
+        summaries = await self._aws.paginate(
+            "bedrock",
+            "list_model_customization_jobs",
+            "modelCustomizationJobSummaries",
+            limit=limit,
+            where=lambda s: (
+                s.get("customizationType", "REINFORCEMENT_FINE_TUNING")
+                == "REINFORCEMENT_FINE_TUNING"
+            ),
+            sortBy="CreationTime",
+            sortOrder="Descending",
+        )
+        return [record_from_summary(summary) for summary in summaries]
+
+    async def list_events(self, job_id: str, *, after: str | None = None) -> list[JobEvent]:
+        """Events synthesised from the job's fields (the native API has no event stream)."""
+        job = await self._job(job_id)
+        return events_after(str(job.get("jobArn", job_id)), job, after)
+
+    async def list_checkpoints(self, job_id: str) -> list[Checkpoint]:
+        """The output custom model once the job completed; Bedrock exposes no others."""
+        job = await self._job(job_id)
+        return checkpoints(str(job.get("jobArn", job_id)), job)
+
+    async def cancel_job(self, job_id: str) -> JobRecord:
+        """Stop the job (``InProgress`` -> ``Stopping`` -> ``Stopped``). Stopping a job that has
+        already ended is not an error: the job is returned as it is."""
+        try:
+            await self._aws.call("bedrock", "stop_model_customization_job", jobIdentifier=job_id)
+        except BadRequestError as exc:
+            if exc.code not in CONFLICT_CODES:
+                raise
+            log.info("job %s was not running (%s); nothing to stop", job_id, exc.code)
+        return await self.get_job(job_id)
+
+    async def pause_job(self, job_id: str) -> JobRecord:
+        """Not on Bedrock: raises ``CapabilityError`` saying why."""
+        raise CapabilityError(provider=self.name, operation="pause", reason=_NO_PAUSE)
+
+    async def resume_job(self, job_id: str) -> JobRecord:
+        """Not on Bedrock: raises ``CapabilityError`` saying why."""
+        raise CapabilityError(provider=self.name, operation="resume", reason=_NO_PAUSE)
+
+    async def deploy_checkpoint(self, checkpoint: Checkpoint, *, name: str | None = None) -> str:
+        """Create an on-demand custom model deployment; return its ARN, the ``modelId`` to pass
+        to ``InvokeModel``/``Converse`` once ``GetCustomModelDeployment`` says ``Active``.
+
+        Args:
+            checkpoint: The job's checkpoint (its ``model`` is the custom-model ARN).
+            name: The deployment name; derived from the model name when omitted.
+        """
+        model_arn = checkpoint.model
+        hint = (checkpoint.raw or {}).get("outputModelName")
+        deployment = _rules.deployment_name(name, model_arn, hint=str(hint) if hint else None)
+        token = _rules.client_token(f"deploy:{model_arn}:{deployment}")
+        created = await self._aws.call(
+            "bedrock",
+            "create_custom_model_deployment",
+            modelDeploymentName=deployment,
+            modelArn=model_arn,
+            description=f"rlft: {checkpoint.job_id}"[:2048],
+            clientRequestToken=token,
+        )
+        return str(created["customModelDeploymentArn"])
+
+    async def aclose(self) -> None:
+        """Close the boto3 clients. Idempotent."""
+        self._aws.close()
