@@ -261,6 +261,8 @@ class Capabilities(_Frozen):
     checkpoints: bool = True
     deploy: bool = False
     """Can deploy a checkpoint for inference (``job.deploy(checkpoint)``)."""
+    inference: bool = False
+    """Can sample the base model (``Provider.generate``), for preflight checks."""
     list_jobs: bool = False
     """Can list many jobs in one call (the job manager refreshes statuses through it)."""
     remote_graders: bool = False

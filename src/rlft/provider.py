@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import abc
 import importlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -125,6 +125,20 @@ class Provider(abc.ABC):
     async def deploy_checkpoint(self, checkpoint: Checkpoint, *, name: str | None = None) -> str:
         """Make a checkpoint callable for inference; return the id to call. Needs ``deploy``."""
         raise CapabilityError(provider=self.name, operation="deploy")
+
+    async def generate(
+        self,
+        *,
+        model: str | None,
+        prompts: Sequence[Sequence[Mapping[str, Any]]],
+        max_tokens: int | None = None,
+    ) -> list[str]:
+        """Sample one completion per prompt (a list of chat messages) from ``model``.
+
+        Used by ``rlft preflight`` to check the base model has a learning signal. Needs
+        ``inference``.
+        """
+        raise CapabilityError(provider=self.name, operation="inference")
 
     async def validate_grader(self, payload: Any) -> None:
         """Ask the backend to validate a compiled grader. Needs ``remote_graders``."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -44,6 +44,8 @@ class FakeSettings(ProviderSettings):
     """Fail the job when it reaches this step."""
     reward_start: float = 0.1
     reward_end: float = 0.9
+    completions: tuple[str, ...] = ("billing",)
+    """What ``generate`` answers, cycled over the prompts (for preflight tests)."""
     api_key: SecretStr | None = None
     """Not used for anything: it lets tests check that secrets stay masked."""
 
@@ -72,6 +74,7 @@ class FakeProvider(Provider):
         cancel=True,
         deploy=True,
         list_jobs=True,
+        inference=True,
         remote_graders=True,
         poll_interval=0.001,
         grader_target="local",
@@ -153,6 +156,17 @@ class FakeProvider(Provider):
 
     async def deploy_checkpoint(self, checkpoint: Checkpoint, *, name: str | None = None) -> str:
         return f"fake-deployment-{name or checkpoint.id}"
+
+    async def generate(
+        self,
+        *,
+        model: str | None,
+        prompts: Sequence[Sequence[Mapping[str, Any]]],
+        max_tokens: int | None = None,
+    ) -> list[str]:
+        """Answer each prompt with ``settings.completions`` in turn (deterministic)."""
+        answers = self.settings.completions
+        return [answers[i % len(answers)] for i in range(len(prompts))]
 
     async def validate_grader(self, payload: Any) -> None:
         from rlft.graders import compile as compile_grader
