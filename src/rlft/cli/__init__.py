@@ -52,6 +52,7 @@ def providers(as_json: bool) -> None:
     from rlft._client import Client
 
     client = Client()
+    config = client.config  # read first: a bad rlft.toml or profile is reported here
     plugins = {info.name: info for info in client.plugins()}
     rows = []
     for spec in client.provider_specs():
@@ -74,6 +75,7 @@ def providers(as_json: bool) -> None:
                 if spec.extra
                 else "pip install " + " ".join(missing)
             ),
+            "default": spec.name == config.provider,
             "description": spec.description,
             "capabilities": _capabilities(spec) if not missing else None,
         }
@@ -82,6 +84,8 @@ def providers(as_json: bool) -> None:
         click.echo(json.dumps(rows, indent=2))
         return
     _print_providers(rows)
+    source = config.sources.get("provider", "default")
+    click.echo(f"default provider: {config.provider} (from {source})")
 
 
 def _capabilities(spec: Any) -> list[str]:
