@@ -1,0 +1,161 @@
+"""Fixtures for the Bedrock provider: fake AWS credentials, moto, a staged bucket and roles.
+
+Nothing here reaches AWS: credentials are fake, every client is created inside ``mock_aws`` or
+wrapped in a botocore ``Stubber``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any
+from urllib.parse import unquote
+
+import boto3
+import pytest
+from moto import mock_aws
+from moto.bedrock.models import BedrockBackend
+
+from rlft_providers.bedrock._provider import BedrockProvider
+from rlft_providers.bedrock._settings import BedrockSettings
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"  # moto's default account
+BUCKET = "rlft-test-staging"
+JOB_ROLE = "rlft-bedrock-job"
+JOB_ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/{JOB_ROLE}"
+
+BEDROCK_TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "bedrock.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+        }
+    ],
+}
+INVOKE_ANY_GRADER = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Action": "lambda:InvokeFunction",
+            "Resource": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:rlft-grader-*",
+        }
+    ],
+}
+
+
+def make_settings(**overrides: Any) -> BedrockSettings:
+    values: dict[str, Any] = {
+        "region": REGION,
+        "role_arn": JOB_ROLE_ARN,
+        "s3_uri": f"s3://{BUCKET}/stage",
+    }
+    values.update(overrides)
+    return BedrockSettings(**values)
+
+
+@dataclass(frozen=True)
+class FakePackage:
+    """Stands in for a compiled Lambda package where the handler's contents don't matter."""
+
+    zip_bytes: bytes
+    handler: str = "handler.handler"
+    runtime: str = "python3.12"
+
+
+def tiny_zip(body: str = "def handler(event, context):\n    return []\n") -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("handler.py", body)
+    return buffer.getvalue()
+
+
+@pytest.fixture(autouse=True)
+def fake_aws_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: Any) -> None:
+    """Fake credentials and region from the environment; no real AWS config is read."""
+    empty = tmp_path_factory.mktemp("aws")
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+        "AWS_CONFIG_FILE": str(empty / "config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(empty / "credentials"),
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_BEARER_TOKEN_BEDROCK", raising=False)
+
+
+def _by_arn(original: Any) -> Any:
+    # moto 5.2.5 does not URL-decode the job identifier, so the real API's "ARN or name" fails
+    # for ARNs (reference/bedrock.md §9). Resolve ARNs to names the way the service does.
+    def lookup(self: BedrockBackend, job_identifier: str) -> Any:
+        identifier = unquote(job_identifier)
+        for name, job in self.model_customization_jobs.items():
+            if identifier in (name, job.job_arn):
+                return original(self, name)
+        return original(self, identifier)
+
+    return lookup
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """moto for S3, IAM, Lambda (no Docker: code is never run) and Bedrock."""
+    monkeypatch.setattr(
+        BedrockBackend,
+        "get_model_customization_job",
+        _by_arn(BedrockBackend.get_model_customization_job),
+    )
+    monkeypatch.setattr(
+        BedrockBackend,
+        "stop_model_customization_job",
+        _by_arn(BedrockBackend.stop_model_customization_job),
+    )
+    with mock_aws(config={"lambda": {"use_docker": False}}):
+        yield
+
+
+@pytest.fixture
+def staged(aws: None) -> None:
+    """The staging bucket and a job role allowed to invoke rlft's grader functions."""
+    boto3.client("s3", region_name=REGION).create_bucket(Bucket=BUCKET)
+    iam = boto3.client("iam", region_name=REGION)
+    iam.create_role(RoleName=JOB_ROLE, AssumeRolePolicyDocument=json.dumps(BEDROCK_TRUST))
+    iam.put_role_policy(
+        RoleName=JOB_ROLE, PolicyName="invoke", PolicyDocument=json.dumps(INVOKE_ANY_GRADER)
+    )
+
+
+@pytest.fixture
+def settings() -> BedrockSettings:
+    return make_settings()
+
+
+@pytest.fixture
+def provider(staged: None, settings: BedrockSettings) -> BedrockProvider:
+    return BedrockProvider(settings=settings, session=boto3.Session(region_name=REGION))
+
+
+@pytest.fixture
+def bedrock() -> SimpleNamespace:
+    """The constants and builders tests share (test modules can't import each other here)."""
+    return SimpleNamespace(
+        region=REGION,
+        account=ACCOUNT,
+        bucket=BUCKET,
+        job_role=JOB_ROLE,
+        job_role_arn=JOB_ROLE_ARN,
+        make_settings=make_settings,
+        FakePackage=FakePackage,
+        tiny_zip=tiny_zip,
+    )
