@@ -1,0 +1,326 @@
+"""The grader worker process that ``rlft.graders._sandbox.SandboxPool`` starts and reuses.
+
+Run as ``python -I _sandbox_worker.py REQUEST_FD REPLY_FD MEMORY_MB TIMEOUT_S CACHE_SIZE``. It uses
+the standard library only and imports nothing from rlft, so it starts fast and the caller's state
+never reaches it.
+
+Protocol: frames of a 4-byte big-endian length and a UTF-8 JSON object, read from ``REQUEST_FD``
+and written to ``REPLY_FD``, two pipes passed with ``pass_fds``. The worker's stdout and stderr
+(fds 1 and 2) are another pipe the parent drains and truncates, so nothing the grader prints,
+even with ``os.write(1, ...)``, can reach the protocol. The first frame out is ``{"ready": true}``.
+
+- request ``{"id", "hash", "sample", "item", "source"?}``: ``source`` is sent when the parent
+  thinks this worker has not compiled ``hash`` yet; a worker that has evicted it asks again.
+- reply ``{"id", "score"}`` on success, ``{"id", "score": 0.0, "kind", "error"}`` on failure,
+  or ``{"id", "need_source": true}``.
+
+Before any user code runs the worker lowers its own limits (address space, a moving CPU-time
+backstop, no core files, 1 GiB per written file) and replaces ``socket.socket`` and the DNS
+functions so the grader cannot open network connections (best effort: see ``_sandbox``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import faulthandler
+import json
+import linecache
+import math
+import numbers
+import os
+import resource
+import signal
+import socket
+import struct
+import sys
+import threading
+import time
+import traceback
+from collections import OrderedDict
+from collections.abc import Callable
+from types import TracebackType
+from typing import IO, Any
+
+_HEADER = struct.Struct(">I")
+_TRACEBACK_CHARS = 2000  # the tail of a traceback kept in a reply
+_FILE_SIZE_LIMIT = 1 << 30  # OpenAI's python grader sandbox has 1 GB of disk
+_PARENT_CHECK_S = 1.0  # how often the watchdog checks that the parent is still alive
+_NETWORK_DENIED = "network access is disabled in the rlft python grader sandbox"
+
+Grade = Callable[[Any, Any], Any]
+Reply = dict[str, Any]
+
+# Freed when a grader exhausts the address space, so the reply can still be built.
+_reserve: bytearray | None = bytearray(1 << 20)
+
+
+# --- limits and isolation -----------------------------------------------------------------------
+
+
+def _set_limit(which: int, value: int) -> None:
+    try:
+        _, hard = resource.getrlimit(which)
+        if hard != resource.RLIM_INFINITY:
+            value = min(value, hard)  # an unprivileged process may only lower a hard limit
+        resource.setrlimit(which, (value, value))
+    except (ValueError, OSError):  # e.g. macOS does not enforce RLIMIT_AS: best effort
+        pass
+
+
+def _limit_resources(memory_mb: int) -> None:
+    _set_limit(resource.RLIMIT_AS, memory_mb * 1024 * 1024)
+    _set_limit(resource.RLIMIT_CORE, 0)  # a segfaulting grader must not litter core files
+    _set_limit(resource.RLIMIT_FSIZE, _FILE_SIZE_LIMIT)
+    # Past RLIMIT_FSIZE a write fails with EFBIG (an exception in the grader) instead of SIGXFSZ.
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+
+def _arm_cpu_backstop(timeout_s: float, cpus: int) -> None:
+    """Let SIGXCPU end this process if the call burns far more CPU than its timeout allows.
+
+    The parent enforces the wall-clock timeout; this only matters if the parent died mid-call.
+    Only the soft limit moves (the hard one is never lowered), so every call gets a fresh budget.
+    """
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    soft = int(usage.ru_utime + usage.ru_stime + timeout_s * cpus) + 5
+    _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+    if hard != resource.RLIM_INFINITY:
+        soft = min(soft, hard)
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
+
+
+def _deny_network() -> None:
+    """Make every non-local socket and DNS lookup fail with a clear error (best effort).
+
+    ``AF_UNIX`` sockets and sockets wrapping an existing fd stay allowed: ``asyncio`` needs a
+    ``socketpair`` for its event loop. C extensions and subprocesses can still reach the network.
+    """
+
+    class _NoNetworkSocket(socket.socket):
+        def __init__(
+            self, family: int = -1, type: int = -1, proto: int = -1, fileno: int | None = None
+        ) -> None:
+            if fileno is None and family != socket.AF_UNIX:
+                raise PermissionError(errno.EACCES, _NETWORK_DENIED)
+            super().__init__(family, type, proto, fileno)
+
+    def _no_dns(*args: object, **kwargs: object) -> Any:
+        raise socket.gaierror(socket.EAI_FAIL, _NETWORK_DENIED)
+
+    _NoNetworkSocket.__name__ = _NoNetworkSocket.__qualname__ = "socket"
+    setattr(socket, "socket", _NoNetworkSocket)  # noqa: B010 - mypy forbids assigning a class
+    for name in ("getaddrinfo", "gethostbyname", "gethostbyname_ex", "gethostbyaddr"):
+        setattr(socket, name, _no_dns)
+
+
+def _watch_parent(parent: int) -> None:
+    """Exit when the parent dies, even while a grader sleeps (EOF only arrives between calls)."""
+    while True:
+        time.sleep(_PARENT_CHECK_S)
+        if os.getppid() != parent:
+            os._exit(70)
+
+
+# --- the protocol -------------------------------------------------------------------------------
+
+
+def _read_frame(stream: IO[bytes]) -> bytes | None:
+    header = stream.read(_HEADER.size)
+    if len(header) < _HEADER.size:
+        return None  # the parent closed the pipe: the pool is gone
+    (size,) = _HEADER.unpack(header)
+    body = stream.read(size)
+    return body if len(body) == size else None
+
+
+def _write_frame(fd: int, message: Reply) -> None:
+    body = json.dumps(message, allow_nan=False).encode()
+    view = memoryview(_HEADER.pack(len(body)) + body)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+# --- running a grader ---------------------------------------------------------------------------
+
+
+def _failure(kind: str, error: str) -> Reply:
+    return {"score": 0.0, "kind": kind, "error": error}
+
+
+def _describe(exc: BaseException, what: str) -> Reply:
+    """Turn an exception escaping user code into a failure reply."""
+    if isinstance(exc, SystemExit):
+        return _failure("crash", f"{what} called sys.exit({exc.code!r}); return a score instead")
+    if isinstance(exc, KeyboardInterrupt):
+        return _failure("crash", f"{what} raised KeyboardInterrupt")
+    # Skip the worker's own frame: the traceback starts in the grader's source.
+    tb = exc.__traceback__.tb_next if exc.__traceback__ is not None else None
+    text = "".join(traceback.format_exception(type(exc), exc, tb))
+    if len(text) > _TRACEBACK_CHARS:
+        text = "..." + text[-_TRACEBACK_CHARS:]
+    return _failure("exception", text.rstrip("\n"))
+
+
+def _last_line(tb: TracebackType | None) -> int | None:
+    line = None
+    while tb is not None:  # no allocation: memory is exhausted here
+        line, tb = tb.tb_lineno, tb.tb_next
+    return line
+
+
+def _out_of_memory(line: int | None, memory_mb: int) -> Reply:
+    where = f" (line {line})" if line is not None else ""
+    return _failure(
+        "memory", f"MemoryError{where}: the grader exceeded the {memory_mb} MB memory limit"
+    )
+
+
+def _load(digest: str, source: str, memory_mb: int) -> Grade | Reply:
+    """Compile and execute the grader's module, returning ``grade`` or a failure reply."""
+    global _reserve
+    filename = f"<grader {digest[:12]}>"
+    # Registered so tracebacks show the grader's own lines.
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    try:
+        code = compile(source, filename, "exec")
+    except (SyntaxError, ValueError) as exc:
+        line = f"line {exc.lineno}: " if isinstance(exc, SyntaxError) and exc.lineno else ""
+        return _failure("syntax", f"{line}{exc}")
+    namespace: dict[str, Any] = {"__name__": "grader", "__builtins__": __builtins__}
+    memory_line: int | None = None
+    try:
+        exec(code, namespace)
+    except MemoryError as exc:
+        _reserve = None
+        memory_line = _last_line(exc.__traceback__)
+    except BaseException as exc:
+        return _describe(exc, "the grader module")
+    else:
+        grade = namespace.get("grade")
+        if not callable(grade):
+            return _failure(
+                "no_grade_function", "the source defines no top-level `def grade(sample, item)`"
+            )
+        return grade  # type: ignore[no-any-return]
+    return _out_of_memory(memory_line, memory_mb)  # the frames are freed once out of `except`
+
+
+def _check_value(value: Any) -> Reply:
+    """Accept a finite real number; refuse everything else, saying what to return instead."""
+    kind = type(value).__name__
+    if value is None:
+        return _failure("invalid_return", "grade() returned None; return a float (missing return?)")
+    if isinstance(value, bool) or (kind.startswith("bool") and type(value).__module__ == "numpy"):
+        # Refused although bool is an int: hosted sandboxes require a number, and a grader that
+        # scores 1 here but 0 on a paid job is worse than one that fails the local test.
+        return _failure(
+            "invalid_return", f"grade() returned a bool ({value!r}); return float(...) instead"
+        )
+    if isinstance(value, numbers.Real):
+        try:
+            score = float(value)
+        except Exception as exc:  # a user-defined Real whose __float__ breaks
+            return _failure("invalid_return", f"float() of grade()'s {kind} failed: {exc!r}")
+        if not math.isfinite(score):
+            return _failure("invalid_return", f"grade() returned {score}; return a finite float")
+        return {"score": score}
+    shown = repr(value) if isinstance(value, str | bytes) else kind
+    if len(shown) > 80:
+        shown = shown[:77] + "..."
+    return _failure("invalid_return", f"grade() returned {shown}; return a float")
+
+
+def _call(grade: Grade, sample: Any, item: Any, memory_mb: int) -> Reply:
+    global _reserve
+    memory_line: int | None = None
+    try:
+        value = grade(sample, item)
+    except MemoryError as exc:
+        _reserve = None
+        memory_line = _last_line(exc.__traceback__)
+    except BaseException as exc:
+        return _describe(exc, "grade()")
+    else:
+        try:
+            return _check_value(value)
+        except BaseException as exc:  # a hostile __repr__ or __float__
+            return _describe(exc, "checking grade()'s return value")
+    return _out_of_memory(memory_line, memory_mb)
+
+
+class _Worker:
+    def __init__(self, *, memory_mb: int, timeout_s: float, cache_size: int) -> None:
+        self.memory_mb = memory_mb
+        self.timeout_s = timeout_s
+        self.cache_size = cache_size
+        self.cpus = os.cpu_count() or 1
+        self.cache: OrderedDict[str, Grade] = OrderedDict()
+        self.home = os.getcwd()
+        self.recursion_limit = sys.getrecursionlimit()
+
+    def handle(self, request: Reply) -> Reply:
+        digest = request["hash"]
+        grade = self.cache.get(digest)
+        if grade is not None:
+            self.cache.move_to_end(digest)
+        else:
+            source = request.get("source")
+            if source is None:
+                return {"need_source": True}
+            _arm_cpu_backstop(self.timeout_s, self.cpus)
+            loaded = _load(digest, source, self.memory_mb)
+            if isinstance(loaded, dict):
+                return loaded
+            grade = self.cache[digest] = loaded
+            if len(self.cache) > self.cache_size:
+                self.cache.popitem(last=False)
+        _arm_cpu_backstop(self.timeout_s, self.cpus)
+        return _call(grade, request["sample"], request["item"], self.memory_mb)
+
+    def restore(self) -> None:
+        """Undo the cheap-to-undo global changes a grader may have made, and flush its prints."""
+        for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+            with contextlib.suppress(Exception):
+                stream.flush()  # type: ignore[union-attr]
+        sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
+        if sys.getrecursionlimit() != self.recursion_limit:
+            sys.setrecursionlimit(self.recursion_limit)
+        try:
+            if os.getcwd() != self.home:
+                os.chdir(self.home)
+        except OSError:  # the grader deleted its own directory: nothing left to restore
+            pass
+
+
+def main(argv: list[str]) -> None:
+    """Serve grading requests until the parent closes the request pipe."""
+    request_fd, reply_fd, memory_mb = int(argv[0]), int(argv[1]), int(argv[2])
+    timeout_s, cache_size = float(argv[3]), int(argv[4])
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None and hasattr(stream, "reconfigure"):
+            stream.reconfigure(encoding="utf-8", errors="backslashreplace")
+    faulthandler.enable(
+        all_threads=False
+    )  # a segfault prints the grader's traceback into the captured output
+    _limit_resources(memory_mb)
+    _deny_network()
+    threading.stack_size(256 * 1024)  # keep the watchdog small under RLIMIT_AS
+    threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
+    worker = _Worker(memory_mb=memory_mb, timeout_s=timeout_s, cache_size=cache_size)
+    stream = os.fdopen(request_fd, "rb", buffering=1 << 16)
+    _write_frame(reply_fd, {"ready": True, "pid": os.getpid()})
+    while True:
+        body = _read_frame(stream)
+        if body is None:
+            os._exit(0)
+        request = json.loads(body)
+        reply = worker.handle(request)
+        worker.restore()
+        reply["id"] = request["id"]
+        _write_frame(reply_fd, reply)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
