@@ -41,6 +41,18 @@ _LAMBDA_TRUST = {
     ],
 }
 
+# What AWSLambdaBasicExecutionRole grants, inline so the role rlft makes is wholly described here.
+_LOGS_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": "*",
+        }
+    ],
+}
+
 # Judge-model graders call Converse, which is authorised as bedrock:InvokeModel.
 # https://docs.aws.amazon.com/bedrock/latest/userguide/conversation-inference-call.html
 _JUDGE_POLICY = {
@@ -58,15 +70,12 @@ _JUDGE_POLICY = {
 }
 
 
-def _partition(arn: str) -> str:
-    return arn.split(":", 2)[1] if arn.startswith("arn:") else "aws"
-
-
 async def ensure_execution_role(aws: Aws, name: str, *, judge: bool) -> tuple[str, bool]:
     """Return ``(arn, created)`` of the grader's execution role, creating it if missing.
 
-    The role trusts ``lambda.amazonaws.com``, may write its logs (``AWSLambdaBasicExecutionRole``)
-    and, for judge-model graders, may call ``bedrock:InvokeModel``.
+    The role trusts ``lambda.amazonaws.com``, may write its logs (what
+    ``AWSLambdaBasicExecutionRole`` grants) and, for judge-model graders, may call
+    ``bedrock:InvokeModel``.
     """
     created = False
     try:
@@ -85,9 +94,10 @@ async def ensure_execution_role(aws: Aws, name: str, *, judge: bool) -> tuple[st
     if created:
         await aws.call(
             "iam",
-            "attach_role_policy",
+            "put_role_policy",
             RoleName=name,
-            PolicyArn=f"arn:{_partition(arn)}:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
+            PolicyName="rlft-grader-logs",
+            PolicyDocument=json.dumps(_LOGS_POLICY),
         )
     if judge:  # put_role_policy replaces by name: safe to repeat
         await aws.call(

@@ -159,3 +159,49 @@ def bedrock() -> SimpleNamespace:
         FakePackage=FakePackage,
         tiny_zip=tiny_zip,
     )
+
+
+@pytest.fixture
+def set_job_status(aws: None) -> Any:
+    """Move a moto job along (moto keeps every job InProgress on its own)."""
+    from moto.bedrock.models import bedrock_backends
+
+    def set_status(job_name: str, status: str, **fields: Any) -> None:
+        job = bedrock_backends[ACCOUNT][REGION].model_customization_jobs[job_name]
+        job.status = status
+        for key, value in fields.items():
+            setattr(job, key, value)
+
+    return set_status
+
+
+@pytest.fixture
+def make_request(bedrock: SimpleNamespace) -> Any:
+    """Build a ``CreateJobRequest`` around a grader payload, skipping dataset upload."""
+    from rlft._spec import CreateJobRequest, JobSpec
+    from rlft.datasets import Dataset
+    from rlft.graders import StringCheck
+
+    def build(
+        payload: Any = None, *, key: str = "key-1", name: str | None = "triage", **spec: Any
+    ) -> CreateJobRequest:
+        rows = [
+            {"messages": [{"role": "user", "content": f"ticket {i}"}], "reference_answer": "bug"}
+            for i in range(3)
+        ]
+        grader = spec.pop("grader", None) or StringCheck(
+            name="label",
+            input="{{ sample.output_text }}",
+            reference="{{ item.reference_answer }}",
+            operation="eq",
+        )
+        job_spec = JobSpec(train=Dataset.from_records(rows), grader=grader, name=name, **spec)
+        return CreateJobRequest(
+            spec=job_spec,
+            grader_payload=payload if payload is not None else FakePackage(tiny_zip()),
+            training_file=f"s3://{BUCKET}/stage/datasets/train.jsonl",
+            validation_file=None,
+            idempotency_key=key,
+        )
+
+    return build
