@@ -77,14 +77,14 @@ def _resolve(item: dict[str, Any], path: Sequence[str | int]) -> bool:
     """Whether ``item`` has a value at ``path`` (dict keys and list indexes; null counts)."""
     current: Any = item
     for step in path:
-        if isinstance(current, dict) and isinstance(step, str) and step in current:
+        if isinstance(step, str):
+            if not isinstance(current, dict) or step not in current:
+                return False
             current = current[step]
-            continue
-        if isinstance(current, list) and isinstance(step, int):
-            if -len(current) <= step < len(current):
-                current = current[step]
-                continue
-        return False
+        else:
+            if not isinstance(current, list) or not -len(current) <= step < len(current):
+                return False
+            current = current[step]
     return True
 
 

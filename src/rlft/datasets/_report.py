@@ -201,6 +201,10 @@ class ValidationReport:
             out.extend(_group_lines(group))
         return "\n".join(out)
 
+    def format(self) -> str:
+        """The plain-text rendering (``to_text()``), for messages and logs."""
+        return self.to_text()
+
     def __str__(self) -> str:
         return self.to_text()
 
