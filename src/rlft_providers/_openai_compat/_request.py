@@ -1,0 +1,286 @@
+"""Check a ``JobSpec`` against an OpenAI-compatible backend's rules and build the create body.
+
+``check_job_spec`` is pure and runs before any upload; ``build_create_body`` runs the same checks
+again (cheap) so a body is never built from an unchecked spec. Ranges come from the OpenAI spec's
+``FineTuneReinforcementHyperparameters`` and ``CreateFineTuningJobRequest``
+(reference/openai_azure.md §1.2, §1.3, must-do 7).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from rlft.exceptions import HyperparameterError, UsageError
+
+if TYPE_CHECKING:
+    from rlft._spec import CreateJobRequest, JobSpec
+
+__all__ = [
+    "IDEMPOTENCY_METADATA_KEY",
+    "Dialect",
+    "build_create_body",
+    "check_job_spec",
+    "wire_hyperparameters",
+]
+
+IDEMPOTENCY_METADATA_KEY = "rlft_idempotency_key"
+"""The metadata key every job rlft creates carries, so a retried create finds the first job."""
+
+SEED_MAX = 2_147_483_647
+METADATA_MAX_PAIRS = 16
+METADATA_KEY_MAX = 64
+METADATA_VALUE_MAX = 512
+
+
+def _int_range(low: int, high: int | None) -> Callable[[Any], bool]:
+    def check(value: Any) -> bool:
+        ok = isinstance(value, int) and not isinstance(value, bool) and value >= low
+        return ok and (high is None or value <= high)
+
+    return check
+
+
+def _positive(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+
+
+def _compute(value: Any) -> bool:
+    return _positive(value) and 0.00001 < value <= 10
+
+
+# wire name -> (check, allowed range in words). "auto" is accepted for all but reasoning_effort.
+_HYPERPARAMETERS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "n_epochs": (_int_range(1, 50), '"auto" or an integer from 1 to 50'),
+    "batch_size": (_int_range(1, 256), '"auto" or an integer from 1 to 256'),
+    "learning_rate_multiplier": (_positive, '"auto" or a number > 0'),
+    "compute_multiplier": (_compute, '"auto" or a number in (0.00001, 10]'),
+    "eval_interval": (_int_range(1, None), '"auto" or an integer >= 1'),
+    "eval_samples": (_int_range(1, None), '"auto" or an integer >= 1'),
+    "reasoning_effort": (
+        lambda v: v in ("default", "low", "medium", "high"),
+        '"default", "low", "medium" or "high"',
+    ),
+}
+
+# rlft.Hyperparameters field -> wire name inside method.reinforcement.hyperparameters.
+_NEUTRAL_TO_WIRE = {
+    "epochs": "n_epochs",
+    "batch_size": "batch_size",
+    "learning_rate_multiplier": "learning_rate_multiplier",
+    "compute_multiplier": "compute_multiplier",
+    "eval_interval": "eval_interval",
+    "eval_samples": "eval_samples",
+    "reasoning_effort": "reasoning_effort",
+}
+
+# Neutral fields hosted RFT has no knob for: refused rather than silently dropped.
+_UNSUPPORTED = {
+    "learning_rate": "not settable; use learning_rate_multiplier (scales the service's rate)",
+    "samples_per_prompt": "not settable; the service chooses how many samples it draws",
+    "max_completion_tokens": "not settable for hosted RFT",
+    "max_steps": "not settable; use epochs",
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Dialect:
+    """What differs between OpenAI-compatible backends in the create request.
+
+    Attributes:
+        provider: The provider id errors name.
+        suffix_max: The longest model suffix (``spec.name``) the backend takes.
+        suffix_pattern: Characters the suffix may use, when restricted.
+        suffix_rule: The rule in words, for the error message.
+        requires_validation: Whether a validation set is mandatory.
+        send_metadata: Whether to send ``metadata`` (labels and the idempotency key).
+        body_options: ``provider_options`` keys sent as top-level body fields.
+        max_train_examples: The training set limit, or ``None``.
+        max_validation_examples: The validation set limit, or ``None``.
+    """
+
+    provider: str
+    suffix_max: int = 64
+    suffix_pattern: re.Pattern[str] | None = None
+    suffix_rule: str = "1 to 64 characters"
+    requires_validation: bool = True
+    send_metadata: bool = True
+    body_options: frozenset[str] = field(default_factory=lambda: frozenset({"integrations"}))
+    max_train_examples: int | None = 50_000
+    max_validation_examples: int | None = 1_000
+
+
+def _hyperparameter(provider: str, wire: str, value: Any, *, shown: str) -> Any:
+    check, allowed = _HYPERPARAMETERS[wire]
+    if value == "auto" and wire != "reasoning_effort":
+        return value
+    if not check(value):
+        raise HyperparameterError(provider=provider, name=shown, value=value, allowed=allowed)
+    return value
+
+
+def wire_hyperparameters(spec: JobSpec, dialect: Dialect) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Map and range-check ``spec.hyperparameters``.
+
+    Returns:
+        ``(hyperparameters, top_level)``: what goes in ``method.reinforcement.hyperparameters``
+        and what goes at the top of the body (``seed``, ``provider_options`` body fields).
+
+    Raises:
+        HyperparameterError: A value is out of range, or a neutral field has no hosted knob.
+        UsageError: An unknown ``provider_options`` key, or one set twice.
+    """
+    hp = spec.hyperparameters
+    provider = dialect.provider
+    wire: dict[str, Any] = {}
+    top: dict[str, Any] = {}
+    for neutral, reason in _UNSUPPORTED.items():
+        if getattr(hp, neutral) is not None:
+            raise HyperparameterError(
+                provider=provider, name=neutral, value=getattr(hp, neutral), allowed=reason
+            )
+    for neutral, name in _NEUTRAL_TO_WIRE.items():
+        value = getattr(hp, neutral)
+        if value is not None:
+            wire[name] = _hyperparameter(provider, name, value, shown=neutral)
+    if hp.seed is not None:
+        if not (0 <= hp.seed <= SEED_MAX):
+            raise HyperparameterError(
+                provider=provider, name="seed", value=hp.seed, allowed=f"0 to {SEED_MAX}"
+            )
+        top["seed"] = hp.seed
+    allowed_keys = sorted({*_HYPERPARAMETERS, *dialect.body_options, "extra_body"})
+    for key, value in hp.provider_options.items():
+        if key in _HYPERPARAMETERS:
+            if key in wire:
+                raise UsageError(
+                    f"{provider}: hyperparameter {key!r} is set twice (a neutral field and "
+                    f"provider_options); keep one"
+                )
+            wire[key] = _hyperparameter(provider, key, value, shown=f"provider_options.{key}")
+        elif key in dialect.body_options:
+            top[key] = value
+        elif key == "extra_body":
+            if not isinstance(value, Mapping):
+                raise UsageError(f"{provider}: provider_options.extra_body must be a mapping")
+            top.update(value)
+        else:
+            raise UsageError(
+                f"{provider}: unknown provider_options key {key!r}; "
+                f"known keys: {', '.join(allowed_keys)} (extra_body sends raw body fields)"
+            )
+    return wire, top
+
+
+def _check_metadata(labels: Mapping[str, str], provider: str) -> None:
+    if len(labels) + 1 > METADATA_MAX_PAIRS:
+        raise UsageError(
+            f"{provider}: at most {METADATA_MAX_PAIRS - 1} labels fit in job metadata "
+            f"(16 pairs, one kept for {IDEMPOTENCY_METADATA_KEY}); got {len(labels)}"
+        )
+    for key, value in labels.items():
+        if not key or len(key) > METADATA_KEY_MAX:
+            raise UsageError(
+                f"{provider}: label key {key!r} must be 1 to {METADATA_KEY_MAX} characters"
+            )
+        if len(str(value)) > METADATA_VALUE_MAX:
+            raise UsageError(
+                f"{provider}: label {key!r} is {len(str(value))} characters; "
+                f"the limit is {METADATA_VALUE_MAX}"
+            )
+
+
+def _check_suffix(name: str, dialect: Dialect) -> None:
+    too_long = not (1 <= len(name) <= dialect.suffix_max)
+    if too_long or (dialect.suffix_pattern and not dialect.suffix_pattern.fullmatch(name)):
+        raise UsageError(
+            f"{dialect.provider}: job name {name!r} becomes the model suffix, which must be "
+            f"{dialect.suffix_rule}; rename the job (name=...)"
+        )
+
+
+def _size(dataset: Any) -> int | None:
+    try:
+        return len(dataset)
+    except TypeError:
+        return None
+
+
+def check_job_spec(spec: JobSpec, dialect: Dialect) -> None:
+    """Refuse a spec the backend would refuse, before anything is uploaded.
+
+    Raises:
+        UsageError: No model, a missing validation set, a bad suffix, labels or response format,
+            a dataset over the size limit, or a bad ``provider_options`` key.
+        HyperparameterError: A hyperparameter out of range.
+    """
+    provider = dialect.provider
+    if not spec.model:
+        raise UsageError(
+            f"{provider}: name the base model (model=...); rlft never guesses hosted model ids "
+            f"because they retire (reference: the provider's model list)"
+        )
+    if dialect.requires_validation and spec.validation is None:
+        raise UsageError(
+            f"{provider}: reinforcement fine-tuning needs a validation set; pass validation=... "
+            f"(for example train, valid = ds.split(validation=0.1))"
+        )
+    for role, dataset, limit in (
+        ("training", spec.train, dialect.max_train_examples),
+        ("validation", spec.validation, dialect.max_validation_examples),
+    ):
+        size = _size(dataset) if dataset is not None else None
+        if limit is not None and size is not None and size > limit:
+            raise UsageError(
+                f"{provider}: the {role} set has {size} examples; the limit is {limit}. "
+                f"Sample it down (ds.split or a smaller file)"
+            )
+    if spec.name is not None:
+        _check_suffix(spec.name, dialect)
+    if dialect.send_metadata:
+        _check_metadata(spec.labels, provider)
+    response_format = spec.response_format
+    if response_format is not None and not isinstance(response_format.get("type"), str):
+        raise UsageError(
+            f"{provider}: response_format needs a 'type' (for example "
+            f'{{"type": "json_schema", "json_schema": {{"name": ..., "schema": ...}}}})'
+        )
+    wire_hyperparameters(spec, dialect)
+
+
+def build_create_body(
+    request: CreateJobRequest, dialect: Dialect, *, defaults: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The ``POST /fine_tuning/jobs`` body for an RFT job.
+
+    ``defaults`` are top-level fields from settings (Azure's ``trainingType``); the spec's
+    ``provider_options`` override them.
+
+    The grader is ``request.grader_payload`` untouched (compiled by ``rlft.graders.compile``);
+    ``response_format`` goes inside ``method.reinforcement`` although the OpenAI types omit it
+    (https://developers.openai.com/api/docs/guides/reinforcement-fine-tuning).
+    """
+    spec = request.spec
+    check_job_spec(spec, dialect)
+    hyperparameters, top = wire_hyperparameters(spec, dialect)
+    reinforcement: dict[str, Any] = {"grader": request.grader_payload}
+    if hyperparameters:
+        reinforcement["hyperparameters"] = hyperparameters
+    if spec.response_format is not None:
+        reinforcement["response_format"] = spec.response_format
+    body: dict[str, Any] = {
+        "model": spec.model,
+        "training_file": request.training_file,
+        "method": {"type": "reinforcement", "reinforcement": reinforcement},
+    }
+    if request.validation_file is not None:
+        body["validation_file"] = request.validation_file
+    if spec.name is not None:
+        body["suffix"] = spec.name
+    if dialect.send_metadata:
+        body["metadata"] = {**spec.labels, IDEMPOTENCY_METADATA_KEY: request.idempotency_key}
+    body.update(defaults or {})
+    body.update(top)
+    return body
