@@ -44,7 +44,8 @@ class Aws:
         self.session = session
         self.region = region or session.region_name
         self.config = botocore.config.Config(
-            retries={"mode": "standard", "max_attempts": max_attempts},
+            # total_max_attempts counts the first try; Config's max_attempts would count retries.
+            retries={"mode": "standard", "total_max_attempts": max_attempts},
             user_agent_extra=f"rlft/{__version__}",
             connect_timeout=10,
             read_timeout=60,
