@@ -31,7 +31,10 @@ from rlft_providers.bedrock._provider import BedrockProvider
 pytestmark = pytest.mark.anyio
 
 LAMBDA = "arn:aws:lambda:us-east-1:123456789012:function:my-grader:4"
-JOB_ARN = "arn:aws:bedrock:us-east-1:123456789012:model-customization-job/amazon.nova-2-lite-v1:0:256k/abcdefghij12"
+JOB_ARN = (
+    "arn:aws:bedrock:us-east-1:123456789012:model-customization-job/"
+    "amazon.nova-2-lite-v1:0:256k/abcdefghij12"
+)
 MODEL_ARN = (
     "arn:aws:bedrock:us-east-1:123456789012:custom-model/amazon.nova-2-lite-v1:0:256k/qwertyuiop12"
 )
