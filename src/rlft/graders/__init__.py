@@ -11,9 +11,21 @@ grader = g.StringCheck(name="label", input="{{ sample.output_json.label }}",
 result = await grader.grade('{"label": "billing"}', {"label": "billing"})   # score 1.0
 payload = g.compile(grader, "openai")                                        # OpenAI JSON
 ```
+
+Everything heavy (rapidfuzz, rouge-score, nltk, httpx, boto3, the sandbox) loads on first use.
 """
 
-from rlft.graders._result import GradeResult, ItemReference
+from rlft.graders._compile import SUPPORT, TARGETS, compile, support_table_markdown
+from rlft.graders._grading import grade_many, item_references
+from rlft.graders._judge import (
+    BedrockJudge,
+    Embedder,
+    Judge,
+    JudgeRequest,
+    JudgeResponse,
+    OpenAIJudge,
+)
+from rlft.graders._result import ERROR_KINDS, GradeResult, ItemReference
 from rlft.graders._spec import (
     BaseGrader,
     Grader,
@@ -30,22 +42,39 @@ from rlft.graders._spec import (
     from_openai,
     load,
 )
+from rlft.graders.formats.lambda_ import LambdaPackage
+from rlft.graders.formats.trl import RewardFunction
 
 __all__ = [
+    "ERROR_KINDS",
+    "SUPPORT",
+    "TARGETS",
     "BaseGrader",
+    "BedrockJudge",
+    "Embedder",
     "GradeResult",
     "Grader",
     "ItemReference",
+    "Judge",
+    "JudgeRequest",
+    "JudgeResponse",
     "LabelModel",
+    "LambdaPackage",
     "Message",
     "Multi",
     "Native",
+    "OpenAIJudge",
     "Python",
+    "RewardFunction",
     "SamplingParams",
     "ScoreModel",
     "StringCheck",
     "SubGrader",
     "TextSimilarity",
+    "compile",
     "from_openai",
+    "grade_many",
+    "item_references",
     "load",
+    "support_table_markdown",
 ]

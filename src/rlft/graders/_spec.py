@@ -32,9 +32,8 @@ from rlft.graders._formula import FormulaSyntaxError, parse_formula
 from rlft.graders._template import Template, TemplateSyntaxError, parse_template
 
 if TYPE_CHECKING:
-    from rlft.graders._engine import Embedder, Judge
+    from rlft.graders._judge import Embedder, Judge
     from rlft.graders._result import GradeResult
-    from rlft.graders._sandbox import SandboxPool
 
 __all__ = [
     "BaseGrader",
@@ -138,7 +137,7 @@ class BaseGrader(BaseModel):
         *,
         judge: Judge | None = None,
         embedder: Embedder | None = None,
-        pool: SandboxPool | None = None,
+        pool: Any = None,
     ) -> GradeResult:
         """Grade one sample against one dataset item, on the local engine. Never raises.
 
@@ -149,12 +148,12 @@ class BaseGrader(BaseModel):
             judge: The judge model graders call (default: an OpenAI-compatible endpoint from
                 ``RLFT_JUDGE_*`` / ``OPENAI_*`` environment variables).
             embedder: Embeds text for ``cosine`` similarity; required for that metric.
-            pool: The Python sandbox pool (default: the process-wide pool).
+            pool: The Python sandbox pool, a ``SandboxPool`` (default: the process-wide pool).
 
         Returns:
             A ``GradeResult``; failures score 0.0 with ``errors`` and ``reason`` set.
         """
-        from rlft.graders._engine import grade
+        from rlft.graders._grading import grade
 
         return await grade(self, sample, item, judge=judge, embedder=embedder, pool=pool)
 
@@ -203,11 +202,12 @@ class BaseGrader(BaseModel):
         return grader
 
     def to_openai(self) -> dict[str, Any]:
-        """The grader as OpenAI fine-tuning grader JSON (``compile(grader, "openai")``)."""
-        from rlft.graders._compile import compile as compile_grader
+        """The grader as OpenAI grader JSON, e.g. to paste into a ``multi``.
 
-        payload: dict[str, Any] = compile_grader(self, "openai")  # type: ignore[arg-type]
-        return payload
+        Unlike ``compile(grader, "openai")`` this does not check what fine-tuning accepts at the
+        top level (a ``label_model`` dumps fine here), so use ``compile`` before uploading.
+        """
+        return self.to_dict()
 
 
 def _message_templates(prefix: str, messages: list[Message]) -> Iterator[tuple[str, Template]]:
@@ -615,6 +615,18 @@ class Native(BaseGrader):
             raise ValueError(f"a {self.target} native grader payload needs a 'type' field")
         return self
 
+    def to_openai(self) -> dict[str, Any]:
+        """The payload, for an ``openai``/``azure`` native grader.
+
+        Raises:
+            GraderNotSupportedError: A ``bedrock`` native grader has no OpenAI JSON.
+        """
+        if self.target == "bedrock":
+            raise unsupported(
+                self.name, "openai", "a bedrock native grader is a Lambda ARN, not grader JSON"
+            )
+        return dict(self.payload)
+
 
 Grader = Annotated[
     Union[StringCheck, TextSimilarity, Python, ScoreModel, LabelModel, Multi, Native],  # noqa: UP007
@@ -646,7 +658,7 @@ def from_openai(data: Mapping[str, Any]) -> Grader:
         GraderValidationError: Unknown ``type`` or an invalid field (the message names it).
     """
     if isinstance(data, BaseGrader):
-        return data  # type: ignore[return-value]
+        return data
     if not isinstance(data, Mapping):
         raise GraderValidationError(f"a grader is a JSON object, got {type(data).__name__}")
     kind = data.get("type")

@@ -1,0 +1,432 @@
+"""The local grader engine: the single implementation of grader semantics.
+
+``grader.grade()``, the TRL reward function and the Bedrock Lambda handler all end up in
+``evaluate()`` here, so a grader scores the same everywhere. The engine works on the grader's
+plain JSON (``grader.to_dict()``), never on pydantic models, because this module is copied into
+the Lambda package where pydantic is not installed: it imports only the standard library, anyio
+and the other runtime modules (``_template``, ``_formula``, ``_sample``, ``_metrics``,
+``_judge``), and loads metric libraries, httpx, boto3 and the sandbox on first use.
+
+Fail closed: every failure becomes ``Outcome(score=0.0, errors=(kind,), reason=...)``. Only
+cancellation propagates.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import anyio
+
+from rlft.graders._formula import Formula, FormulaError, FormulaSyntaxError, parse_formula
+from rlft.graders._judge import (
+    Embedder,
+    Judge,
+    JudgeError,
+    JudgeRequest,
+    OpenAIJudge,
+)
+from rlft.graders._metrics import MetricUnavailableError, cosine_similarity, lexical_similarity
+from rlft.graders._sample import SampleError, normalize_item, normalize_sample
+from rlft.graders._template import (
+    Template,
+    TemplateRenderError,
+    TemplateSyntaxError,
+    parse_template,
+)
+
+__all__ = [
+    "Embedder",
+    "EngineOptions",
+    "Judge",
+    "Outcome",
+    "evaluate",
+    "label_schema",
+    "parse_label",
+    "parse_score",
+    "score_schema",
+]
+
+MODEL_GRADER_TYPES = frozenset({"score_model", "label_model"})
+_KNOWN = frozenset(
+    {"string_check", "text_similarity", "python", "score_model", "label_model", "multi"}
+)
+# The sandbox's error kinds (rlft.graders._sandbox.SandboxErrorKind) -> ours. A crash or an
+# out-of-memory is the grader code's doing, so it is a runtime error, as on OpenAI.
+_SANDBOX_KINDS = {
+    "timeout": "timeout",
+    "exception": "python_runtime",
+    "memory": "python_runtime",
+    "crash": "python_runtime",
+    "syntax": "python_runtime",
+    "no_grade_function": "python_runtime",
+    "invalid_return": "python_invalid_return",
+}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The engine's result: the plain-data twin of ``GradeResult`` (no pydantic here)."""
+
+    score: float
+    errors: tuple[str, ...] = ()
+    reason: str | None = None
+    latency_s: float = 0.0
+    sub: dict[str, Outcome] = field(default_factory=dict)
+
+    @property
+    def all_errors(self) -> tuple[str, ...]:
+        """This outcome's error kinds and its sub-graders', once each, in order."""
+        seen: dict[str, None] = dict.fromkeys(self.errors)
+        for outcome in self.sub.values():
+            seen.update(dict.fromkeys(outcome.all_errors))
+        return tuple(seen)
+
+
+def _fail(kind: str, reason: str) -> Outcome:
+    return Outcome(score=0.0, errors=(kind,), reason=reason)
+
+
+@dataclass
+class EngineOptions:
+    """What the engine needs beyond the grader: a judge, an embedder and the sandbox pool.
+
+    Attributes:
+        judge: For model graders; ``None`` builds an ``OpenAIJudge`` from the environment.
+        embedder: For ``cosine``; ``None`` makes ``cosine`` fail with ``metric_unavailable``.
+        pool: A sandbox pool (``run(source, sample, item)``); ``None`` uses the process-wide
+            ``default_pool()``.
+    """
+
+    judge: Judge | None = None
+    embedder: Embedder | None = None
+    pool: Any = None
+
+    def get_judge(self) -> Judge:
+        if self.judge is None:
+            self.judge = OpenAIJudge()
+        return self.judge
+
+    def get_pool(self) -> Any:
+        if self.pool is None:
+            from rlft.graders._sandbox import default_pool
+
+            self.pool = default_pool()
+        return self.pool
+
+
+@functools.lru_cache(maxsize=4096)
+def _template(source: str) -> Template:
+    return parse_template(source)
+
+
+@functools.lru_cache(maxsize=256)
+def _formula(source: str, names: frozenset[str]) -> Formula:
+    return parse_formula(source, names=names)
+
+
+async def evaluate(
+    spec: Mapping[str, Any], sample: Any, item: Any, options: EngineOptions | None = None
+) -> Outcome:
+    """Grade one sample against one item with a grader given as JSON. Never raises.
+
+    Args:
+        spec: The grader's JSON (``grader.to_dict()`` or OpenAI grader JSON).
+        sample: Any sample shape ``normalize_sample`` accepts.
+        item: The dataset row, or ``None``.
+        options: Judge, embedder and pool; defaults are built on first need.
+    """
+    options = options or EngineOptions()
+    start = time.perf_counter()
+    try:
+        sample_dict = normalize_sample(sample)
+        item_dict = normalize_item(item)
+    except SampleError as exc:
+        outcome = _fail("sample_parse", str(exc))
+    else:
+        outcome = await _run(spec, sample_dict, item_dict, options)
+    return replace(outcome, latency_s=time.perf_counter() - start)
+
+
+async def _run(
+    spec: Mapping[str, Any],
+    sample: dict[str, Any],
+    item: dict[str, Any],
+    options: EngineOptions,
+) -> Outcome:
+    kind = spec.get("type")
+    try:
+        if kind == "string_check":
+            return _string_check(spec, sample, item)
+        if kind == "text_similarity":
+            return await _text_similarity(spec, sample, item, options)
+        if kind == "python":
+            return await _python(spec, sample, item, options)
+        if kind in MODEL_GRADER_TYPES:
+            return await _model(spec, sample, item, options)
+        if kind == "multi":
+            return await _multi(spec, sample, item, options)
+        if kind == "native":
+            payload = spec.get("payload") or {}
+            if spec.get("target") in ("openai", "azure") and payload.get("type") in _KNOWN:
+                return await _run(payload, sample, item, options)
+            return _fail(
+                "unsupported",
+                f"native {spec.get('target')} grader {payload.get('type', '')!r} runs only on "
+                f"{spec.get('target')}; it cannot be graded locally",
+            )
+        return _fail("unsupported", f"unknown grader type {kind!r}")
+    except TemplateRenderError as exc:
+        return _fail(exc.kind, str(exc))
+    except (TemplateSyntaxError, FormulaSyntaxError) as exc:
+        # Only unvalidated JSON (a native payload) gets here; built graders were checked.
+        return _fail("other", f"invalid grader: {exc}")
+    except Exception as exc:  # fail closed on anything we did not foresee
+        return _fail("other", f"{type(exc).__name__}: {exc}")
+
+
+def _render(source: str, sample: dict[str, Any], item: dict[str, Any]) -> str:
+    return _template(source).render(sample, item)
+
+
+def _string_check(spec: Mapping[str, Any], sample: dict[str, Any], item: dict[str, Any]) -> Outcome:
+    value = _render(spec["input"], sample, item)
+    reference = _render(spec["reference"], sample, item)
+    operation = spec["operation"]
+    if operation == "eq":
+        passed = value == reference
+    elif operation == "ne":
+        passed = value != reference
+    elif operation == "like":
+        passed = reference in value
+    elif operation == "ilike":
+        passed = reference.casefold() in value.casefold()
+    else:
+        return _fail("other", f"unknown string_check operation {operation!r}")
+    return Outcome(score=1.0 if passed else 0.0)
+
+
+async def _text_similarity(
+    spec: Mapping[str, Any], sample: dict[str, Any], item: dict[str, Any], options: EngineOptions
+) -> Outcome:
+    value = _render(spec["input"], sample, item)
+    reference = _render(spec["reference"], sample, item)
+    metric = spec["evaluation_metric"]
+    if metric == "cosine":
+        if options.embedder is None:
+            return _fail(
+                "metric_unavailable",
+                "cosine similarity needs an embedder: pass grade(..., embedder=...) with an "
+                "object that has `async embed(texts) -> list[list[float]]`",
+            )
+        try:
+            vectors = await options.embedder.embed([value, reference])
+            return Outcome(score=cosine_similarity(vectors[0], vectors[1]))
+        except Exception as exc:
+            return _fail("model_server", f"embedder failed: {type(exc).__name__}: {exc}")
+    try:
+        return Outcome(score=lexical_similarity(metric, value, reference))
+    except MetricUnavailableError as exc:
+        return _fail("metric_unavailable", str(exc))
+
+
+async def _python(
+    spec: Mapping[str, Any], sample: dict[str, Any], item: dict[str, Any], options: EngineOptions
+) -> Outcome:
+    try:
+        pool = options.get_pool()
+    except ImportError as exc:
+        return _fail("python_server", f"the python sandbox is not available: {exc}")
+    try:
+        result = await pool.run(spec["source"], sample, item)
+    except Exception as exc:  # a closed pool, a worker that cannot start, unserialisable input
+        return _fail("python_server", f"python sandbox: {type(exc).__name__}: {exc}")
+    if result.error is not None or result.error_kind is not None:
+        kind = _SANDBOX_KINDS.get(str(result.error_kind), "python_runtime")
+        return _fail(kind, str(result.error or result.error_kind))
+    score = result.score
+    if isinstance(score, bool) or not isinstance(score, int | float) or not math.isfinite(score):
+        return _fail("python_invalid_return", f"grade() returned {score!r}, not a finite number")
+    return Outcome(score=float(score))
+
+
+# -- model graders ---------------------------------------------------------------------------
+
+# OpenAI asks its grader model for {"result": float, "steps": [...]} (reference §2.5).
+_STEPS = {
+    "type": "array",
+    "items": {
+        "type": "object",
+        "properties": {"description": {"type": "string"}, "conclusion": {"type": "string"}},
+        "required": ["description", "conclusion"],
+        "additionalProperties": False,
+    },
+}
+
+
+def score_schema() -> dict[str, Any]:
+    """The JSON schema a ``score_model`` judge answers in."""
+    return {
+        "type": "object",
+        "properties": {"steps": _STEPS, "result": {"type": "number"}},
+        "required": ["steps", "result"],
+        "additionalProperties": False,
+    }
+
+
+def label_schema(labels: Sequence[str]) -> dict[str, Any]:
+    """The JSON schema a ``label_model`` judge answers in: one of ``labels``."""
+    return {
+        "type": "object",
+        "properties": {"result": {"type": "string", "enum": list(labels)}},
+        "required": ["result"],
+        "additionalProperties": False,
+    }
+
+
+def _first_json_object(text: str) -> Any:
+    stripped = text.strip()
+    try:
+        return json.loads(stripped)
+    except ValueError:
+        pass
+    decoder = json.JSONDecoder()
+    for index, char in enumerate(stripped):
+        if char == "{":
+            try:
+                return decoder.raw_decode(stripped, index)[0]
+            except ValueError:
+                continue
+    return None
+
+
+def _steps_reason(answer: Mapping[str, Any]) -> str | None:
+    steps = answer.get("steps")
+    if isinstance(steps, list):
+        conclusions = [str(step.get("conclusion")) for step in steps if isinstance(step, Mapping)]
+        text = " ".join(c for c in conclusions if c and c != "None")
+        return text[:2000] or None
+    return None
+
+
+def parse_score(text: str, low: float, high: float) -> Outcome:
+    """Read a ``score_model`` answer: ``{"result": n}`` (or a bare number), clamped to range."""
+    answer = _first_json_object(text)
+    value: Any = answer.get("result") if isinstance(answer, Mapping) else answer
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            value = None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return _fail("model_parse", f"judge answer has no numeric result: {text[:300]!r}")
+    reason = _steps_reason(answer) if isinstance(answer, Mapping) else None
+    return Outcome(score=min(high, max(low, float(value))), reason=reason)
+
+
+def parse_label(text: str, labels: Sequence[str], passing: Sequence[str]) -> Outcome:
+    """Read a ``label_model`` answer: ``{"result": label}`` or the bare label; 1.0 if passing."""
+    answer = _first_json_object(text)
+    label: Any = answer.get("result") if isinstance(answer, Mapping) else None
+    if label is None and text.strip() in labels:
+        label = text.strip()
+    if not isinstance(label, str) or label not in labels:
+        return _fail("model_parse", f"judge answer is not one of {list(labels)}: {text[:300]!r}")
+    passed = label in passing
+    return Outcome(score=1.0 if passed else 0.0, reason=f"label {label!r}")
+
+
+def _chat_content(content: Any, sample: dict[str, Any], item: dict[str, Any]) -> Any:
+    if isinstance(content, str):
+        return _render(content, sample, item)
+    parts: list[dict[str, Any]] = []
+    for part in content:
+        kind = part.get("type")
+        if kind in ("input_text", "output_text", "text"):
+            parts.append({"type": "text", "text": _render(part["text"], sample, item)})
+        elif kind == "input_image":
+            image: dict[str, Any] = {"url": _render(part["image_url"], sample, item)}
+            if part.get("detail"):
+                image["detail"] = part["detail"]
+            parts.append({"type": "image_url", "image_url": image})
+        elif kind == "input_audio":
+            audio = dict(part.get("input_audio") or {})
+            if isinstance(audio.get("data"), str):
+                audio["data"] = _render(audio["data"], sample, item)
+            parts.append({"type": "input_audio", "input_audio": audio})
+        else:
+            raise TemplateRenderError(f"unsupported content part type {kind!r}", kind="other")
+    if all(p["type"] == "text" for p in parts):
+        return "".join(p["text"] for p in parts)
+    return parts
+
+
+def judge_messages(
+    spec: Mapping[str, Any], sample: dict[str, Any], item: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Render a model grader's ``input`` into Chat-Completions messages.
+
+    ``developer`` becomes ``system``, which every OpenAI-compatible server understands.
+    """
+    messages: list[dict[str, Any]] = []
+    for message in spec["input"]:
+        role = "system" if message["role"] == "developer" else message["role"]
+        messages.append({"role": role, "content": _chat_content(message["content"], sample, item)})
+    return messages
+
+
+async def _model(
+    spec: Mapping[str, Any], sample: dict[str, Any], item: dict[str, Any], options: EngineOptions
+) -> Outcome:
+    messages = judge_messages(spec, sample, item)
+    schema = score_schema() if spec["type"] == "score_model" else label_schema(spec["labels"])
+    request = JudgeRequest(
+        model=spec["model"],
+        messages=messages,
+        schema=schema,
+        sampling=dict(spec.get("sampling_params") or {}),
+    )
+    try:
+        response = await options.get_judge().complete(request)
+    except JudgeError as exc:
+        return _fail("model_server", str(exc))
+    if spec["type"] == "score_model":
+        low, high = spec.get("range") or (0.0, 1.0)
+        return parse_score(response.text, float(low), float(high))
+    return parse_label(response.text, spec["labels"], spec["passing_labels"])
+
+
+# -- multi -------------------------------------------------------------------------------------
+
+
+async def _multi(
+    spec: Mapping[str, Any], sample: dict[str, Any], item: dict[str, Any], options: EngineOptions
+) -> Outcome:
+    graders: Mapping[str, Mapping[str, Any]] = spec["graders"]
+    results: dict[str, Outcome] = {}
+
+    async def one(key: str, sub: Mapping[str, Any]) -> None:
+        start = time.perf_counter()
+        outcome = await _run(sub, sample, item, options)
+        results[key] = replace(outcome, latency_s=time.perf_counter() - start)
+
+    async with anyio.create_task_group() as group:
+        for key, sub in graders.items():
+            group.start_soon(one, key, sub, name=f"rlft-grade-{key}")
+    ordered = {key: results[key] for key in graders}
+    failed = [key for key, outcome in ordered.items() if outcome.errors]
+    if failed:
+        # Fail closed: a formula like `1 - wrong` must not turn a failed sub-grader into reward.
+        details = "; ".join(f"{key}: {ordered[key].reason}" for key in failed)
+        return Outcome(score=0.0, errors=(), reason=f"sub-grader failed ({details})", sub=ordered)
+    formula = _formula(spec["calculate_output"], frozenset(graders))
+    try:
+        score = formula.evaluate({key: outcome.score for key, outcome in ordered.items()})
+    except FormulaError as exc:
+        return Outcome(score=0.0, errors=("formula",), reason=str(exc), sub=ordered)
+    return Outcome(score=score, sub=ordered)

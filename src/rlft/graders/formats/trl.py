@@ -1,0 +1,180 @@
+"""TRL reward functions that run a grader on the local engine.
+
+TRL 1.16's ``GRPOTrainer`` calls each reward function as
+``fn(prompts=..., completions=..., completion_ids=..., **columns)`` where ``columns`` holds every
+dataset column (one value per completion) plus ``trainer_state``, ``log_extra`` and
+``log_metric`` (read from the installed ``trl/trainer/grpo_trainer.py``, ``_calculate_rewards``;
+reference/trl_local.md §2). Completions are strings, or for conversational datasets lists of
+``{"role": "assistant", "content": ...}`` messages; both are handled. TRL names the metric
+``rewards/<__name__>/mean``, so ``__name__`` is the grader's name.
+
+The function is synchronous: TRL may call it from its training thread, and the engine runs on a
+shared background event loop (``_sync.run_sync``), so the sandbox pool and judge are reused.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from rlft.exceptions import UsageError
+from rlft.graders._engine import EngineOptions, Outcome, evaluate
+from rlft.graders._sync import run_sync
+
+if TYPE_CHECKING:
+    from rlft.graders._judge import Embedder, Judge
+    from rlft.graders._spec import BaseGrader
+
+__all__ = ["RewardFunction"]
+
+_TRL_KWARGS = frozenset({"trainer_state", "log_extra", "log_metric", "environments"})
+
+
+class RewardFunction:
+    """A TRL reward function: ``fn(prompts, completions, **columns) -> list[float]``.
+
+    Failed grades score 0.0 (fail closed) and are counted in ``failures``. Each call logs, via
+    TRL's ``log_metric``: ``<name>/failure_rate``, ``<name>/errors/<kind>`` (rate per kind) and,
+    for a multi grader, ``<name>/<key>`` (each sub-grader's mean). Via ``log_extra`` it adds a
+    ``<name>_error`` column to TRL's completions table ("" when the grade succeeded).
+
+    Args:
+        grader: The grader.
+        judge: For model graders (default: ``OpenAIJudge()`` from the environment).
+        embedder: For ``cosine`` similarity.
+        pool: The Python sandbox pool (default: the process-wide pool).
+        concurrency: Grades in flight at once within one call.
+        item_column: Read each row's item from this column (a dict, or a JSON string) instead
+            of from all dataset columns.
+    """
+
+    def __init__(
+        self,
+        grader: BaseGrader,
+        *,
+        judge: Judge | None = None,
+        embedder: Embedder | None = None,
+        pool: Any = None,
+        concurrency: int = 8,
+        item_column: str | None = None,
+    ) -> None:
+        if concurrency < 1:
+            raise UsageError(f"concurrency must be at least 1, got {concurrency}")
+        self.grader = grader
+        self.__name__ = grader.name
+        self._spec = grader.to_dict()
+        self._options = EngineOptions(judge=judge, embedder=embedder, pool=pool)
+        self.concurrency = concurrency
+        self.item_column = item_column
+        self.calls = 0
+        """Completions graded so far."""
+        self.failures: Counter[str] = Counter()
+        """Failed grades so far, by error kind."""
+
+    def __repr__(self) -> str:
+        return f"RewardFunction({self.__name__!r}, type={self._spec['type']!r})"
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Picklable for TRL and worker processes: a pool holds processes and locks, so the copy
+        # uses the receiving process's default pool.
+        state = self.__dict__.copy()
+        state["_options"] = EngineOptions(
+            judge=self._options.judge, embedder=self._options.embedder, pool=None
+        )
+        return state
+
+    def __call__(
+        self,
+        prompts: Sequence[Any] | None = None,
+        completions: Sequence[Any] | None = None,
+        completion_ids: Sequence[Any] | None = None,
+        **columns: Any,
+    ) -> list[float]:
+        """Score each completion; one float per completion, 0.0 for a failed grade."""
+        if completions is None:
+            raise UsageError("the reward function needs completions=[...] (TRL passes them)")
+        log_metric = columns.get("log_metric")
+        log_extra = columns.get("log_extra")
+        data = {k: v for k, v in columns.items() if k not in _TRL_KWARGS}
+        items = self._items(data, len(completions))
+        outcomes = run_sync(self._grade_all, list(completions), items)
+        self._record(outcomes, log_metric, log_extra)
+        return [outcome.score for outcome in outcomes]
+
+    def _items(self, columns: Mapping[str, Any], count: int) -> list[dict[str, Any]]:
+        for name, values in columns.items():
+            if not isinstance(values, Sequence) or isinstance(values, str | bytes):
+                raise UsageError(f"column {name!r} must be a list with one value per completion")
+            if len(values) != count:
+                raise UsageError(
+                    f"column {name!r} has {len(values)} values for {count} completions"
+                )
+        if self.item_column is not None:
+            if self.item_column not in columns:
+                raise UsageError(
+                    f"item_column {self.item_column!r} is not a dataset column; columns: "
+                    f"{', '.join(sorted(columns)) or 'none'}"
+                )
+            return [_as_item(value) for value in columns[self.item_column]]
+        return [{name: values[index] for name, values in columns.items()} for index in range(count)]
+
+    async def _grade_all(
+        self, completions: list[Any], items: list[dict[str, Any]]
+    ) -> list[Outcome]:
+        outcomes: list[Outcome | None] = [None] * len(completions)
+        limiter = anyio.CapacityLimiter(self.concurrency)
+
+        async def one(index: int) -> None:
+            async with limiter:
+                outcomes[index] = await evaluate(
+                    self._spec, completions[index], items[index], self._options
+                )
+
+        async with anyio.create_task_group() as group:
+            for index in range(len(completions)):
+                group.start_soon(one, index)
+        return [outcome for outcome in outcomes if outcome is not None]
+
+    def _record(self, outcomes: list[Outcome], log_metric: Any, log_extra: Any) -> None:
+        count = len(outcomes)
+        self.calls += count
+        kinds: Counter[str] = Counter()
+        failed = 0
+        for outcome in outcomes:
+            errors = outcome.all_errors
+            if errors:
+                failed += 1
+            kinds.update(errors)
+        self.failures.update(kinds)
+        if callable(log_metric) and count:
+            name = self.__name__
+            log_metric(f"{name}/failure_rate", failed / count)
+            for kind, number in sorted(kinds.items()):
+                log_metric(f"{name}/errors/{kind}", number / count)
+            keys = outcomes[0].sub.keys() if outcomes else ()
+            for key in keys:
+                scores = [o.sub[key].score for o in outcomes if key in o.sub]
+                if scores:
+                    log_metric(f"{name}/{key}", sum(scores) / len(scores))
+        if callable(log_extra):
+            log_extra(
+                f"{self.__name__}_error",
+                [(outcome.reason or "") if outcome.all_errors else "" for outcome in outcomes],
+            )
+
+
+def _as_item(value: Any) -> dict[str, Any]:
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, str):
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, Mapping):
+            return dict(parsed)
+    raise UsageError(f"item column values must be dicts or JSON objects, got {value!r:.80}")
