@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 import anyio
 
-from rlft.exceptions import BadRequestError, NotFoundError, UsageError
+from rlft.exceptions import BadRequestError, ConfigurationError, NotFoundError, UsageError
 from rlft_providers.bedrock._aws import Aws
 from rlft_providers.bedrock._settings import BedrockSettings
 
@@ -109,6 +109,18 @@ async def deploy_grader(
             f"the grader package is {len(zip_bytes) / 2**20:.1f} MB; Lambda takes at most 50 MB "
             "uploaded directly. Trim the grader's dependencies"
         )
+    requirements = tuple(getattr(package, "requirements", ()))
+    if requirements and not settings.lambda_layers:
+        # Without them every sample would fail closed and score 0 for the whole paid job.
+        raise ConfigurationError(
+            f"the grader needs {', '.join(requirements)} inside Lambda, which rlft does not bundle "
+            "(compiled wheels must match Lambda's platform). Build a layer and name it in "
+            "[bedrock] lambda_layers, for example:\n"
+            "  pip install --platform manylinux2014_x86_64 --only-binary=:all: "
+            f"--python-version 3.12 --target python {' '.join(repr(r) for r in requirements)}\n"
+            "  zip -r layer.zip python && aws lambda publish-layer-version --layer-name "
+            "rlft-grader-deps --zip-file fileb://layer.zip --compatible-runtimes python3.12"
+        )
     sha = code_sha256(zip_bytes)
     config: dict[str, Any] = {
         "Runtime": package.runtime,
@@ -116,6 +128,7 @@ async def deploy_grader(
         "Role": role_arn,
         "Timeout": settings.lambda_timeout_s,
         "MemorySize": settings.lambda_memory_mb,
+        "Layers": list(settings.lambda_layers),
     }
     try:
         current = await aws.call("lambda", "get_function_configuration", FunctionName=name)
@@ -138,7 +151,8 @@ async def deploy_grader(
         if current.get("CodeSha256") != sha:
             await aws.call("lambda", "update_function_code", FunctionName=name, ZipFile=zip_bytes)
             await aws.wait("lambda", "function_updated_v2", FunctionName=name)
-        if any(current.get(key) != value for key, value in config.items()):
+        live = {**current, "Layers": [layer["Arn"] for layer in current.get("Layers", [])]}
+        if any(live.get(key) != value for key, value in config.items()):
             await aws.call("lambda", "update_function_configuration", FunctionName=name, **config)
             await aws.wait("lambda", "function_updated_v2", FunctionName=name)
     # CodeSha256 makes publishing fail if someone else changed the code meanwhile; publishing

@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import boto3
@@ -64,17 +63,6 @@ def _uses_models(grader: Any) -> bool:
         return True
     subs = getattr(grader, "graders", None)
     return isinstance(subs, Mapping) and any(_uses_models(sub) for sub in subs.values())
-
-
-def _jsonl_bytes(rendered: Any) -> bytes:
-    if isinstance(rendered, bytes):
-        return rendered
-    if isinstance(rendered, str):
-        return rendered.encode()
-    lines = rendered if isinstance(rendered, Iterable) else [rendered]
-    return b"".join(
-        json.dumps(row, ensure_ascii=False, separators=(",", ":")).encode() + b"\n" for row in lines
-    )
 
 
 class BedrockProvider(Provider):
@@ -184,7 +172,7 @@ class BedrockProvider(Provider):
         """
         from rlft.datasets import render
 
-        body = _jsonl_bytes(render(dataset, "bedrock"))
+        body = render(dataset, "bedrock")
         bucket, prefix = self.settings.staging() if self.settings.s3_uri else ("", "")
         if not bucket:
             self._require("s3_uri")

@@ -54,6 +54,10 @@ class BedrockSettings(ProviderSettings):
     with basic logging and ``bedrock:InvokeModel`` for judge-model graders."""
     lambda_role_name: str = "rlft-grader-lambda"
     """The execution role rlft creates when ``lambda_role_arn`` is not set."""
+    lambda_layers: tuple[str, ...] = ()
+    """Layer ARNs for the grader Lambda: they must provide the packages the compiled grader lists
+    in ``requirements`` (rapidfuzz, nltk, rouge-score for text similarity; a python grader's
+    imports), built for Lambda's Linux platform."""
     lambda_function_prefix: str = "rlft-grader"
     """Grader functions are named ``<prefix>-<grader name>``; each job pins a published version."""
     lambda_memory_mb: int = Field(default=512, ge=128, le=10240)
@@ -78,7 +82,7 @@ class BedrockSettings(ProviderSettings):
     openai_base_url: str | None = None
     """The OpenAI-compatible endpoint; defaults to ``https://bedrock-mantle.<region>.api.aws/v1``."""
 
-    @field_validator("subnet_ids", "security_group_ids", mode="before")
+    @field_validator("subnet_ids", "security_group_ids", "lambda_layers", mode="before")
     @classmethod
     def _split_env_list(cls, value: Any) -> Any:
         # RLFT_BEDROCK_SUBNET_IDS="subnet-a,subnet-b" arrives as one string.
