@@ -148,6 +148,10 @@ class OpenAICompatProvider(Provider):
 
         return [hint]
 
+    def _grader_hints(self) -> list[ErrorHint]:
+        """Advice for grader endpoint errors (Azure: the v1 route)."""
+        return []
+
     @staticmethod
     def _state_hint(job_id: str, operation: str, rule: str) -> ErrorHint:
         def hint(status: int, code: str | None, param: str | None) -> str | None:
@@ -345,7 +349,10 @@ class OpenAICompatProvider(Provider):
         """
         try:
             await self._client.post(
-                "/fine_tuning/alpha/graders/validate", json={"grader": payload}, idempotent=True
+                "/fine_tuning/alpha/graders/validate",
+                json={"grader": payload},
+                idempotent=True,
+                hints=self._grader_hints(),
             )
         except BadRequestError as exc:
             raise GraderValidationError(
@@ -363,7 +370,10 @@ class OpenAICompatProvider(Provider):
         """
         body = {"grader": payload, "model_sample": sample, "item": dict(item)}
         answer = await self._client.post(
-            "/fine_tuning/alpha/graders/run", json=body, idempotent=True
+            "/fine_tuning/alpha/graders/run",
+            json=body,
+            idempotent=True,
+            hints=self._grader_hints(),
         )
         if not isinstance(answer, dict) or "reward" not in answer:
             raise malformed(self.name, "POST /fine_tuning/alpha/graders/run", answer)

@@ -1,0 +1,1 @@
+"""The ``azure`` provider: Azure AI Foundry (Azure OpenAI) reinforcement fine-tuning."""
