@@ -511,8 +511,8 @@ class RowChecker:
                 continue
             path = format_path(reference.path)
             message = (
-                f"the grader reads item.{path} ({reference.grader_path}: {reference.template}), "
-                f"and the row has no {path}"
+                f"the grader reads {{{{ {reference.template} }}}} at {reference.grader_path}, "
+                f'and the row has no "{path}"'
             )
             fix = f'add "{path}" to every row, or change the template at {reference.grader_path}'
             if reference.path and reference.path[0] in RESERVED:

@@ -60,8 +60,8 @@ class Problem:
 
     def __str__(self) -> str:
         where = ":".join(str(p) for p in (self.file, self.line, self.column) if p is not None)
-        if not where and self.row is not None:
-            where = f"records[{self.row}]"
+        if self.line is None and self.row is not None:
+            where = f"{where} records[{self.row}]".lstrip()
         head = f"{where}: " if where else ""
         field = f" [{self.field}]" if self.field else ""
         return f"{head}{self.severity} {self.code}{field}: {self.message} (fix: {self.fix})"
