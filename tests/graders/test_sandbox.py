@@ -431,6 +431,35 @@ async def test_workers_are_reused_and_graders_compiled_once() -> None:
     assert other.score == 1.0  # a different source gets its own globals
 
 
+async def test_a_worker_that_died_while_idle_is_replaced() -> None:
+    stray = src(
+        """
+        import os, threading
+        def grade(sample, item):
+            threading.Timer(0.1, os._exit, (0,)).start()  # a stray thread kills it after the call
+            return float(os.getpid())
+        """
+    )
+    async with SandboxPool(workers=1, limits=LIMITS) as single:
+        first = await single.run(stray, {}, {})
+        assert first.ok
+        await anyio.sleep(0.5)
+        result = await single.run(PID, {}, {})  # not blamed on the next, innocent call
+    assert result.ok and result.score != first.score
+
+
+async def test_user_nltk_data_stays_findable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "nltk_data").mkdir()
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("NLTK_DATA", raising=False)
+    source = "import os\ndef grade(s, i):\n    print(os.environ.get('NLTK_DATA'))\n    return 1.0\n"
+    async with SandboxPool(workers=1, limits=LIMITS) as fresh:
+        result = await fresh.run(source, {}, {})
+    assert result.stdout == f"{tmp_path / 'nltk_data'}\n"
+
+
 async def test_evicted_graders_are_sent_again(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_sandbox_proc, "_CACHE_SIZE", 1)
     first = "calls = 0\ndef grade(s, i):\n    global calls\n    calls += 1\n    return calls\n"

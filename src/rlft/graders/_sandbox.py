@@ -26,15 +26,21 @@ macOS does not enforce ``RLIMIT_AS``).
 
 Isolation: each worker is a separate process (no access to the caller's objects) with a clean
 environment (only ``PATH``, ``LANG``, ``LC_ALL``, ``LC_CTYPE``, ``TZ`` and ``NLTK_DATA`` pass
-through, so API keys and other secrets never reach grader code), ``HOME``, ``TMPDIR`` and the
-working directory set to a fresh temporary directory removed with the worker, Python's isolated
-mode (``-I``: no ``PYTHON*`` variables, no user site-packages), stdin from ``/dev/null``, and a
-new session (Ctrl-C in the caller does not reach it). Results travel on a dedicated pipe, never
-on stdout, so printing cannot corrupt them. Network denial is **best effort**: ``socket.socket``
-(except ``AF_UNIX``) and DNS lookups raise, which stops ``urllib``, ``http.client``, ``requests``
-and ``httpx``, but a C extension or a subprocess can still reach the network. This sandbox
-contains accidents (loops, leaks, crashes, floods of output); it is not a security boundary
-against hostile code. Graders in one worker share imported modules and the process.
+through, so API keys and other secrets never reach grader code; ``NLTK_DATA`` defaults to the
+caller's ``~/nltk_data`` when that exists), ``HOME``, ``TMPDIR`` and the working directory set to
+a fresh temporary directory removed with the worker, Python's isolated mode (``-I``: no
+``PYTHON*`` variables, no user site-packages; graders import what the interpreter running rlft
+has installed), stdin from ``/dev/null``, and a new session (Ctrl-C in the caller does not reach
+it). Results travel on a dedicated pipe, never on stdout, so printing cannot corrupt them.
+Network denial is **best effort**: ``socket.socket`` (except ``AF_UNIX``) and DNS lookups raise,
+which stops ``urllib``, ``http.client``, ``requests`` and ``httpx``, but a C extension or a
+subprocess can still reach the network. The sandbox contains accidents (loops, leaks, crashes,
+floods of output); it is not a security boundary against hostile code. Graders in one worker
+share the process and its imported modules; a grader's module-level state persists between its
+calls in that worker (as it may in a hosted sandbox), so do not rely on it either way.
+
+A process that forks (``multiprocessing`` with ``fork``) gets fresh pools in the child; the
+parent's workers stay the parent's.
 
 Scoring (fail closed: every failure scores 0.0, with the reason in ``error``), by ``error_kind``:
 
@@ -55,6 +61,7 @@ from __future__ import annotations
 
 import ast
 import atexit
+import contextlib
 import functools
 import hashlib
 import json
@@ -89,7 +96,6 @@ __all__ = [
 SandboxErrorKind = Literal[
     "timeout", "memory", "crash", "exception", "invalid_return", "syntax", "no_grade_function"
 ]
-_KINDS = frozenset(SandboxErrorKind.__args__)  # type: ignore[attr-defined]
 _WAIT_S = 0.25  # how often a thread waiting for an idle worker checks for cancel and close
 
 
@@ -313,8 +319,9 @@ class SandboxPool:
         started = time.monotonic()
         info = _inspect_source(source, self._limits.max_source_bytes)
         if info.kind is not None:
+            latency = time.monotonic() - started
             return SandboxResult(
-                score=0.0, error=info.problem, error_kind=info.kind, stdout="", latency_s=0.0
+                score=0.0, error=info.problem, error_kind=info.kind, stdout="", latency_s=latency
             )
         inputs = _encode_inputs(sample, item)
         if self._closed:
@@ -373,7 +380,7 @@ class SandboxPool:
             if self._closed:
                 raise _closed_error()
             if cancel.is_set():
-                raise anyio.get_cancelled_exc_class()()  # abandoned: nobody reads the result
+                raise _Abandoned  # run() was cancelled: nobody reads this thread's result
             try:
                 slot = self._idle.get(timeout=_WAIT_S)
             except queue.Empty:
@@ -458,11 +465,20 @@ class SandboxPool:
         with anyio.CancelScope(shield=True):
             await self.aclose()
 
+    def __del__(self) -> None:
+        # An unclosed pool that is collected must not leave its processes behind.
+        with contextlib.suppress(Exception):
+            self.close()
+
     def _after_fork_in_child(self) -> None:
         # The workers belong to the parent: drop our copies of their pipes without killing them.
         for worker in self._live:
             worker.abandon()
         self._reset()
+
+
+class _Abandoned(Exception):
+    pass
 
 
 def _closed_error() -> UsageError:

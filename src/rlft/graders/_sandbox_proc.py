@@ -37,6 +37,7 @@ _CHUNK = 1 << 16
 _DRAIN_CHUNKS = 16  # read at most this much output per wake-up, so deadlines still get checked
 _MAX_REPLY = 1 << 20  # a reply is small; more means the pipe carries garbage
 _PASSTHROUGH_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "NLTK_DATA")
+_UNKNOWN_STATUS = 1 << 16  # exited, but another waitpid() took the status
 _KINDS = frozenset(
     {"timeout", "memory", "crash", "exception", "invalid_return", "syntax", "no_grade_function"}
 )
@@ -122,11 +123,9 @@ class Worker:
         inputs: bytes,
         timeout_s: float,
         cancel: threading.Event,
-        *,
-        max_output: int | None = None,
     ) -> CallReply:
         """Run one grade call. Raises ``StopCall`` (and the worker is dead) on any failure."""
-        output = _Output(self.max_output if max_output is None else max_output)
+        output = _Output(self.max_output)
         self._drain(_Output(0), limit=_DRAIN_CHUNKS)  # a stray thread's prints belong to nobody
         deadline = time.monotonic() + timeout_s
         try:
@@ -270,6 +269,8 @@ class Worker:
         self._dead = True
         if status is None:
             return StopCall("crash", "the worker closed its result pipe during the call")
+        if status == _UNKNOWN_STATUS:
+            return StopCall("crash", "the worker exited during the call (its status was lost)")
         if status >= 0:
             return StopCall(
                 "crash",
@@ -293,8 +294,10 @@ class Worker:
             if hasattr(os, "waitid"):
                 try:
                     info = os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
-                except ChildProcessError:
-                    return self.proc.returncode
+                except ChildProcessError:  # reaped by someone else's waitpid(-1): never killpg it
+                    with self._lock:
+                        self._reaped = True
+                    return _UNKNOWN_STATUS
                 if info is not None and info.si_pid:
                     exited = info.si_code == os.CLD_EXITED
                     return info.si_status if exited else -info.si_status
@@ -362,6 +365,11 @@ def _signal_name(signum: int) -> str:
 def _environment(home: str) -> dict[str, str]:
     """A clean environment: no caller variables beyond a harmless few, so no secrets."""
     env = {name: os.environ[name] for name in _PASSTHROUGH_ENV if name in os.environ}
+    nltk_data = os.path.expanduser("~/nltk_data")
+    if "NLTK_DATA" not in env and os.path.isdir(nltk_data):
+        # HOME moves to the temporary directory, so keep NLTK's per-user corpora findable
+        # (OpenAI's grader image ships punkt, stopwords and wordnet).
+        env["NLTK_DATA"] = nltk_data
     env.update(
         HOME=home,
         TMPDIR=home,

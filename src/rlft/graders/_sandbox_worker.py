@@ -51,6 +51,10 @@ _NETWORK_DENIED = "network access is disabled in the rlft python grader sandbox"
 Grade = Callable[[Any, Any], Any]
 Reply = dict[str, Any]
 
+# Bound now, so a grader that monkeypatches the json module cannot break the protocol.
+_dumps = json.dumps
+_loads = json.loads
+
 # Freed when a grader exhausts the address space, so the reply can still be built.
 _reserve: bytearray | None = bytearray(1 << 20)
 
@@ -136,7 +140,7 @@ def _read_frame(stream: IO[bytes]) -> bytes | None:
 
 
 def _write_frame(fd: int, message: Reply) -> None:
-    body = json.dumps(message, allow_nan=False).encode()
+    body = _dumps(message, allow_nan=False).encode()
     view = memoryview(_HEADER.pack(len(body)) + body)
     while view:
         view = view[os.write(fd, view) :]
@@ -315,7 +319,7 @@ def main(argv: list[str]) -> None:
         body = _read_frame(stream)
         if body is None:
             os._exit(0)
-        request = json.loads(body)
+        request = _loads(body)
         reply = worker.handle(request)
         worker.restore()
         reply["id"] = request["id"]
