@@ -168,8 +168,12 @@ def test_to_jsonl_round_trips_with_lf_and_no_bom(tmp_path: Path, write: Write) -
     out = Dataset.from_jsonl(source).to_jsonl(tmp_path / "out.jsonl")
     data = out.read_bytes()
     assert not data.startswith(b"\xef\xbb\xbf") and b"\r" not in data
-    assert [json.loads(line) for line in data.splitlines()] == ROWS  # key order kept too
+    assert [json.loads(line) for line in data.splitlines()] == ROWS
     assert [list(json.loads(line)) for line in data.splitlines()] == [list(r) for r in ROWS]
+    # Rows are kept messages first, then tools, then item fields in the file's order.
+    mixed = {"label": "x", "tools": [], "messages": [{"role": "user", "content": "q"}], "a": 1}
+    mixed_out = Dataset.from_records([mixed]).to_jsonl(tmp_path / "mixed.jsonl")
+    assert list(json.loads(mixed_out.read_text())) == ["messages", "tools", "label", "a"]
     assert Dataset.from_jsonl(out).content_hash == Dataset.from_records(ROWS).content_hash
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp left
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
-from rlft.datasets._checks import DatasetRole, RowChecker, canonical
+from rlft.datasets._checks import RESERVED, DatasetRole, RowChecker, canonical
 from rlft.datasets._reader import read_jsonl
 from rlft.datasets._report import Problem, ValidationReport, compact_lines
 from rlft.exceptions import DatasetValidationError, MissingDependencyError, UsageError
@@ -53,6 +53,12 @@ class Example:
 
 def _compact(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+
+def _stored(row: dict[str, Any]) -> bytes:
+    """A row as kept and uploaded: ``messages``, ``tools``, then the item fields in file order."""
+    head = {key: row[key] for key in RESERVED if key in row}
+    return _compact({**head, **row})
 
 
 class Dataset:
@@ -129,7 +135,7 @@ class Dataset:
             if checker.check(event.value, line=event.line, row=len(rows), canonical_bytes=data):
                 assert data is not None
                 digest.update(data + b"\n")
-                rows.append(_compact(event.value))
+                rows.append(_stored(event.value))
                 lines.append(event.line)
         report = checker.finish()
         _raise_for_errors(report, name)
@@ -164,7 +170,7 @@ class Dataset:
             if checker.check(value, line=None, row=index, canonical_bytes=data):
                 assert data is not None
                 digest.update(data + b"\n")
-                rows.append(_compact(value))
+                rows.append(_stored(value))
         report = checker.finish()
         _raise_for_errors(report, source or "records")
         return cls._create(
@@ -269,7 +275,7 @@ class Dataset:
         return f"Dataset({source}rows={len(self)}, content_hash={self.content_hash[:12]!r})"
 
     def raw_rows(self) -> tuple[bytes, ...]:
-        """Each row as compact UTF-8 JSON (no newline), in the source's key order."""
+        """Each row as compact UTF-8 JSON (no newline): ``messages``, ``tools``, item fields."""
         return self._rows
 
     # --- operations ---------------------------------------------------------------------------
@@ -348,7 +354,11 @@ class Dataset:
         return chosen
 
     def to_jsonl(self, path: str | os.PathLike[str]) -> Path:
-        """Write the rows as UTF-8 JSONL (LF, no BOM), atomically. Returns the path."""
+        """Write the rows as UTF-8 JSONL (LF, no BOM), atomically. Returns the path.
+
+        Each row is compact JSON with ``messages`` (and ``tools``) first, then the item fields in
+        their original order.
+        """
         target = Path(path)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
         try:

@@ -75,6 +75,9 @@ def _bedrock_record(row: dict[str, Any]) -> dict[str, Any]:
 def to_trl_rows(dataset: Dataset) -> list[dict[str, Any]]:
     """Rows for TRL's ``GRPOTrainer``: ``{"prompt": messages, **item}``, conversational format.
 
+    Content given as a list of text parts becomes one string (parts joined by newlines), because
+    most chat templates expect ``content`` to be a string.
+
     Every row gets every item column (``None`` where a row lacks it), because a Hugging Face
     dataset takes its columns from the first row. Per-row ``tools`` are dropped: TRL takes tools
     as trainer callables.
@@ -102,7 +105,7 @@ def to_trl_rows(dataset: Dataset) -> list[dict[str, Any]]:
                 )
             )
         columns.update(dict.fromkeys(example.item))
-        rows.append({"prompt": example.messages, **example.item})
+        rows.append({"prompt": [_flatten(m) for m in example.messages], **example.item})
     if problems:
         report = ValidationReport(
             problems=problems, rows={dataset.source or "<records>": len(rows)}
@@ -133,6 +136,15 @@ def render_prompt(messages: Sequence[dict[str, Any]], tokenizer: Any) -> str:
         return text
     lines = [f"{m.get('role', 'user')}: {_text(m.get('content'))}" for m in messages]
     return "\n".join([*lines, "assistant:"])
+
+
+def _flatten(message: dict[str, Any]) -> dict[str, Any]:
+    content = message.get("content")
+    if isinstance(content, list) and all(
+        isinstance(p, dict) and p.get("type") == "text" for p in content
+    ):
+        return {**message, "content": _text(content)}
+    return message
 
 
 def _text(content: Any) -> str:
