@@ -1,0 +1,142 @@
+"""The worker's ``TrainerCallback``: events out, pause/cancel requests in. Worker-only import."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+
+from rlft._models import StepMetrics
+from rlft_providers.local._jobdir import Action, JobDir, utcnow
+from rlft_providers.local._metrics import SUMMARY_KEYS, merge_validation, step_metrics
+
+__all__ = ["RunnerCallback"]
+
+
+class RunnerCallback(TrainerCallback):
+    """Streams metrics and checkpoints to the job's event log and obeys control requests.
+
+    Only the main process writes; every process stops together, because the main process's
+    reading of the control file is broadcast when there are several.
+    """
+
+    def __init__(self, job: JobDir, *, attempt: int, grader: str) -> None:
+        self.job = job
+        self.attempt = attempt
+        self.grader = grader
+        self.stopped: Action | None = None
+        self.last: StepMetrics | None = None
+        self.last_valid: float | None = None
+        self.summary: dict[str, float] = {}
+        self._pending: StepMetrics | None = None  # a step's training log awaiting its evaluation
+
+    # --- control -----------------------------------------------------------------------------
+
+    def _requested(self, args: TrainingArguments) -> Action | None:
+        action = self.job.requested()
+        if args.world_size > 1:  # all ranks must stop at the same step, or collectives hang
+            from accelerate.utils import broadcast_object_list
+
+            box: list[Any] = [action]
+            broadcast_object_list(box, from_process=0)
+            action = box[0]
+        return action
+
+    def on_train_begin(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any
+    ) -> None:
+        if state.is_world_process_zero:
+            self.job.update_state(
+                status="running",
+                started_at=utcnow(),
+                step=state.global_step,
+                total_steps=state.max_steps,
+                attempt=self.attempt,
+            )
+            resumed = f" (resumed at step {state.global_step})" if state.global_step else ""
+            self.job.append_event(
+                kind="status",
+                message=f"running{resumed}: {state.max_steps} steps",
+                raw={"status": "running", "step": state.global_step, "total": state.max_steps},
+            )
+
+    def on_step_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any
+    ) -> None:
+        action = self._requested(args)
+        if action is None or self.stopped is not None:
+            return
+        self.stopped = action
+        control.should_training_stop = True
+        if action == "pause":
+            control.should_save = True  # the trainer saves checkpoint-<step> before it stops
+        if state.is_world_process_zero:
+            self.job.append_event(
+                kind="message",
+                message=f"{action} requested: stopping after step {state.global_step}",
+            )
+
+    # --- events ------------------------------------------------------------------------------
+
+    def on_log(
+        self,
+        args: TrainingArguments,
+        state: TrainerState,
+        control: TrainerControl,
+        logs: dict[str, Any] | None = None,
+        **kw: Any,
+    ) -> None:
+        if not state.is_world_process_zero or not logs:
+            return
+        if any(key in logs for key in SUMMARY_KEYS):
+            self.summary = {k: float(v) for k, v in logs.items() if isinstance(v, int | float)}
+            return
+        if any(key.startswith("eval_") for key in logs):
+            base = self._pending or StepMetrics(step=state.global_step, total_steps=state.max_steps)
+            self._pending = None
+            self._emit(merge_validation(base, logs))
+            return
+        metrics = step_metrics(
+            logs, step=state.global_step, total_steps=state.max_steps, grader=self.grader
+        )
+        if control.should_evaluate:  # this step's evaluation follows: send both as one event
+            self._pending = metrics
+        else:
+            self._emit(metrics)
+
+    def _emit(self, metrics: StepMetrics) -> None:
+        self.last = metrics
+        if metrics.valid_reward_mean is not None:
+            self.last_valid = metrics.valid_reward_mean
+        self.job.append_event(kind="metrics", metrics=metrics, message=_describe(metrics))
+
+    def on_save(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any
+    ) -> None:
+        if not state.is_world_process_zero:
+            return
+        if self._pending is not None:  # no evaluation came (it failed or was skipped)
+            self._emit(self._pending)
+            self._pending = None
+        step = state.global_step
+        path = self.job.output_dir / f"checkpoint-{step}"
+        metrics = self.last if self.last is not None and self.last.step == step else None
+        metrics = metrics or StepMetrics(step=step, total_steps=state.max_steps)
+        if metrics.valid_reward_mean is None and self.last_valid is not None:
+            # a checkpoint reports the latest validation reward, as hosted backends do
+            metrics = metrics.model_copy(update={"valid_reward_mean": self.last_valid})
+        self.job.append_event(
+            kind="checkpoint",
+            message=f"checkpoint at step {step}: {path}",
+            metrics=metrics,
+            raw={"step": step, "path": str(path)},
+        )
+
+
+def _describe(metrics: StepMetrics) -> str:
+    parts = [f"step {metrics.step}/{metrics.total_steps}"]
+    if metrics.train_reward_mean is not None:
+        parts.append(f"reward {metrics.train_reward_mean:.3f}")
+    if metrics.valid_reward_mean is not None:
+        parts.append(f"valid {metrics.valid_reward_mean:.3f}")
+    return ", ".join(parts)

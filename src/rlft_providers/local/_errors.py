@@ -1,0 +1,84 @@
+"""Local failures as rlft errors, and the lock that tells a live worker from a dead one."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+from rlft.exceptions import NotFoundError, ProviderError, RLFTError
+
+if TYPE_CHECKING:
+    from rlft_providers.local._jobdir import JobDir
+
+__all__ = ["LockHeld", "hold_lock", "is_alive", "job_not_found", "map_local_errors"]
+
+PROVIDER = "local"
+
+
+class LockHeld(Exception):
+    """The job's lock is held: a worker or launcher of it is alive."""
+
+
+def job_not_found(job_id: str) -> NotFoundError:
+    return NotFoundError(
+        f"no local job {job_id!r} (`rlft jobs list` shows the jobs in this rlft home)",
+        provider=PROVIDER,
+        code="job_not_found",
+    )
+
+
+@contextmanager
+def map_local_errors() -> Iterator[None]:
+    """The one boundary where file-system and process errors become ``ProviderError``."""
+    try:
+        yield
+    except RLFTError:
+        raise
+    except OSError as exc:
+        raise ProviderError(f"local job store: {exc}", provider=PROVIDER) from exc
+
+
+@contextmanager
+def hold_lock(folder: JobDir) -> Iterator[int]:
+    """Take the job's lock and yield its file descriptor, to hand to a launched process.
+
+    The child inherits the open file (and so the lock); closing our copy on exit leaves the
+    lock with the child until it and its worker exit.
+    """
+    import fcntl
+
+    fd = os.open(folder.lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        for attempt in range(20):  # is_alive() elsewhere may hold it for a moment
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if attempt == 19:
+                    raise LockHeld(str(folder.lock_file)) from None
+                time.sleep(0.01)
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def is_alive(folder: JobDir) -> bool:
+    """True while the job's launcher or worker holds its lock (immune to recycled pids)."""
+    import fcntl
+
+    try:
+        fd = os.open(folder.lock_file, os.O_RDWR)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)

@@ -1,0 +1,390 @@
+"""From neutral hyperparameters to ``GRPOConfig`` keywords and the command that runs them.
+
+Pure and light: no torch, trl or transformers import. ``GRPOConfig``'s field names are read from
+TRL's installed source with ``ast``, so unknown ``provider_options`` fail before any upload.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import functools
+import importlib.util
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from rlft._models import Hyperparameters
+from rlft.exceptions import HyperparameterError, MissingDependencyError
+
+__all__ = [
+    "TINY_MODEL",
+    "AccelerateOptions",
+    "Plan",
+    "grpo_config_fields",
+    "is_tiny",
+    "plan_training",
+    "worker_command",
+]
+
+PROVIDER = "local"
+TINY_MODEL = "rlft/tiny"
+WORKER_MODULE = "rlft_providers.local._worker"
+
+# Keys of provider_options that rlft reads itself; everything else must be a GRPOConfig field.
+RLFT_OPTIONS = ("accelerate", "lora")
+
+# GRPOConfig fields that a neutral hyperparameter sets: setting them in provider_options too
+# would be ambiguous, so the error names the neutral field to use.
+NEUTRAL_OWNED = {
+    "num_train_epochs": "epochs",
+    "max_steps": "max_steps",
+    "per_device_train_batch_size": "batch_size (prompts per step)",
+    "learning_rate": "learning_rate",
+    "num_generations": "samples_per_prompt",
+    "max_completion_length": "max_completion_tokens",
+    "eval_steps": "eval_interval",
+    "num_generations_eval": "eval_samples",
+    "seed": "seed",
+}
+# Fields the runner owns: the job folder decides them.
+RUNNER_OWNED = ("output_dir", "resume_from_checkpoint", "logging_dir")
+
+# The tiny model's recipe (reference/trl_local.md §4: 0.03 -> 0.96+ in 200 steps, 5/5 seeds).
+# 16 generations per prompt matter: with 8, the policy collapses onto one or two labels.
+TINY_DEFAULTS: dict[str, Any] = {
+    "learning_rate": 1e-3,
+    "num_generations": 16,
+    "max_completion_length": 8,
+    "lr_scheduler_type": "constant",
+    "warmup_steps": 0,
+    "weight_decay": 0.0,
+    "gradient_checkpointing": False,  # 1.15x slower on a tiny model, for no memory it needs
+}
+# A named model keeps TRL's own defaults except where they suit no one here.
+MODEL_DEFAULTS: dict[str, Any] = {
+    "num_generations": 8,
+    "max_completion_length": 256,
+}
+DEFAULT_BATCH_PROMPTS = 8
+DEFAULT_EVAL_INTERVAL = 50
+DEFAULT_EVAL_SAMPLES = 4
+DEFAULT_SAVE_STEPS = 50
+
+
+def is_tiny(model: str | None) -> bool:
+    """True when the job trains the tiny demonstration model (no model, or ``rlft/tiny``)."""
+    return model is None or model == TINY_MODEL
+
+
+class AccelerateOptions(BaseModel):
+    """``provider_options["accelerate"]``: run the worker under ``accelerate launch``.
+
+    Each field is the ``accelerate launch`` flag of the same name.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    num_processes: int | None = Field(default=None, ge=1)
+    """Processes in total, across machines (usually one per GPU)."""
+    config_file: str | None = None
+    """An accelerate YAML file, or the name of one TRL ships (``multi_gpu``, ``zero3``, ...)."""
+    num_machines: int | None = Field(default=None, ge=1)
+    machine_rank: int | None = Field(default=None, ge=0)
+    main_process_ip: str | None = None
+    main_process_port: int | None = Field(default=None, ge=1, le=65535)
+    mixed_precision: Literal["no", "fp16", "bf16", "fp8"] | None = None
+    extra_args: list[str] = Field(default_factory=list)
+    """Further ``accelerate launch`` flags, passed as given."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Plan:
+    """What the worker will run: ``GRPOConfig`` keywords, LoRA, and how to launch it."""
+
+    grpo: dict[str, Any]
+    lora: dict[str, Any] | None
+    accelerate: AccelerateOptions | None
+    num_processes: int
+
+
+def _error(name: str, value: Any, allowed: str) -> HyperparameterError:
+    return HyperparameterError(provider=PROVIDER, name=name, value=value, allowed=allowed)
+
+
+def plan_training(
+    hp: Hyperparameters,
+    *,
+    model: str | None,
+    train_rows: int,
+    has_validation: bool,
+) -> Plan:
+    """Map neutral hyperparameters to ``GRPOConfig`` keywords, checking every rule up front.
+
+    ``batch_size`` counts prompts per optimizer step; TRL's ``per_device_train_batch_size``
+    counts completions per process, so it is ``batch_size * samples_per_prompt`` divided over
+    processes and gradient-accumulation steps (reference/trl_local.md §2).
+
+    Raises:
+        HyperparameterError: A value is out of range, two settings conflict, or a
+            ``provider_options`` key is not a ``GRPOConfig`` field (the message lists close names).
+        MissingDependencyError: An option needs a package that is not installed (vLLM, peft).
+    """
+    options = dict(hp.provider_options)
+    tiny = is_tiny(model)
+    defaults = TINY_DEFAULTS if tiny else MODEL_DEFAULTS
+    _check_option_names(options)
+
+    for name in ("reasoning_effort", "compute_multiplier"):
+        value = getattr(hp, name)
+        if value is not None:
+            raise _error(name, value, "unset: a hosted-backend setting the local runner lacks")
+    if hp.epochs is not None and hp.max_steps is not None:
+        raise _error("max_steps", hp.max_steps, "unset when epochs is set: choose one of the two")
+    if hp.learning_rate is not None and hp.learning_rate_multiplier is not None:
+        raise _error(
+            "learning_rate_multiplier",
+            hp.learning_rate_multiplier,
+            "unset when learning_rate is set: choose one of the two",
+        )
+
+    generations = hp.samples_per_prompt or defaults["num_generations"]
+    if generations < 2:
+        raise _error("samples_per_prompt", generations, ">= 2: GRPO compares samples of a prompt")
+    prompts = hp.batch_size or DEFAULT_BATCH_PROMPTS
+    if prompts > train_rows:
+        raise _error("batch_size", prompts, f"<= {train_rows}, the number of training rows")
+
+    accelerate = _accelerate_options(options.pop("accelerate", None))
+    processes = _num_processes(accelerate)
+    accumulation = int(options.get("gradient_accumulation_steps", 1))
+    completions = prompts * generations
+    per_step = processes * accumulation
+    if completions % per_step:
+        raise _error(
+            "batch_size",
+            prompts,
+            f"a value where batch_size * samples_per_prompt ({prompts} * {generations} = "
+            f"{completions}) divides evenly over {processes} process(es) x {accumulation} "
+            "gradient-accumulation step(s)",
+        )
+
+    base_lr = defaults.get("learning_rate", 1e-6)  # 1e-6 is TRL's own default
+    learning_rate = hp.learning_rate or base_lr * (hp.learning_rate_multiplier or 1.0)
+
+    grpo: dict[str, Any] = {k: v for k, v in defaults.items() if k != "learning_rate"}
+    grpo.update(
+        learning_rate=learning_rate,
+        num_generations=generations,
+        per_device_train_batch_size=completions // per_step,
+        logging_steps=1,  # one metrics event per step; TRL averages over the window otherwise
+        save_strategy="steps",
+        save_steps=hp.eval_interval or DEFAULT_SAVE_STEPS,
+        save_total_limit=None,  # rotation would delete folders our checkpoint events point at
+        report_to="none",
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+    )
+    if hp.max_completion_tokens is not None:
+        grpo["max_completion_length"] = hp.max_completion_tokens
+    if hp.max_steps is not None:
+        grpo["max_steps"] = hp.max_steps
+    else:
+        grpo["num_train_epochs"] = hp.epochs or 1
+    if hp.seed is not None:
+        grpo["seed"] = hp.seed
+        grpo["data_seed"] = hp.seed
+
+    if has_validation:
+        eval_samples = hp.eval_samples or DEFAULT_EVAL_SAMPLES
+        # TRL wants the eval batch to hold whole groups of num_generations_eval completions.
+        per_eval = eval_samples * max(1, grpo["per_device_train_batch_size"] // eval_samples)
+        grpo.update(
+            eval_strategy="steps",
+            eval_steps=hp.eval_interval or DEFAULT_EVAL_INTERVAL,
+            num_generations_eval=eval_samples,
+            per_device_eval_batch_size=per_eval,
+        )
+    else:
+        for name in ("eval_interval", "eval_samples"):
+            value = getattr(hp, name)
+            if value is not None:
+                raise _error(name, value, "unset, or pass a validation set: it sets validation")
+
+    lora = options.pop("lora", None)
+    if lora is not None:
+        lora = _lora_options(lora)
+    if options.get("use_vllm") and importlib.util.find_spec("vllm") is None:
+        raise MissingDependencyError("vLLM generation (use_vllm)", package="vllm")
+    grpo.update(options)  # provider_options win over the runner's defaults
+    return Plan(grpo=grpo, lora=lora, accelerate=accelerate, num_processes=processes)
+
+
+def _check_option_names(options: Mapping[str, Any]) -> None:
+    for name in options:
+        if name in RLFT_OPTIONS:
+            continue
+        if name in NEUTRAL_OWNED:
+            raise _error(
+                f"provider_options.{name}",
+                options[name],
+                f"unset: use the neutral hyperparameter {NEUTRAL_OWNED[name]} instead",
+            )
+        if name in RUNNER_OWNED:
+            raise _error(f"provider_options.{name}", options[name], "unset: the job folder sets it")
+    fields = grpo_config_fields()
+    if fields is None:  # TRL's source is not where we expect: the worker's GRPOConfig decides
+        return
+    for name in options:
+        if name not in fields and name not in RLFT_OPTIONS:
+            close = difflib.get_close_matches(name, sorted(fields), n=3, cutoff=0.6)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise _error(
+                f"provider_options.{name}",
+                options[name],
+                f"a trl.GRPOConfig field, or one of {', '.join(RLFT_OPTIONS)}{hint}",
+            )
+
+
+def _accelerate_options(value: Any) -> AccelerateOptions | None:
+    if value is None:
+        return None
+    try:
+        options = AccelerateOptions.model_validate(value)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in first["loc"])
+        known = ", ".join(AccelerateOptions.model_fields)
+        raise _error(
+            f"provider_options.accelerate.{where}" if where else "provider_options.accelerate",
+            first.get("input"),
+            f"{first['msg']} (fields: {known})",
+        ) from None
+    if options.config_file is not None:
+        path = resolve_accelerate_config(options.config_file)
+        options = options.model_copy(update={"config_file": str(path)})
+    return options
+
+
+def resolve_accelerate_config(value: str) -> Path:
+    """A YAML path, or the name of a config TRL ships (``trl/accelerate_configs/<name>.yaml``)."""
+    path = Path(value).expanduser()
+    if path.is_file():
+        return path.resolve()
+    trl_dir = _trl_dir()
+    shipped = trl_dir / "accelerate_configs" if trl_dir is not None else None
+    if shipped is not None and (shipped / f"{value}.yaml").is_file():
+        return shipped / f"{value}.yaml"
+    names = sorted(p.stem for p in shipped.glob("*.yaml")) if shipped and shipped.is_dir() else []
+    raise _error(
+        "provider_options.accelerate.config_file",
+        value,
+        "an existing YAML file" + (f" or one of TRL's: {', '.join(names)}" if names else ""),
+    )
+
+
+def _num_processes(options: AccelerateOptions | None) -> int:
+    if options is None:
+        return 1
+    if options.num_processes is not None:
+        return options.num_processes
+    if options.config_file is not None:
+        config = yaml.safe_load(Path(options.config_file).read_text(encoding="utf-8")) or {}
+        if isinstance(config, dict) and isinstance(config.get("num_processes"), int):
+            return int(config["num_processes"])
+    return 1
+
+
+def _lora_options(value: Any) -> dict[str, Any]:
+    if value is True:
+        value = {}
+    if not isinstance(value, dict):
+        raise _error("provider_options.lora", value, "true, or a table of peft.LoraConfig fields")
+    if importlib.util.find_spec("peft") is None:
+        raise MissingDependencyError("LoRA training", package="peft", extra="lora")
+    options: dict[str, Any] = {"r": 16, "lora_alpha": 32, "target_modules": "all-linear"}
+    options.update(value)
+    return options
+
+
+def worker_command(python: str, job_dir: Path, accelerate: AccelerateOptions | None) -> list[str]:
+    """The command the launcher runs: the worker module, directly or under ``accelerate launch``.
+
+    ``accelerate launch -m`` starts one worker per process; each reads the same job folder and
+    only the main process writes events (see ``_worker``).
+    """
+    worker = ["-m", WORKER_MODULE, str(job_dir)]
+    if accelerate is None:
+        return [python, *worker]
+    flags: list[str] = []
+    for name in (
+        "config_file",
+        "num_processes",
+        "num_machines",
+        "machine_rank",
+        "main_process_ip",
+        "main_process_port",
+        "mixed_precision",
+    ):
+        value = getattr(accelerate, name)
+        if value is not None:
+            flags += [f"--{name}", str(value)]
+    return [python, "-m", "accelerate.commands.launch", *flags, *accelerate.extra_args, *worker]
+
+
+# --- GRPOConfig's fields, read from TRL's source without importing it ---------------------------
+
+# The dataclass chain of GRPOConfig in trl 1.x: its own fields, TRL's base config, and
+# transformers' TrainingArguments. Checked against dataclasses.fields(GRPOConfig) in the tests.
+_CONFIG_CHAIN = (
+    ("trl", "trainer/grpo_config.py", "GRPOConfig"),
+    ("trl", "trainer/base_config.py", "_BaseConfig"),
+    ("transformers", "training_args.py", "TrainingArguments"),
+)
+
+
+def _package_dir(name: str) -> Path | None:
+    # find_spec on a top-level name does not import it (a dotted name would import the parent).
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _trl_dir() -> Path | None:
+    return _package_dir("trl")
+
+
+@functools.lru_cache(maxsize=1)
+def grpo_config_fields() -> frozenset[str] | None:
+    """The names ``trl.GRPOConfig`` accepts, or ``None`` when TRL's source can't be read."""
+    names: set[str] = set()
+    for package, relative, class_name in _CONFIG_CHAIN:
+        root = _package_dir(package)
+        if root is None:
+            return None
+        try:
+            tree = ast.parse((root / relative).read_text(encoding="utf-8"))
+        except (OSError, SyntaxError):
+            return None
+        found = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == class_name]
+        if not found:
+            return None
+        names.update(
+            node.target.id
+            for node in found[0].body
+            if isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and "ClassVar" not in ast.unparse(node.annotation)
+        )
+    return frozenset(names)
+
+
+def default_python() -> str:
+    """The interpreter the caller runs, which has rlft installed."""
+    return sys.executable

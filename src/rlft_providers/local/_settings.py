@@ -1,0 +1,51 @@
+"""LocalSettings: the ``[local]`` section of ``rlft.toml``. Imports nothing heavy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from rlft.provider import ProviderSettings
+
+__all__ = ["LocalSettings"]
+
+Device = Literal["auto", "cpu", "cuda", "mps"]
+
+
+class LocalSettings(ProviderSettings):
+    """Settings of the local TRL runner.
+
+    Example ``rlft.toml``::
+
+        provider = "local"
+        [local]
+        device = "cpu"
+        stop_timeout = 60
+    """
+
+    home: Path | None = None
+    """Where jobs and datasets live; ``None`` means ``rlft_home() / "local"`` (``$RLFT_HOME``)."""
+    python: str | None = None
+    """The Python that runs workers; ``None`` is the caller's own interpreter. It needs
+    ``rlft[local]`` installed."""
+    device: Device = "auto"
+    """``auto`` picks CUDA, then MPS, then the CPU. On the CPU the runner turns bf16 and gradient
+    checkpointing off (both make small models slower there)."""
+    torch_threads: int | None = Field(default=None, ge=1)
+    """``torch.set_num_threads`` in the worker; ``None`` keeps torch's choice (all cores)."""
+    offline: bool = True
+    """Set ``HF_HUB_OFFLINE=1`` in workers: models load from local folders or the Hugging Face
+    cache only, never the network. Set ``false`` to let a worker download a named model."""
+    stop_timeout: float = Field(default=30.0, gt=0)
+    """Seconds ``cancel`` waits for the worker to stop at a step boundary before killing it, and
+    ``pause`` waits for the checkpoint before returning ``pausing``."""
+
+    def resolved_home(self) -> Path:
+        """The home folder, resolved now (reads ``RLFT_HOME``)."""
+        if self.home is not None:
+            return self.home.expanduser()
+        from rlft._paths import rlft_home
+
+        return rlft_home() / "local"

@@ -1,0 +1,234 @@
+"""The training worker: ``python -m rlft_providers.local._worker <job folder>``.
+
+The only module (with the ``_tiny``, ``_callback``, ``_rewards`` and ``_plot`` helpers it alone
+imports) that loads torch, transformers and TRL. It runs GRPO for one job, streams events into
+the folder, obeys pause/cancel requests between steps, and records how it ended in
+``state.json``. Under ``accelerate launch`` every process runs this; only the main one writes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Any, cast
+
+from rlft_providers.local._jobdir import JobDir, JobFile, utcnow
+
+__all__ = ["main", "run"]
+
+
+class WorkerFailure(Exception):
+    """A failure the worker can explain: ``code`` and a message that names the fix."""
+
+    def __init__(self, message: str, *, code: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _is_main_process() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def _read_rows(path: str) -> list[dict[str, Any]]:
+    with open(path, encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def _device(requested: str) -> str:
+    import torch
+
+    if requested != "auto":
+        return requested
+    if torch.cuda.is_available():
+        return "cuda"
+    if torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def _grpo_kwargs(job: JobFile, folder: JobDir, device: str) -> dict[str, Any]:
+    kwargs = dict(job.grpo)
+    kwargs["output_dir"] = str(folder.output_dir)
+    if device == "cpu":
+        # TRL's defaults assume a GPU: GRPOConfig() raises on a CPU-only host without
+        # use_cpu, and bf16 autocast is 1.6x slower on the CPU (reference/trl_local.md §2).
+        kwargs.setdefault("use_cpu", True)
+        kwargs.setdefault("bf16", False)
+        kwargs.setdefault("gradient_checkpointing", False)
+    return kwargs
+
+
+def _load_model(job: JobFile, folder: JobDir, rows: list[dict[str, Any]], seed: int) -> Any:
+    """Return ``(model, tokenizer)``: the tiny demonstration model, or the named one."""
+    if job.tiny:
+        from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
+
+        if (folder.base_model / "config.json").is_file():  # a resumed job: the same model
+            model = AutoModelForCausalLM.from_pretrained(folder.base_model)
+            tokenizer = PreTrainedTokenizerFast.from_pretrained(folder.base_model)
+            model.name_or_path = str(folder.base_model)
+            return model, tokenizer
+        from rlft_providers.local._tiny import build_tiny_model
+
+        model, tokenizer, params = build_tiny_model(rows, folder=folder.base_model, seed=seed)
+        _event(
+            folder,
+            f"using the tiny DEMONSTRATION model ({params:,} parameters, {len(tokenizer)} words "
+            "learnt from this dataset): it learns this task only; name a real model for real use",
+            level="warning",
+        )
+        return model, tokenizer
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    name = str(job.model)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(name, dtype="auto")
+        tokenizer = AutoTokenizer.from_pretrained(name, padding_side="left")
+    except OSError as exc:
+        where = (
+            "it is not a local folder and not in the Hugging Face cache, and the local runner "
+            "runs offline: download it first (`hf download " + name + "`) or set "
+            "`offline = false` under [local] in rlft.toml"
+            if job.offline
+            else "it could not be loaded"
+        )
+        raise WorkerFailure(f"model {name!r}: {where} ({exc})", code="model_not_found") from exc
+    return model, tokenizer
+
+
+def _event(folder: JobDir, message: str, *, level: str = "info", kind: str = "message") -> None:
+    if _is_main_process():
+        folder.append_event(kind=kind, message=message, level=level)
+
+
+def run(folder: JobDir) -> tuple[str, int | None]:
+    """Train the job in ``folder``; return how it ended (succeeded, paused or cancelled) and
+    the last step."""
+    job = folder.read_job()
+    state = folder.read_state()
+    early = folder.requested()
+    if early is not None:  # asked to stop before a single step ran
+        return ("cancelled" if early == "cancel" else "paused"), state.step
+
+    import torch
+
+    if job.torch_threads:
+        torch.set_num_threads(job.torch_threads)
+    from transformers import PrinterCallback
+    from trl import GRPOConfig, GRPOTrainer  # type: ignore[attr-defined]  # lazy exports
+
+    from datasets import Dataset
+    from rlft_providers.local._callback import RunnerCallback
+    from rlft_providers.local._rewards import reward_functions, trainer_rows
+
+    device = _device(job.device)
+    kwargs = _grpo_kwargs(job, folder, device)
+    try:
+        config = GRPOConfig(**kwargs)
+    except (TypeError, ValueError) as exc:
+        message = f"GRPOConfig refused the settings: {exc}"
+        raise WorkerFailure(message, code="hyperparameter") from exc
+
+    train_rows = _read_rows(job.train_file)
+    valid_rows = _read_rows(job.validation_file) if job.validation_file else None
+    model, tokenizer = _load_model(job, folder, train_rows + (valid_rows or []), config.seed)
+    peft_config = None
+    if job.lora is not None:
+        from peft import LoraConfig
+
+        lora: dict[str, Any] = dict(job.lora)
+        peft_config = LoraConfig(task_type="CAUSAL_LM", **lora)
+
+    callback = RunnerCallback(folder, attempt=state.attempt, grader=str(job.grader["name"]))
+    trainer = GRPOTrainer(
+        model=model,
+        reward_funcs=cast(Any, reward_functions(job.grader)),
+        args=config,
+        train_dataset=Dataset.from_list(trainer_rows(train_rows)),
+        eval_dataset=Dataset.from_list(trainer_rows(valid_rows)) if valid_rows else None,
+        processing_class=tokenizer,
+        callbacks=[callback],
+        peft_config=peft_config,
+    )
+    # Our event log is the record; TRL's PrinterCallback would print every log dict to stdout.
+    trainer.remove_callback(PrinterCallback)
+    checkpoints = folder.checkpoint_dirs()
+    resume = str(checkpoints[-1][1]) if checkpoints and state.attempt > 1 else None
+    trainer.train(resume_from_checkpoint=resume)
+
+    step = trainer.state.global_step
+    finished = step >= trainer.state.max_steps
+    if callback.stopped == "cancel":
+        return "cancelled", step
+    if callback.stopped == "pause" and not finished:
+        return "paused", step
+    if _is_main_process():
+        trainer.save_model(str(folder.final_model))
+        folder.update_state(fine_tuned_model=str(folder.final_model))
+    return "succeeded", step
+
+
+def _finish(
+    folder: JobDir, outcome: str, *, step: int | None = None, error: dict[str, str] | None = None
+) -> None:
+    """Record the outcome (main process only), after drawing the reward curve.
+
+    Events are written before ``state.json``: a reader that sees the final status and reads the
+    log once more (as ``Job.events()`` does) finds every event.
+    """
+    if not _is_main_process():
+        return
+    job = folder.read_job()
+    if outcome != "cancelled":
+        try:
+            from rlft_providers.local._plot import write_reward_curve
+
+            path = write_reward_curve(folder, title=job.name or job.id)
+            if path is not None:
+                folder.append_event(message=f"reward curve: {path}", raw={"path": str(path)})
+        except Exception as exc:  # a missing plot must not turn a finished job into a failure
+            folder.append_event(level="warning", message=f"could not draw the reward curve: {exc}")
+    message = outcome if error is None else f"{outcome}: {error['message']}"
+    folder.append_event(
+        kind="status",
+        level="error" if outcome == "failed" else "info",
+        message=message,
+        raw={"status": outcome, "step": step},
+    )
+    if outcome == "paused":
+        folder.clear_request()
+    changes: dict[str, Any] = {"status": outcome, "error": error}
+    if outcome in ("succeeded", "failed", "cancelled"):
+        changes["finished_at"] = utcnow()
+    if step is not None:
+        changes["step"] = step
+    folder.update_state(**changes)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one job folder; exit 0 when the outcome was recorded, 1 on a failure."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m rlft_providers.local._worker <job folder>", file=sys.stderr)
+        return 2
+    folder = JobDir(Path(args[0]))
+    try:
+        outcome, step = run(folder)
+    except WorkerFailure as exc:
+        _finish(folder, "failed", error={"message": str(exc), "code": exc.code})
+        return 1
+    except Exception as exc:
+        traceback.print_exc()
+        message = f"{type(exc).__name__}: {exc} (traceback in {folder.log_file})"
+        _finish(folder, "failed", error={"message": message, "code": "worker_error"})
+        return 1
+    _finish(folder, outcome, step=step)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
