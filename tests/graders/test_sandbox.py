@@ -575,7 +575,8 @@ def test_workers_exit_when_the_parent_dies(tmp_path: Path) -> None:
         anyio.run(pool.run, SOURCE, {{"path": {str(marker)!r}}}, {{}})
         """
     )
-    parent = subprocess.Popen([sys.executable, "-c", script])
+    env = {**os.environ, "TMPDIR": str(tmp_path)}  # where the worker's home is made
+    parent = subprocess.Popen([sys.executable, "-c", script], env=env)
     try:
         deadline = time.monotonic() + 30
         while not (marker.exists() and marker.read_text()):
@@ -588,6 +589,7 @@ def test_workers_exit_when_the_parent_dies(tmp_path: Path) -> None:
         while not gone(worker):
             assert time.monotonic() < deadline, "the orphaned worker is still running"
             time.sleep(0.1)
+        assert not list(tmp_path.glob("rlft-grader-*"))  # and it removed its temporary home
     finally:
         parent.kill()
         parent.wait()

@@ -40,7 +40,7 @@ import traceback
 from collections import OrderedDict
 from collections.abc import Callable
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, Any, NoReturn
 
 _HEADER = struct.Struct(">I")
 _TRACEBACK_CHARS = 2000  # the tail of a traceback kept in a reply
@@ -119,12 +119,21 @@ def _deny_network() -> None:
         setattr(socket, name, _no_dns)
 
 
-def _watch_parent(parent: int) -> None:
+def _orphaned_exit(home: str, status: int) -> NoReturn:
+    """Leave without the parent: remove the temporary home it would have removed, and exit."""
+    import shutil
+
+    os.chdir("/")
+    shutil.rmtree(home, ignore_errors=True)
+    os._exit(status)
+
+
+def _watch_parent(parent: int, home: str) -> None:
     """Exit when the parent dies, even while a grader sleeps (EOF only arrives between calls)."""
     while True:
         time.sleep(_PARENT_CHECK_S)
         if os.getppid() != parent:
-            os._exit(70)
+            _orphaned_exit(home, 70)
 
 
 # --- the protocol -------------------------------------------------------------------------------
@@ -311,14 +320,16 @@ def main(argv: list[str]) -> None:
     _limit_resources(memory_mb)
     _deny_network()
     threading.stack_size(256 * 1024)  # keep the watchdog small under RLIMIT_AS
-    threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
     worker = _Worker(memory_mb=memory_mb, timeout_s=timeout_s, cache_size=cache_size)
+    watchdog = threading.Thread(target=_watch_parent, args=(os.getppid(), worker.home))
+    watchdog.daemon = True
+    watchdog.start()
     stream = os.fdopen(request_fd, "rb", buffering=1 << 16)
     _write_frame(reply_fd, {"ready": True, "pid": os.getpid()})
     while True:
         body = _read_frame(stream)
-        if body is None:
-            os._exit(0)
+        if body is None:  # the parent exited or dropped us without killing us first
+            _orphaned_exit(worker.home, 0)
         request = _loads(body)
         reply = worker.handle(request)
         worker.restore()
