@@ -12,6 +12,7 @@ Facts and sources: ``reference/bedrock.md``. The flow of one job:
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import logging
@@ -19,6 +20,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import boto3
+import httpx
 
 from rlft._models import Capabilities, Checkpoint, JobEvent, JobRecord, map_status
 from rlft.exceptions import (
@@ -34,6 +36,7 @@ from rlft_providers.bedrock._aws import Aws
 from rlft_providers.bedrock._errors import CONFLICT_CODES, map_bedrock_errors
 from rlft_providers.bedrock._iam import check_invoke_permission, ensure_execution_role
 from rlft_providers.bedrock._lambda import deploy_grader, function_name, native_lambda_arn
+from rlft_providers.bedrock._open_weight import BedrockOpenWeight, lambda_grader
 from rlft_providers.bedrock._settings import BedrockSettings
 from rlft_providers.bedrock._translate import (
     checkpoints,
@@ -68,10 +71,15 @@ def _uses_models(grader: Any) -> bool:
 class BedrockProvider(Provider):
     """Runs jobs on Amazon Bedrock. Build it through ``rlft.Client(provider="bedrock")``.
 
+    Nova models train through ``CreateModelCustomizationJob``; open-weight models (gpt-oss,
+    Qwen3, or any model with ``open_weight = true``) through Bedrock's OpenAI-compatible
+    endpoint. Job ids tell them apart: native jobs are ARNs, open-weight jobs ``ftjob-`` ids.
+
     Args:
         settings: ``BedrockSettings`` (region, role, staging bucket, Lambda settings).
         session: A boto3 session to use instead of one built from ``settings`` (tests inject
             one; credentials always come from the AWS chain).
+        transport: An ``httpx`` transport for the OpenAI-compatible endpoint (tests).
 
     Raises:
         ConfigurationError: No region, no credentials, or an unknown profile.
@@ -95,7 +103,13 @@ class BedrockProvider(Provider):
 
     settings: BedrockSettings
 
-    def __init__(self, *, settings: ProviderSettings, session: boto3.Session | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        settings: ProviderSettings,
+        session: boto3.Session | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
         if not isinstance(settings, BedrockSettings):
             raise ConfigurationError(
                 f"the bedrock provider needs BedrockSettings, not {type(settings).__name__}"
@@ -122,6 +136,31 @@ class BedrockProvider(Provider):
             max_attempts=settings.max_attempts,
             max_concurrency=settings.max_concurrency,
         )
+        self._transport = transport
+        self._open_weight: BedrockOpenWeight | None = None
+
+    # --- routing between the native API and the OpenAI-compatible endpoint --------------------
+
+    @property
+    def open_weight(self) -> BedrockOpenWeight:
+        """The OpenAI-compatible half, built on first use."""
+        if self._open_weight is None:
+            self._open_weight = BedrockOpenWeight(
+                settings=self.settings,
+                session=self._aws.session,
+                region=str(self._aws.region),
+                transport=self._transport,
+            )
+        return self._open_weight
+
+    def _is_open_model(self, model: str | None) -> bool:
+        return _rules.is_open_weight(model, switch=self.settings.open_weight)
+
+    def _is_open_job(self, job_id: str) -> bool:
+        if self.settings.open_weight is not None:
+            return self.settings.open_weight
+        # Native ids are ARNs or job names rlft made; the endpoint's are OpenAI's ftjob- ids.
+        return job_id.startswith("ftjob-")
 
     # --- checks before anything leaves the machine ---------------------------------------------
 
@@ -146,6 +185,11 @@ class BedrockProvider(Provider):
             HyperparameterError: A value out of Bedrock's range, or a setting it lacks.
             UsageError: A model without RFT, a label Bedrock can't tag, a response format.
         """
+        if self._is_open_model(spec.model):
+            self.open_weight.check_spec(spec)
+            if self.settings.open_weight is None:  # data is staged in S3 first, then sent on
+                self._require("s3_uri")
+            return
         self._require("role_arn")
         self._require("s3_uri")
         _rules.check_model(spec.model, allow_unknown=self.settings.allow_unknown_models)
@@ -168,10 +212,13 @@ class BedrockProvider(Provider):
         """Render ``dataset`` to Bedrock's RFT JSONL and stage it in S3; return its ``s3://`` URI.
 
         The key is the SHA-256 of the rendered bytes, so the same data uploads once (a
-        ``HeadObject`` finds it) and a changed rendering never reuses a stale object.
+        ``HeadObject`` finds it) and a changed rendering never reuses a stale object. With
+        ``open_weight = true`` the file goes to the OpenAI-compatible endpoint's ``/files``.
         """
         from rlft.datasets import render
 
+        if self.settings.open_weight:
+            return await self.open_weight.upload_dataset(dataset, role=role)
         body = render(dataset, "bedrock")
         bucket, prefix = self.settings.staging() if self.settings.s3_uri else ("", "")
         if not bucket:
@@ -238,6 +285,8 @@ class BedrockProvider(Provider):
         """
         spec = request.spec
         self.check_spec(spec)
+        if self._is_open_model(spec.model):
+            return await self._create_open_weight(request)
         role_arn = self._require("role_arn")
         lambda_arn = await self._grader_arn(request)
         if self.settings.check_permissions:
@@ -297,6 +346,37 @@ class BedrockProvider(Provider):
             raw=json_safe({"request": params}),
         )
 
+    async def _endpoint_file(self, uri: str | None, role: str) -> str | None:
+        # The data was staged in S3 before the model picked the endpoint: send it on.
+        if uri is None or not uri.startswith("s3://"):
+            return uri
+        bucket, _, key = uri.removeprefix("s3://").partition("/")
+
+        def read() -> bytes:
+            body: bytes = self._aws.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+            return body
+
+        content = await self._aws.run(read)
+        client = self.open_weight.client
+        file = await client.upload(
+            "/files",
+            filename=f"rlft-{role}-{key.rsplit('/', 1)[-1]}",
+            content=content,
+            fields={"purpose": "fine-tune"},
+        )
+        await self.open_weight._wait_processed(file, role=role)
+        return str(file["id"])
+
+    async def _create_open_weight(self, request: CreateJobRequest) -> JobRecord:
+        lambda_arn = await self._grader_arn(request)
+        opened = dataclasses.replace(
+            request,
+            grader_payload=lambda_grader(lambda_arn),
+            training_file=await self._endpoint_file(request.training_file, "train") or "",
+            validation_file=await self._endpoint_file(request.validation_file, "validation"),
+        )
+        return await self.open_weight.create_job(opened)
+
     async def _existing(self, job_name: str, token: str, cause: Exception) -> JobRecord:
         # A retried create: Bedrock ignores a repeated clientRequestToken, but a repeated jobName
         # can come back as a conflict (moto: ResourceInUseException). Same token, same job.
@@ -313,11 +393,18 @@ class BedrockProvider(Provider):
         return await self._aws.call("bedrock", "get_model_customization_job", jobIdentifier=job_id)
 
     async def get_job(self, job_id: str) -> JobRecord:
-        """Fetch one job by ARN or job name."""
+        """Fetch one job by ARN or job name (or an open-weight ``ftjob-`` id)."""
+        if self._is_open_job(job_id):
+            return await self.open_weight.get_job(job_id)
         return record_from_job(await self._job(job_id))
 
     async def list_jobs(self, *, limit: int = 100) -> list[JobRecord]:
-        """The most recent reinforcement fine-tuning jobs, newest first (one paginated walk)."""
+        """The most recent reinforcement fine-tuning jobs, newest first (one paginated walk).
+
+        Native jobs, or the OpenAI-compatible endpoint's with ``open_weight = true``.
+        """
+        if self.settings.open_weight:
+            return await self.open_weight.list_jobs(limit=limit)
         summaries = await self._aws.paginate(
             "bedrock",
             "list_model_customization_jobs",
@@ -333,18 +420,26 @@ class BedrockProvider(Provider):
         return [record_from_summary(summary) for summary in summaries]
 
     async def list_events(self, job_id: str, *, after: str | None = None) -> list[JobEvent]:
-        """Events synthesised from the job's fields (the native API has no event stream)."""
+        """Events synthesised from the job's fields (the native API has no event stream); the
+        OpenAI-compatible endpoint's own events for open-weight jobs."""
+        if self._is_open_job(job_id):
+            return await self.open_weight.list_events(job_id, after=after)
         job = await self._job(job_id)
         return events_after(str(job.get("jobArn", job_id)), job, after)
 
     async def list_checkpoints(self, job_id: str) -> list[Checkpoint]:
-        """The output custom model once the job completed; Bedrock exposes no others."""
+        """The output custom model once a native job completed (Bedrock exposes no others); the
+        endpoint's checkpoints for open-weight jobs."""
+        if self._is_open_job(job_id):
+            return await self.open_weight.list_checkpoints(job_id)
         job = await self._job(job_id)
         return checkpoints(str(job.get("jobArn", job_id)), job)
 
     async def cancel_job(self, job_id: str) -> JobRecord:
         """Stop the job (``InProgress`` -> ``Stopping`` -> ``Stopped``). Stopping a job that has
         already ended is not an error: the job is returned as it is."""
+        if self._is_open_job(job_id):
+            return await self.open_weight.cancel_job(job_id)
         try:
             await self._aws.call("bedrock", "stop_model_customization_job", jobIdentifier=job_id)
         except BadRequestError as exc:
@@ -369,6 +464,8 @@ class BedrockProvider(Provider):
             checkpoint: The job's checkpoint (its ``model`` is the custom-model ARN).
             name: The deployment name; derived from the model name when omitted.
         """
+        if self._is_open_job(checkpoint.job_id):
+            return await self.open_weight.deploy_checkpoint(checkpoint, name=name)
         model_arn = checkpoint.model
         hint = (checkpoint.raw or {}).get("outputModelName")
         deployment = _rules.deployment_name(name, model_arn, hint=str(hint) if hint else None)
@@ -384,5 +481,7 @@ class BedrockProvider(Provider):
         return str(created["customModelDeploymentArn"])
 
     async def aclose(self) -> None:
-        """Close the boto3 clients. Idempotent."""
+        """Close the boto3 clients and the endpoint's connections. Idempotent."""
         self._aws.close()
+        if self._open_weight is not None:
+            await self._open_weight.aclose()
