@@ -127,7 +127,7 @@ class SandboxResult(BaseModel):
     error: str | None
     """Why it failed, for people: ``"timed out after 2.0 s"``, a traceback's tail, ..."""
     error_kind: SandboxErrorKind | None
-    """Why it failed, for code; ``None`` on success. See the module docstring's table."""
+    """Why it failed, for code; ``None`` on success (the module docstring lists them)."""
     stdout: str
     """What the grader printed (stdout and stderr), truncated to ``max_output_bytes``."""
     latency_s: float
