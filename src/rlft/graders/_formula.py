@@ -29,8 +29,8 @@ MAX_EXPONENT = 64.0
 
 _FUNCTIONS: dict[str, tuple[Callable[..., float], int | None]] = {
     # name: (implementation, arity or None for "one or more")
-    "min": (min, None),
-    "max": (max, None),
+    "min": (lambda *xs: min(xs), None),  # min(x) of one number is that number
+    "max": (lambda *xs: max(xs), None),
     "abs": (abs, 1),
     "floor": (lambda x: float(math.floor(x)), 1),
     "ceil": (lambda x: float(math.ceil(x)), 1),
