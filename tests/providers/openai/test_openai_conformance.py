@@ -3,6 +3,12 @@ run a whole job lifecycle through ``rlft.Client``."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
+from types import SimpleNamespace
+
+import httpx
 import pytest
 import respx
 
@@ -89,3 +95,51 @@ async def test_a_whole_job_through_the_client(
         assert again.id == job.id
     uploads = [r for r in server.requests if r.method == "POST" and r.url.path == "/v1/files"]
     assert len(uploads) == 2  # train and validation, once each (content-hash staging)
+
+
+class TestAzureV1EntraConformance(ProviderConformance):
+    """The v1 route with an Entra ID token: Bearer only, no api-version."""
+
+    @pytest.fixture
+    def provider(self, mock: respx.MockRouter) -> Provider:
+        def bearer_only(request: httpx.Request) -> bool:
+            return request.headers.get("authorization") == "Bearer entra-conformance-token"
+
+        self.server = FakeFineTuningServer(
+            prefix="/openai/v1", flavour="azure", authorized=bearer_only
+        )
+        mock.route(host="res.openai.azure.com").mock(side_effect=self.server)
+        settings = AzureSettings(endpoint="https://res.openai.azure.com", api="v1")
+        return AzureProvider(settings=settings, sleep=_no_wait, credential=_StaticCredential())
+
+    @pytest.fixture
+    def conformance_secrets(self) -> list[str]:
+        return ["entra-conformance-token"]
+
+    async def settle(self, provider: Provider, job_id: str) -> None:
+        self.server.advance(job_id, 2)
+
+
+class _StaticCredential:
+    async def get_token(self, *scopes: str) -> SimpleNamespace:
+        return SimpleNamespace(token="entra-conformance-token", expires_on=time.time() + 3600)
+
+    async def close(self) -> None:
+        return None
+
+
+def test_plugins_register_without_importing_sdks() -> None:
+    """The plugin modules and providers import neither ``azure.identity`` nor ``openai``."""
+    code = (
+        "import sys\n"
+        "from rlft.provider import ProviderRegistry\n"
+        "from rlft_providers.openai import _plugin as o\n"
+        "from rlft_providers.azure import _plugin as a\n"
+        "registry = ProviderRegistry()\n"
+        "o.rlft_register_providers(registry); a.rlft_register_providers(registry)\n"
+        "for spec in registry: spec.load()\n"
+        "heavy = ('azure.identity', 'openai')\n"
+        "print(registry.names(), sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "['azure', 'openai'] []"
