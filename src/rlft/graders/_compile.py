@@ -56,11 +56,10 @@ _TOP_LABEL = Cell(
 )
 
 
-def _native_elsewhere(target: str) -> Cell:
-    return Cell(
-        f"a native grader runs only on the backend it was written for, not {target!r}",
-        "write the grader with rlft's portable types, or use a Native grader per backend",
-    )
+_NATIVE_ELSEWHERE = Cell(
+    "a native grader runs only on the backend it was written for",
+    "write the grader with rlft's portable types, or use a Native grader per backend",
+)
 
 
 # row id -> (what it covers, {target: Cell})
@@ -88,17 +87,15 @@ SUPPORT: dict[str, dict[str, Cell]] = {
     "multi": dict.fromkeys(TARGETS, OK),
     "multi:label_model": dict.fromkeys(TARGETS, OK),
     **{
-        f"native:{own}": {
-            target: OK if target == own else _native_elsewhere(target) for target in TARGETS
-        }
+        f"native:{own}": {target: OK if target == own else _NATIVE_ELSEWHERE for target in TARGETS}
         for own in ("openai", "azure", "bedrock")
     },
 }
 
 _NOTES: dict[str, dict[str, str]] = {
-    "python": {"bedrock": "runs in the Lambda's own process (Lambda is the sandbox)"},
+    "python": {"bedrock": "in the Lambda's own process, which is the sandbox"},
     "score_model": {
-        "bedrock": "judge via Bedrock Converse (or an OpenAI-compatible endpoint)",
+        "bedrock": "judge via Bedrock Converse or an OpenAI-compatible endpoint",
         "trl": "judge via an OpenAI-compatible endpoint",
         "local": "judge via an OpenAI-compatible endpoint",
     },
@@ -201,17 +198,26 @@ def _no_options(target: str, options: Mapping[str, Any]) -> None:
 
 
 def support_table_markdown() -> str:
-    """The support matrix as a Markdown table (docs/graders.md embeds it; a test compares)."""
+    """The support matrix as Markdown: the table, then why each "no" is a no and what to do.
+
+    docs/graders.md embeds this text verbatim; a test fails when the two drift apart.
+    """
     header = "| Grader | " + " | ".join(f"`{t}`" for t in TARGETS) + " |"
     lines = [header, "|---|" + "---|" * len(TARGETS)]
+    reasons: list[str] = []
     for row, label in SUPPORT_ROWS.items():
         cells = []
+        refused: dict[Cell, list[str]] = {}
         for target in TARGETS:
             cell = SUPPORT[row][target]
             if cell.supported:
                 note = _NOTES.get(row, {}).get(target)
-                cells.append(f"yes ({note})" if note else "yes")
+                cells.append(f"yes: {note}" if note else "yes")
             else:
                 cells.append("no")
+                refused.setdefault(cell, []).append(target)
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        for cell, targets in refused.items():
+            where = ", ".join(f"`{t}`" for t in targets)
+            reasons.append(f"- {label} on {where}: {cell.reason}. Instead: {cell.hint}.")
+    return "\n".join([*lines, "", *reasons])
