@@ -5,7 +5,6 @@ quirks; each method here is one remote operation (paging included) translated to
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Mapping
@@ -60,16 +59,6 @@ def segment(value: str, what: str = "id") -> str:
     if not value or not isinstance(value, str):
         raise UsageError(f"a {what} is required, got {value!r}")
     return quote(value, safe="")
-
-
-def _jsonl(rendered: Any) -> bytes:
-    """The upload body from whatever ``rlft.datasets.render`` returned (bytes, text or rows)."""
-    if isinstance(rendered, bytes):
-        return rendered
-    if isinstance(rendered, str):
-        return rendered.encode("utf-8")
-    rows = [json.dumps(row, ensure_ascii=False, separators=(",", ":")) for row in rendered]
-    return ("\n".join(rows) + "\n").encode("utf-8")
 
 
 def _safe_filename(name: Any, fallback: str) -> str:
@@ -173,7 +162,7 @@ class OpenAICompatProvider(Provider):
         """Render, upload with ``purpose=fine-tune``, and wait until the file is processed."""
         from rlft.datasets import render
 
-        content = _jsonl(render(dataset, self.capabilities.dataset_target))
+        content = render(dataset, self.capabilities.dataset_target)
         digest = str(getattr(dataset, "content_hash", "") or "")[:12]
         filename = f"rlft-{role}-{digest}.jsonl" if digest else f"rlft-{role}.jsonl"
         file = await self._client.upload(
