@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import importlib
+import io
+import sys
+import zipfile
 from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import pytest
 
+from rlft.graders import compile as compile_grader
 from rlft.graders._judge import JudgeError, JudgeRequest, JudgeResponse
 from rlft.graders._sandbox import SandboxLimits, SandboxPool
 
@@ -36,3 +44,32 @@ class ScriptedJudge:
 @pytest.fixture
 def judge_factory() -> Callable[[str | Callable[[JudgeRequest], str]], ScriptedJudge]:
     return ScriptedJudge
+
+
+def _forget_lambda_modules() -> None:
+    for name in list(sys.modules):
+        if name.startswith(("rlft_grader_handler", "rlft_grader_engine")):
+            del sys.modules[name]
+
+
+@pytest.fixture
+def load_lambda(tmp_path: Path) -> Iterator[Callable[..., ModuleType]]:
+    """Build a grader's Lambda zip, extract it, and import its handler module from there."""
+    folders: list[str] = []
+
+    def load(grader: Any, **options: Any) -> ModuleType:
+        package = compile_grader(grader, "bedrock", **options)
+        folder = tmp_path / f"lambda-{len(folders)}"
+        with zipfile.ZipFile(io.BytesIO(package.zip_bytes)) as archive:
+            archive.extractall(folder)
+        _forget_lambda_modules()
+        sys.path.insert(0, str(folder))
+        folders.append(str(folder))
+        module = importlib.import_module(package.handler.rpartition(".")[0])
+        assert Path(module.__file__ or "").parent == folder  # the zip's copy
+        return module
+
+    yield load
+    for folder in folders:
+        sys.path.remove(folder)
+    _forget_lambda_modules()
