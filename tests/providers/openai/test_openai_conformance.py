@@ -143,3 +143,20 @@ def test_plugins_register_without_importing_sdks() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "['azure', 'openai'] []"
+
+
+def test_every_key_in_the_example_config_is_a_real_setting() -> None:
+    """``examples/hosted.rlft.toml`` documents settings (most commented out): each must exist."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).parents[3] / "examples" / "hosted.rlft.toml").read_text()
+    models = {"openai": OpenAISettings, "azure": AzureSettings}
+    section, seen = None, set()
+    for line in text.splitlines():
+        if header := re.fullmatch(r"\[(\w+)\]", line.strip()):
+            section = header.group(1)
+        elif section and (key := re.match(r"#?\s?(\w+) = ", line)):
+            assert key.group(1) in models[section].model_fields, (section, key.group(1))
+            seen.add((section, key.group(1)))
+    assert ("openai", "base_url") in seen and ("azure", "subscription_id") in seen
