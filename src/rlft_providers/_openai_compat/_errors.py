@@ -25,6 +25,7 @@ from rlft.exceptions import (
     RateLimitError,
     ServerError,
 )
+from rlft_providers._openai_compat._retry import parse_retry_after
 
 __all__ = [
     "REQUEST_ID_HEADERS",
@@ -149,8 +150,6 @@ def _attempts_note(state: CallState) -> str:
 def _status_error(
     response: httpx.Response, *, provider: str, state: CallState, secrets: list[str]
 ) -> ProviderAPIError:
-    from rlft_providers._openai_compat._retry import parse_retry_after
-
     status = response.status_code
     body, message, code, param = parse_error_body(response)
     message = message or response.reason_phrase or f"HTTP {status}"

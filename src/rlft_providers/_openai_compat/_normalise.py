@@ -52,6 +52,10 @@ def _int(value: Any) -> int | None:
     return int(number) if number is not None else None
 
 
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
 def _first(*values: Any) -> float | None:
     for value in values:
         if (number := _num(value)) is not None:
@@ -89,9 +93,9 @@ def to_job(payload: Any, *, provider: str, vocabulary: str | None = None) -> Job
         provider=provider,
         status=map_status(vocabulary or provider, native),
         provider_status=native,
-        model=job.get("model") if isinstance(job.get("model"), str) else None,
-        fine_tuned_model=job.get("fine_tuned_model") or None,
-        name=job.get("user_provided_suffix") or job.get("suffix") or None,
+        model=_str(job.get("model")),
+        fine_tuned_model=_str(job.get("fine_tuned_model")),
+        name=_str(job.get("user_provided_suffix")) or _str(job.get("suffix")),
         created_at=_time(job.get("created_at")),
         finished_at=_time(job.get("finished_at")),
         error=info,

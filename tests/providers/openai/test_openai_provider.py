@@ -644,3 +644,14 @@ async def test_the_key_never_shows_in_reprs_errors_or_logs(provider, mock, caplo
     texts += [caplog.text, repr(provider.client)]
     assert all(KEY not in text for text in texts)
     assert "Check OPENAI_API_KEY" in str(info.value)
+
+
+async def test_odd_job_shapes_are_parsed_loosely_or_refused_cleanly(provider, mock) -> None:
+    route = mock.get(f"{API}/fine_tuning/jobs/ftjob-1")
+    route.respond(json={"id": "ftjob-1", "status": None, "fine_tuned_model": 5, "metadata": None})
+    record = await provider.get_job("ftjob-1")
+    assert record.provider_status == "unknown" and record.status is JobStatus.RUNNING
+    assert record.fine_tuned_model is None and record.metadata == {}
+    route.respond(json=["not", "a", "job"])
+    with pytest.raises(ProviderAPIError, match="unexpected response for a fine-tuning job"):
+        await provider.get_job("ftjob-1")
