@@ -655,3 +655,25 @@ async def test_odd_job_shapes_are_parsed_loosely_or_refused_cleanly(provider, mo
     route.respond(json=["not", "a", "job"])
     with pytest.raises(ProviderAPIError, match="unexpected response for a fine-tuning job"):
         await provider.get_job("ftjob-1")
+
+
+async def test_grader_endpoint_bodies_are_openai_shaped(provider, mock) -> None:
+    from openai.types.fine_tuning.alpha.grader_run_params import GraderRunParams
+    from openai.types.fine_tuning.alpha.grader_validate_params import GraderValidateParams
+    from pydantic import TypeAdapter
+
+    from rlft.graders import StringCheck, compile
+
+    grader = StringCheck(
+        name="label", input="{{ sample.output_text }}", reference="{{ item.label }}", operation="ne"
+    )
+    payload = compile(grader, "openai")
+    run = mock.post(f"{API}/fine_tuning/alpha/graders/run").respond(json={"reward": 0.0})
+    check = mock.post(f"{API}/fine_tuning/alpha/graders/validate").respond(json={})
+    await provider.validate_grader(payload)
+    await provider.run_grader(payload, sample="bug", item={"label": "billing"})
+    validate_body = json.loads(check.calls.last.request.content)
+    run_body = json.loads(run.calls.last.request.content)
+    TypeAdapter(GraderValidateParams).validate_python(validate_body, extra="forbid")
+    TypeAdapter(GraderRunParams).validate_python(run_body, extra="forbid")
+    assert run_body["grader"]["operation"] == "ne"  # the API literal, not the docs' "neq"
