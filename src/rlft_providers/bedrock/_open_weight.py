@@ -165,7 +165,13 @@ class BedrockOpenWeight(OpenAICompatProvider):
             retry=RetryPolicy(max_retries=max(0, settings.max_attempts - 1)),
             sleep=sleep,
         )
-        super().__init__(settings=settings, client=client, sleep=sleep)
+        super().__init__(
+            settings=settings,
+            client=client,
+            sleep=sleep,
+            file_poll_interval=settings.file_poll_interval,
+            file_processing_timeout=settings.file_processing_timeout,
+        )
 
     async def create_job(self, request: CreateJobRequest) -> JobRecord:
         """Create the job; ``request.grader_payload`` is already the Lambda grader object."""

@@ -81,6 +81,10 @@ class BedrockSettings(ProviderSettings):
     (gpt-oss, Qwen3), ``True``/``False`` force it."""
     openai_base_url: str | None = None
     """The OpenAI-compatible endpoint; defaults to ``https://bedrock-mantle.<region>.api.aws/v1``."""
+    file_poll_interval: float = Field(default=2.0, gt=0)
+    """Open-weight path: seconds between checks that an uploaded file is processed."""
+    file_processing_timeout: float = Field(default=1800.0, gt=0)
+    """Open-weight path: how long to wait for an uploaded file to be processed."""
 
     @field_validator("subnet_ids", "security_group_ids", "lambda_layers", mode="before")
     @classmethod

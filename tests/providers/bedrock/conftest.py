@@ -73,7 +73,8 @@ class FakePackage:
 def tiny_zip(body: str = "def handler(event, context):\n    return []\n") -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("handler.py", body)
+        # A fixed timestamp: same source, same bytes, same CodeSha256 (like real packages).
+        archive.writestr(zipfile.ZipInfo("handler.py", date_time=(1980, 1, 1, 0, 0, 0)), body)
     return buffer.getvalue()
 
 
