@@ -17,9 +17,9 @@ import functools
 import json
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 
@@ -43,6 +43,7 @@ from rlft.graders._template import (
 __all__ = [
     "Embedder",
     "EngineOptions",
+    "map_bounded",
     "Judge",
     "Outcome",
     "evaluate",
@@ -51,6 +52,8 @@ __all__ = [
     "parse_score",
     "score_schema",
 ]
+
+T = TypeVar("T")
 
 MODEL_GRADER_TYPES = frozenset({"score_model", "label_model"})
 _KNOWN = frozenset(
@@ -118,6 +121,28 @@ class EngineOptions:
 
             self.pool = default_pool()
         return self.pool
+
+
+async def map_bounded(fn: Callable[[int], Awaitable[T]], count: int, concurrency: int) -> list[T]:
+    """``[await fn(0), ..., await fn(count - 1)]`` with at most ``concurrency`` in flight.
+
+    ``concurrency`` lanes pull the next index, rather than a task and a limiter per index: for
+    cheap grades the per-task overhead was most of the time.
+    """
+    results: list[Any] = [None] * count
+    next_index = 0
+
+    async def lane() -> None:
+        nonlocal next_index
+        while next_index < count:
+            index = next_index
+            next_index += 1  # no await between the check and the claim: lanes never collide
+            results[index] = await fn(index)
+
+    async with anyio.create_task_group() as group:
+        for _ in range(min(concurrency, count)):
+            group.start_soon(lane)
+    return results
 
 
 @functools.lru_cache(maxsize=4096)
@@ -404,6 +429,14 @@ async def _model(
 # -- multi -------------------------------------------------------------------------------------
 
 
+def _waits(spec: Mapping[str, Any]) -> bool:
+    """Whether a sub-grader waits on I/O (a sandbox, a judge, an embedder)."""
+    kind = spec.get("type")
+    if kind == "text_similarity":
+        return spec.get("evaluation_metric") == "cosine"
+    return kind in ("python", "score_model", "label_model", "native")
+
+
 async def _multi(
     spec: Mapping[str, Any], sample: dict[str, Any], item: dict[str, Any], options: EngineOptions
 ) -> Outcome:
@@ -415,9 +448,13 @@ async def _multi(
         outcome = await _run(sub, sample, item, options)
         results[key] = replace(outcome, latency_s=time.perf_counter() - start)
 
-    async with anyio.create_task_group() as group:
+    if any(_waits(sub) for sub in graders.values()):
+        async with anyio.create_task_group() as group:
+            for key, sub in graders.items():
+                group.start_soon(one, key, sub, name=f"rlft-grade-{key}")
+    else:  # all CPU-bound and quick: a task group per sample would cost more than the grading
         for key, sub in graders.items():
-            group.start_soon(one, key, sub, name=f"rlft-grade-{key}")
+            await one(key, sub)
     ordered = {key: results[key] for key in graders}
     failed = [key for key, outcome in ordered.items() if outcome.errors]
     if failed:

@@ -5,10 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-import anyio
-
 from rlft.exceptions import UsageError
-from rlft.graders._engine import EngineOptions, Outcome, evaluate
+from rlft.graders._engine import EngineOptions, Outcome, evaluate, map_bounded
 from rlft.graders._result import GradeResult, ItemReference
 
 if TYPE_CHECKING:
@@ -86,17 +84,12 @@ async def grade_many(
         )
     spec = grader.to_dict()
     options = EngineOptions(judge=judge, embedder=embedder, pool=pool)
-    outcomes: list[Outcome | None] = [None] * len(samples)
-    limiter = anyio.CapacityLimiter(concurrency)
 
-    async def one(index: int) -> None:
-        async with limiter:
-            outcomes[index] = await evaluate(spec, samples[index], rows[index], options)
+    async def one(index: int) -> Outcome:
+        return await evaluate(spec, samples[index], rows[index], options)
 
-    async with anyio.create_task_group() as group:
-        for index in range(len(samples)):
-            group.start_soon(one, index)
-    return [to_result(outcome) for outcome in outcomes if outcome is not None]
+    outcomes = await map_bounded(one, len(samples), concurrency)
+    return [to_result(outcome) for outcome in outcomes]
 
 
 def item_references(grader: BaseGrader) -> list[ItemReference]:

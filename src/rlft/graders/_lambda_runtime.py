@@ -33,7 +33,7 @@ from typing import Any
 
 import anyio
 
-from rlft.graders._engine import EngineOptions, Outcome, evaluate
+from rlft.graders._engine import EngineOptions, Outcome, evaluate, map_bounded
 from rlft.graders._judge import BedrockJudge, Judge, OpenAIJudge
 from rlft.graders._sync import run_sync
 
@@ -186,26 +186,17 @@ class Handler:
         ]
 
     async def _grade_all(self, samples: list[Any]) -> list[Outcome]:
-        outcomes: list[Outcome | None] = [None] * len(samples)
-        limiter = anyio.CapacityLimiter(self.concurrency)
-
-        async def one(index: int) -> None:
+        async def one(index: int) -> Outcome:
             sample = samples[index]
-            async with limiter:
-                if isinstance(sample, Mapping):
-                    outcome = await evaluate(
-                        self.spec, sample.get("messages"), sample_item(sample), self.options
-                    )
-                else:
-                    outcome = Outcome(
-                        score=0.0, errors=("sample_parse",), reason="a sample must be an object"
-                    )
-            outcomes[index] = outcome
+            if not isinstance(sample, Mapping):
+                return Outcome(
+                    score=0.0, errors=("sample_parse",), reason="a sample must be an object"
+                )
+            return await evaluate(
+                self.spec, sample.get("messages"), sample_item(sample), self.options
+            )
 
-        async with anyio.create_task_group() as group:
-            for index in range(len(samples)):
-                group.start_soon(one, index)
-        return [outcome for outcome in outcomes if outcome is not None]
+        return await map_bounded(one, len(samples), self.concurrency)
 
     def _reply(self, sample: Any, outcome: Outcome) -> dict[str, Any]:
         sample_id = sample.get("id") if isinstance(sample, Mapping) else None

@@ -19,10 +19,8 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-import anyio
-
 from rlft.exceptions import UsageError
-from rlft.graders._engine import EngineOptions, Outcome, evaluate
+from rlft.graders._engine import EngineOptions, Outcome, evaluate, map_bounded
 from rlft.graders._sync import run_sync
 
 if TYPE_CHECKING:
@@ -125,19 +123,10 @@ class RewardFunction:
     async def _grade_all(
         self, completions: list[Any], items: list[dict[str, Any]]
     ) -> list[Outcome]:
-        outcomes: list[Outcome | None] = [None] * len(completions)
-        limiter = anyio.CapacityLimiter(self.concurrency)
+        async def one(index: int) -> Outcome:
+            return await evaluate(self._spec, completions[index], items[index], self._options)
 
-        async def one(index: int) -> None:
-            async with limiter:
-                outcomes[index] = await evaluate(
-                    self._spec, completions[index], items[index], self._options
-                )
-
-        async with anyio.create_task_group() as group:
-            for index in range(len(completions)):
-                group.start_soon(one, index)
-        return [outcome for outcome in outcomes if outcome is not None]
+        return await map_bounded(one, len(completions), self.concurrency)
 
     def _record(self, outcomes: list[Outcome], log_metric: Any, log_extra: Any) -> None:
         count = len(outcomes)
