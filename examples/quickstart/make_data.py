@@ -27,7 +27,8 @@ INSTRUCTION = "triage"  # the system message: answer with the label word
 
 def ticket(rng: random.Random) -> dict[str, object]:
     label = rng.choice(sorted(LABELS))
-    words = [rng.choice(OPENERS), rng.choice(FILLERS), rng.choice(LABELS[label]), rng.choice(CLOSERS)]
+    opener, filler = rng.choice(OPENERS), rng.choice(FILLERS)
+    words = [opener, filler, rng.choice(LABELS[label]), rng.choice(CLOSERS)]
     return {
         "messages": [
             {"role": "system", "content": INSTRUCTION},

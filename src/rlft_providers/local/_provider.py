@@ -196,7 +196,7 @@ class LocalProvider(Provider):
                 lora=plan.lora,
                 command=worker_command(python, folder.root, plan.accelerate),
                 device=self.settings.device,
-                torch_threads=self.settings.torch_threads,
+                torch_threads=self.settings.torch_threads or (1 if is_tiny(spec.model) else None),
                 offline=self.settings.offline,
                 response_format=spec.response_format,
             )

@@ -34,7 +34,9 @@ class LocalSettings(ProviderSettings):
     """``auto`` picks CUDA, then MPS, then the CPU. On the CPU the runner turns bf16 and gradient
     checkpointing off (both make small models slower there)."""
     torch_threads: int | None = Field(default=None, ge=1)
-    """``torch.set_num_threads`` in the worker; ``None`` keeps torch's choice (all cores)."""
+    """``torch.set_num_threads`` in the worker. ``None``: one thread for the tiny model (its
+    matrices are too small to gain from more, and OpenMP threads spinning on a busy CPU slowed it
+    5-10x in our measurements), torch's choice (every core) for a named model."""
     offline: bool = True
     """Set ``HF_HUB_OFFLINE=1`` in workers: models load from local folders or the Hugging Face
     cache only, never the network. Set ``false`` to let a worker download a named model."""

@@ -161,6 +161,13 @@ def run(folder: JobDir) -> tuple[str, int | None]:
     trainer.train(resume_from_checkpoint=resume)
 
     step = trainer.state.global_step
+    if _is_main_process() and callback.summary:
+        runtime = callback.summary.get("train_runtime", 0.0)
+        speed = callback.summary.get("train_steps_per_second", 0.0)
+        folder.append_event(
+            message=f"trained to step {step} in {runtime:.1f}s ({speed:.2f} steps/s)",
+            raw={"train": dict(callback.summary)},
+        )
     finished = step >= trainer.state.max_steps
     if callback.stopped == "cancel":
         return "cancelled", step
