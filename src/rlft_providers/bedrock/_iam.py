@@ -237,16 +237,21 @@ async def check_invoke_permission(aws: Aws, *, role_arn: str, function_arn: str)
     if decision == "allow":
         return True
     statement = json.dumps(invoke_statement(function_arn), indent=2)
-    why = (
-        "a Deny statement in its policies blocks"
-        if decision == "deny"
-        else "no statement in its policies allows"
-    )
     policy = json.dumps({"Version": "2012-10-17", "Statement": [invoke_statement(function_arn)]})
+    if decision == "deny":
+        fix = (
+            "a Deny statement in its policies blocks lambda:InvokeFunction on it. Remove or "
+            f"narrow that Deny, and make sure the role has this statement:\n{statement}"
+        )
+    else:
+        fix = (
+            "no statement in its policies allows lambda:InvokeFunction on it. Add this "
+            f"statement to the role:\n{statement}\nfor example:\n  aws iam put-role-policy "
+            f"--role-name {role_name} --policy-name rlft-invoke-grader --policy-document "
+            f"'{policy}'"
+        )
     raise ConfigurationError(
-        f"the job role {role_arn} cannot invoke the grader Lambda {function_arn}: {why} "
-        f"lambda:InvokeFunction on it, so Bedrock could not grade a single sample. Add this "
-        f"statement to the role:\n{statement}\nfor example:\n  aws iam put-role-policy "
-        f"--role-name {role_name} --policy-name rlft-invoke-grader --policy-document '{policy}'\n"
-        "(or set [bedrock] check_permissions = false if your role is granted another way)"
+        f"the job role {role_arn} cannot invoke the grader Lambda {function_arn}, so Bedrock "
+        f"could not grade a single sample: {fix}\n(or set [bedrock] check_permissions = false "
+        "if the role is granted another way)"
     )
