@@ -220,9 +220,8 @@ class BedrockProvider(Provider):
         if self.settings.open_weight:
             return await self.open_weight.upload_dataset(dataset, role=role)
         body = render(dataset, "bedrock")
-        bucket, prefix = self.settings.staging() if self.settings.s3_uri else ("", "")
-        if not bucket:
-            self._require("s3_uri")
+        self._require("s3_uri")
+        bucket, prefix = self.settings.staging()
         key = "/".join(p for p in (prefix, "datasets", hashlib.sha256(body).hexdigest()) if p)
         key += ".jsonl"
         uri = f"s3://{bucket}/{key}"
