@@ -45,36 +45,41 @@ class RunnerCallback(TrainerCallback):
     def on_train_begin(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any
     ) -> None:
-        if state.is_world_process_zero:
-            self.job.update_state(
-                status="running",
-                started_at=utcnow(),
-                step=state.global_step,
-                total_steps=state.max_steps,
-                attempt=self.attempt,
-            )
-            resumed = f" (resumed at step {state.global_step})" if state.global_step else ""
-            self.job.append_event(
-                kind="status",
-                message=f"running{resumed}: {state.max_steps} steps",
-                raw={"status": "running", "step": state.global_step, "total": state.max_steps},
-            )
+        if not state.is_world_process_zero:
+            return
+        if self.job.read_state().status == "cancelled":  # recorded by a cancel while we loaded
+            self.job.request("cancel")  # every process stops after the first step, together
+            return
+        self.job.update_state(
+            status="running",
+            started_at=utcnow(),
+            step=state.global_step,
+            total_steps=state.max_steps,
+            attempt=self.attempt,
+        )
+        resumed = f" (resumed at step {state.global_step})" if state.global_step else ""
+        self.job.append_event(
+            kind="status",
+            message=f"running{resumed}: {state.max_steps} steps",
+            raw={"status": "running", "step": state.global_step, "total": state.max_steps},
+        )
 
     def on_step_end(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any
     ) -> None:
-        action = self._requested(args)
-        if action is None or self.stopped is not None:
-            return
-        self.stopped = action
+        if self.stopped is None:
+            action = self._requested(args)
+            if action is None:
+                return
+            self.stopped = action
+            if action == "pause":
+                control.should_save = True  # the trainer saves checkpoint-<step>, then stops
+            if state.is_world_process_zero:
+                self.job.append_event(
+                    kind="message",
+                    message=f"{action} requested: stopping after step {state.global_step}",
+                )
         control.should_training_stop = True
-        if action == "pause":
-            control.should_save = True  # the trainer saves checkpoint-<step> before it stops
-        if state.is_world_process_zero:
-            self.job.append_event(
-                kind="message",
-                message=f"{action} requested: stopping after step {state.global_step}",
-            )
 
     # --- events ------------------------------------------------------------------------------
 

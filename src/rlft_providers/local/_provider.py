@@ -397,6 +397,11 @@ class LocalProvider(Provider):
         folder = self.job_dir(job_id)
         if record.status is JobStatus.PAUSED:  # no worker to ask
             return await self._run(self._force_cancelled, folder, "cancelled while paused")
+        if record.status is JobStatus.PENDING:
+            # Still importing or building the model: no step to finish, nothing to lose, and the
+            # worker would only see the request after its first step.
+            await self._run(self._kill, folder)
+            return await self._run(self._force_cancelled, folder, "cancelled before training")
         await self._run(folder.request, "cancel")
         record = await self._wait_until(job_id, _terminal, self.settings.stop_timeout)
         if record.status.is_terminal:
@@ -411,6 +416,11 @@ class LocalProvider(Provider):
 
     def _kill(self, folder: JobDir) -> None:
         pid = folder.read_state().pid
+        for _ in range(50):  # a launcher started a moment ago may not have written its pid yet
+            if pid is not None or not is_alive(folder):
+                break
+            time.sleep(POLL)
+            pid = folder.read_state().pid
         for sig in (signal.SIGTERM, signal.SIGKILL):
             # The lock proves the group is still ours: never signal a recycled pid.
             if pid is None or not is_alive(folder):

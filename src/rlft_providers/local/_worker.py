@@ -154,6 +154,8 @@ def run(folder: JobDir) -> tuple[str, int | None]:
         callbacks=[callback],
         peft_config=peft_config,
     )
+    if folder.requested() == "cancel" or folder.read_state().status == "cancelled":
+        return "cancelled", state.step  # cancelled while we loaded: don't start a step
     # Our event log is the record; TRL's PrinterCallback would print every log dict to stdout.
     trainer.remove_callback(PrinterCallback)
     checkpoints = folder.checkpoint_dirs()
@@ -189,6 +191,8 @@ def _finish(
     """
     if not _is_main_process():
         return
+    if folder.read_state().status in ("succeeded", "failed", "cancelled"):
+        return  # the provider already recorded an end (a cancel that could not wait for us)
     job = folder.read_job()
     if outcome != "cancelled":
         try:
