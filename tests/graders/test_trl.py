@@ -128,3 +128,78 @@ def test_pickles_for_worker_processes(pool: SandboxPool) -> None:
     fn = g.compile(LABEL, "trl", pool=pool)
     copy = pickle.loads(pickle.dumps(fn))
     assert copy.__name__ == "label" and copy(completions=['{"label": "z"}'], label=["z"]) == [1.0]
+
+
+def tiny_model(words: list[str]) -> tuple[Any, Any]:
+    """A random two-layer Llama and a word-level tokenizer, built offline (no hub)."""
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import AutoModelForCausalLM, LlamaConfig, PreTrainedTokenizerFast
+
+    vocab = Tokenizer(models.WordLevel(unk_token="[UNK]"))
+    vocab.pre_tokenizer = pre_tokenizers.Whitespace()
+    special = ["[PAD]", "[UNK]", "[BOS]", "[EOS]"]
+    vocab.train_from_iterator(
+        [" ".join(words)], trainer=trainers.WordLevelTrainer(special_tokens=special)
+    )
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=vocab,
+        bos_token="[BOS]",
+        eos_token="[EOS]",
+        pad_token="[PAD]",
+        unk_token="[UNK]",
+        padding_side="left",
+    )
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(0)
+    return AutoModelForCausalLM.from_config(config), tokenizer
+
+
+def test_inside_a_real_grpo_trainer(tmp_path: Any, pool: SandboxPool) -> None:
+    """TRL 1.16 calls it in its real loop and logs its sub-scores and failure rate."""
+    from trl import GRPOConfig, GRPOTrainer
+
+    from datasets import Dataset
+
+    labels = ["yes", "no", "maybe", "yes"]
+    rows = [{"prompt": f"say {label}", "label": label} for label in labels]
+    model, tokenizer = tiny_model(["say", *labels])
+    fn = g.compile(TRIAGE, "trl", pool=pool)
+    config = GRPOConfig(
+        output_dir=str(tmp_path),
+        use_cpu=True,
+        bf16=False,
+        gradient_checkpointing=False,
+        learning_rate=1e-3,
+        num_generations=4,
+        per_device_train_batch_size=8,
+        max_completion_length=2,
+        max_steps=2,
+        logging_steps=1,
+        report_to="none",
+        save_strategy="no",
+    )
+    trainer = GRPOTrainer(
+        model=model,
+        processing_class=tokenizer,
+        reward_funcs=[fn],
+        args=config,
+        train_dataset=Dataset.from_list(rows),
+    )
+    trainer.train()
+    logged = trainer.state.log_history[0]
+    # Completions are not JSON, so the label sub-grader fails closed and TRL logs that.
+    assert logged["triage/failure_rate"] == 1.0 and logged["rewards/triage/mean"] == 0.0
+    assert logged["triage/label"] == 0.0 and logged["triage/short"] == 1.0
+    assert fn.calls == 16 and fn.failures["sample_parse"] == 16

@@ -2,8 +2,8 @@
 
 One event loop per process runs in a daemon thread behind an anyio ``BlockingPortal``, started on
 first use. Any thread may call ``run_sync``; the portal serialises nothing, so calls from several
-threads run concurrently on the loop. Reusing one loop (rather than ``anyio.run`` per call) keeps
-judge connections and loop-bound limiters valid across calls.
+threads run concurrently on the loop. Reusing one loop (rather than ``anyio.run`` per call)
+saves a loop start per batch and keeps per-loop state, such as the sandbox pool's limiter, alive.
 
 Part of the engine runtime copied into the Lambda package: standard library and anyio only.
 """
