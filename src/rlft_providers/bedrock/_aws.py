@@ -17,6 +17,7 @@ import boto3
 import botocore.config
 
 from rlft import __version__
+from rlft.exceptions import ConfigurationError
 from rlft_providers.bedrock._errors import map_bedrock_errors
 
 __all__ = ["Aws"]
@@ -63,7 +64,16 @@ class Aws:
                     self._clients[service] = make(
                         service, region_name=self.region, config=self.config
                     )
-            return self._clients[service]
+            client = self._clients[service]
+        if service == "bedrock" and "RFTConfig" not in client.meta.service_model.shape_names:
+            import botocore
+
+            raise ConfigurationError(
+                f"botocore {botocore.__version__} predates Bedrock reinforcement fine-tuning "
+                "(no RFTConfig in its bedrock model); upgrade it: pip install -U 'rlft[bedrock]' "
+                "(rlft is tested with boto3/botocore 1.44.8)"
+            )
+        return client
 
     async def run(self, fn: Callable[[], T]) -> T:
         """Run blocking ``fn`` in a worker thread under the limiter and the error map."""

@@ -169,3 +169,17 @@ async def test_throttling_is_retried_by_botocore_then_mapped(
     assert caught.value.attempts == 5
     assert "gave up after 5 attempts" in str(caught.value)
     assert caught.value.request_id == "req-1"
+
+
+def test_a_botocore_without_rft_names_the_upgrade(
+    bedrock: SimpleNamespace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import botocore.model
+
+    def without_rft(self: Any) -> list[str]:  # as botocore before RFT: no RFTConfig shape
+        return [name for name in self._service_description["shapes"] if name != "RFTConfig"]
+
+    monkeypatch.setattr(botocore.model.ServiceModel, "shape_names", property(without_rft))
+    provider = BedrockProvider(settings=bedrock.make_settings(), session=boto3.Session())
+    with pytest.raises(ConfigurationError, match=r"pip install -U 'rlft\[bedrock\]'"):
+        provider._aws.client("bedrock")
