@@ -58,10 +58,16 @@ class RunnerCallback(TrainerCallback):
             attempt=self.attempt,
         )
         resumed = f" (resumed at step {state.global_step})" if state.global_step else ""
+        where = f" on {args.world_size} processes" if args.world_size > 1 else ""
         self.job.append_event(
             kind="status",
-            message=f"running{resumed}: {state.max_steps} steps",
-            raw={"status": "running", "step": state.global_step, "total": state.max_steps},
+            message=f"running{resumed}: {state.max_steps} steps{where}",
+            raw={
+                "status": "running",
+                "step": state.global_step,
+                "total": state.max_steps,
+                "processes": args.world_size,
+            },
         )
 
     def on_step_end(

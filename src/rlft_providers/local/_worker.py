@@ -61,8 +61,20 @@ def _grpo_kwargs(job: JobFile, folder: JobDir, device: str) -> dict[str, Any]:
     return kwargs
 
 
-def _load_model(job: JobFile, folder: JobDir, rows: list[dict[str, Any]], seed: int) -> Any:
+def _model_and_tokenizer(
+    job: JobFile, folder: JobDir, rows: list[dict[str, Any]], seed: int
+) -> Any:
     """Return ``(model, tokenizer)``: the tiny demonstration model, or the named one."""
+    if job.tiny and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        from accelerate import PartialState
+
+        # The main process builds and saves the model; the others then load the same folder.
+        with PartialState().main_process_first():
+            return _load_model(job, folder, rows, seed)
+    return _load_model(job, folder, rows, seed)
+
+
+def _load_model(job: JobFile, folder: JobDir, rows: list[dict[str, Any]], seed: int) -> Any:
     if job.tiny:
         from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
 
@@ -135,7 +147,8 @@ def run(folder: JobDir) -> tuple[str, int | None]:
 
     train_rows = _read_rows(job.train_file)
     valid_rows = _read_rows(job.validation_file) if job.validation_file else None
-    model, tokenizer = _load_model(job, folder, train_rows + (valid_rows or []), config.seed)
+    all_rows = train_rows + (valid_rows or [])
+    model, tokenizer = _model_and_tokenizer(job, folder, all_rows, config.seed)
     peft_config = None
     if job.lora is not None:
         from peft import LoraConfig
