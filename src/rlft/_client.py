@@ -2,21 +2,36 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Literal, Self
+
+import anyio
 
 from rlft._config import Config, build_settings, load_config
 from rlft._job import Job
-from rlft._models import Capabilities, Hyperparameters
+from rlft._models import Capabilities, Hyperparameters, JobStatus
 from rlft._plugins import PluginHost, PluginInfo
-from rlft.exceptions import CapabilityError, DatasetValidationError, UsageError
+from rlft.exceptions import (
+    AuthenticationError,
+    BadRequestError,
+    CapabilityError,
+    DatasetValidationError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    UsageError,
+)
 from rlft.provider import DatasetRole, Provider, ProviderSettings, ProviderSpec
 
 if TYPE_CHECKING:
+    from rlft._preflight import PreflightReport
     from rlft._spec import JobSpec
+    from rlft._store import JobStore, StoredJob
     from rlft.datasets import Dataset
     from rlft.graders import Grader
 
@@ -42,6 +57,8 @@ class Client:
         autoload: Scan installed ``rlft`` entry points; ``None`` reads
             ``RLFT_DISABLE_PLUGIN_AUTOLOAD`` when plugins load.
         cwd: Where to look for ``rlft.toml`` (default: the current directory).
+        store: The job store: a path to its SQLite file, a ``JobStore``, ``None`` for the
+            default (``rlft_home() / "jobs.db"``), or ``False`` to record nothing.
     """
 
     def __init__(
@@ -53,6 +70,7 @@ class Client:
         plugins: Iterable[object] = (),
         autoload: bool | None = None,
         cwd: str | Path | None = None,
+        store: str | Path | JobStore | Literal[False] | None = None,
     ) -> None:
         self._requested_provider = provider
         self._profile = profile
@@ -61,6 +79,9 @@ class Client:
         self._host = PluginHost(plugins=plugins, autoload=autoload)
         self._config: Config | None = None
         self._provider: Provider | None = None
+        self._others: dict[tuple[str, str | None, str | None], Provider] = {}
+        self._store_arg = store
+        self._store: JobStore | None = None
         self.jobs = JobsNamespace(self)
         self.graders = GradersNamespace(self)
         self.datasets = DatasetsNamespace(self)
@@ -87,11 +108,71 @@ class Client:
     def provider(self) -> Provider:
         """The provider instance, built on first use (imports its SDK then)."""
         if self._provider is None:
-            spec = self._host.provider_spec(self.provider_name)
-            cls = spec.load()
-            settings = build_settings(spec, self.config, overrides=self._settings_overrides)
-            self._provider = cls(settings=settings)
+            self._provider = self._build(self.provider_name, self.config, self._settings_overrides)
         return self._provider
+
+    @property
+    def store(self) -> JobStore | None:
+        """The job store (opened on first use), or ``None`` when built with ``store=False``."""
+        if self._store is None and self._store_arg is not False:
+            from rlft._store import JobStore
+
+            arg = self._store_arg
+            self._store = arg if isinstance(arg, JobStore) else JobStore(path=arg)
+        return self._store
+
+    def provider_for(self, name: str | None = None) -> Provider:
+        """The instance of provider ``name`` (default: the configured one), built on first use.
+
+        Every provider shares this client's configuration file and profile; ``settings=``
+        overrides apply to the configured provider only.
+        """
+        if name is None or name == self.provider_name:
+            return self.provider
+        key = (name, None, None)
+        if key not in self._others:
+            self._others[key] = self._build(name, self.config, None)
+        return self._others[key]
+
+    def _provider_for_job(self, row: StoredJob) -> Provider:
+        """The provider a stored job lives on, configured as when it was created."""
+        file = Path(row.config_file) if row.config_file else None
+        same_file = file is None or file == self.config.file or not file.is_file()
+        if same_file and row.profile in (None, self.config.profile):
+            return self.provider_for(row.provider)
+        key = (row.provider, row.config_file if file and file.is_file() else None, row.profile)
+        if key not in self._others:
+            config = load_config(
+                cwd=file.parent if file is not None and file.is_file() else self._cwd,
+                provider=row.provider,
+                profile=row.profile,
+            )
+            self._others[key] = self._build(row.provider, config, None)
+        return self._others[key]
+
+    def _build(
+        self,
+        name: str,
+        config: Config,
+        overrides: Mapping[str, Any] | ProviderSettings | None,
+    ) -> Provider:
+        spec = self._host.provider_spec(name)
+        cls = spec.load()
+        return cls(settings=build_settings(spec, config, overrides=overrides))
+
+    def _scope(self, provider: Provider) -> str:
+        """Which account or endpoint of a provider: a hash of its non-secret settings.
+
+        Keys remembered uploads and create records, so a file uploaded to one endpoint is
+        never reused on another. Secret fields are left out, so nothing secret is hashed.
+        """
+        settings = provider.settings
+        secret = set(getattr(type(settings), "secret_fields", ()))
+        data = settings.model_dump(mode="json", exclude=secret)
+        blob = json.dumps(
+            {"provider": provider.name, "settings": data}, sort_keys=True, default=str
+        )
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     @property
     def capabilities(self) -> Capabilities:
@@ -107,9 +188,13 @@ class Client:
         return self._host.plugins()
 
     async def aclose(self) -> None:
-        """Close the provider's connections. Idempotent."""
+        """Close the providers' connections and the job store. Idempotent."""
         if self._provider is not None:
             await self._provider.aclose()
+        for other in self._others.values():
+            await other.aclose()
+        if self._store is not None:
+            await self._store.aclose()
 
     async def __aenter__(self) -> Self:
         return self
@@ -124,21 +209,64 @@ class Client:
 
 
 class DatasetsNamespace:
-    """Dataset staging: validate, then upload once per content hash."""
+    """Dataset staging: upload once per content hash, remembered across processes."""
 
     def __init__(self, client: Client) -> None:
         self._client = client
-        self._uploads: dict[tuple[str, str], str] = {}
+        self._uploads: dict[tuple[str, str, str], str] = {}
+        self._locks: dict[tuple[str, str, str], anyio.Lock] = {}
+        self._remembered: set[tuple[str, str, str]] = set()
 
-    async def upload(self, dataset: Dataset, *, role: DatasetRole = "train") -> str:
-        """Upload a dataset unless this client already uploaded the same content; return its id."""
-        provider = self._client.provider
-        key = (provider.name, dataset.content_hash)
-        if key not in self._uploads:
-            self._uploads[key] = await provider.upload_dataset(dataset, role=role)
-        else:
-            logger.debug("dataset %s already uploaded as %s", key[1][:12], self._uploads[key])
-        return self._uploads[key]
+    async def upload(
+        self, dataset: Dataset, *, role: DatasetRole = "train", provider: str | None = None
+    ) -> str:
+        """Upload a dataset unless the same content was uploaded before; return its file id.
+
+        Uploads are remembered in the job store by content hash and provider endpoint, so
+        another process (or tomorrow's run) reuses the file instead of uploading it again.
+
+        Args:
+            dataset: The dataset.
+            role: ``"train"`` or ``"validation"``.
+            provider: A provider id (default: the configured one).
+        """
+        return await self._upload(self._client.provider_for(provider), dataset, role=role)
+
+    async def _upload(self, provider: Provider, dataset: Dataset, *, role: DatasetRole) -> str:
+        key = (provider.name, self._client._scope(provider), dataset.content_hash)
+        # One upload per content even when a sweep creates many jobs from one set at once.
+        lock = self._locks.setdefault(key, anyio.Lock())
+        async with lock:
+            if key in self._uploads:
+                logger.debug("dataset %s already uploaded as %s", key[2][:12], self._uploads[key])
+                return self._uploads[key]
+            store = self._client.store
+            name, scope, content_hash = key
+            if store is not None:
+                known = await store.upload_id(provider=name, scope=scope, content_hash=content_hash)
+                if known is not None:
+                    logger.debug("dataset %s was uploaded before as %s", content_hash[:12], known)
+                    self._uploads[key] = known
+                    self._remembered.add(key)
+                    return known
+            file_id = await provider.upload_dataset(dataset, role=role)
+            self._uploads[key] = file_id
+            if store is not None:
+                await store.remember_upload(
+                    provider=name, scope=scope, content_hash=content_hash, file_id=file_id
+                )
+            return file_id
+
+    async def _forget_remembered(self, provider: Provider, datasets: Iterable[Dataset]) -> None:
+        """Forget uploads reused from the store (the backend may have deleted the files)."""
+        store = self._client.store
+        for dataset in datasets:
+            key = (provider.name, self._client._scope(provider), dataset.content_hash)
+            if key in self._remembered:
+                self._uploads.pop(key, None)
+                self._remembered.discard(key)
+                if store is not None:
+                    await store.forget_upload(provider=key[0], scope=key[1], content_hash=key[2])
 
 
 class GradersNamespace:
@@ -147,11 +275,9 @@ class GradersNamespace:
     def __init__(self, client: Client) -> None:
         self._client = client
 
-    def compile(self, grader: Grader) -> Any:
-        """Compile a grader for the configured provider (raises before anything is sent)."""
-        from rlft.graders import compile as compile_grader
-
-        return compile_grader(grader, self._client.capabilities.grader_target)
+    def compile(self, grader: Grader, *, provider: str | None = None) -> Any:
+        """Compile a grader for a provider (default: the configured one); raises before sending."""
+        return _compile(grader, self._client.provider_for(provider))
 
     async def validate(self, grader: Grader) -> None:
         """Ask the backend whether it accepts the grader; raises a ``ProviderAPIError`` if not."""
@@ -169,10 +295,20 @@ class GradersNamespace:
 
 
 class JobsNamespace:
-    """Create, find and control jobs on the configured provider."""
+    """Create, find and control jobs; every job is recorded in the job store."""
 
     def __init__(self, client: Client) -> None:
         self._client = client
+
+    def check(self, spec: JobSpec, *, provider: str | None = None) -> None:
+        """Run every check ``create`` runs, without uploading or creating anything.
+
+        Raises:
+            DatasetValidationError: The data breaks a rule; ``.report`` lists every problem.
+            GraderNotSupportedError: The backend cannot run the grader.
+            HyperparameterError: A setting is out of the backend's range.
+        """
+        _check(spec, self._client.provider_for(provider))
 
     async def create(
         self,
@@ -187,12 +323,14 @@ class JobsNamespace:
         response_format: Mapping[str, Any] | None = None,
         spec: JobSpec | None = None,
         idempotency_key: str | None = None,
+        provider: str | None = None,
     ) -> Job:
         """Check everything, upload the data, and create the job.
 
         Every check runs before the first upload: the provider's hyperparameter ranges, every
         dataset rule of the backend, every ``item.*`` field the grader reads, and whether the
-        grader compiles for the backend.
+        grader compiles for the backend. The job store records the create before the remote
+        call, so a create interrupted by a crash is found again when it is retried.
 
         Args:
             train: The training set.
@@ -207,6 +345,7 @@ class JobsNamespace:
             idempotency_key: Deduplicates creates. Defaults to the spec's content hash, so a
                 create retried after a crash finds the first job instead of paying twice; pass
                 a fresh value to deliberately run an identical job again.
+            provider: Run on this provider id instead of the configured one (sweeps).
 
         Raises:
             DatasetValidationError: The data breaks a rule; ``.report`` lists every problem.
@@ -233,44 +372,159 @@ class JobsNamespace:
                 labels=dict(labels or {}),
                 response_format=dict(response_format) if response_format else None,
             )
-        provider = self._client.provider
-        caps = provider.capabilities
-        if caps.requires_validation_set and spec.validation is None:
-            raise UsageError(
-                f"provider {provider.name!r} requires a validation set: pass validation= "
-                "(train.split(validation=0.1, seed=...) makes one)"
-            )
-        provider.check_spec(spec)
-        _check_datasets(spec, caps.dataset_target)
-        grader_payload = self._client.graders.compile(spec.grader)
+        target = self._client.provider_for(provider)
+        grader_payload = _check(spec, target)
 
         uploads = self._client.datasets
-        training_file = await uploads.upload(spec.train, role="train")
+        training_file = await uploads._upload(target, spec.train, role="train")
         validation_file = (
-            await uploads.upload(spec.validation, role="validation") if spec.validation else None
+            await uploads._upload(target, spec.validation, role="validation")
+            if spec.validation
+            else None
         )
+        key = idempotency_key or spec.content_hash()[:32]
         request = CreateJobRequest(
             spec=spec,
             grader_payload=grader_payload,
             training_file=training_file,
             validation_file=validation_file,
-            idempotency_key=idempotency_key or spec.content_hash()[:32],
+            idempotency_key=key,
         )
-        record = await provider.create_job(request)
-        logger.info("created job %s on %s", record.id, provider.name)
-        return Job(provider=provider, record=record)
+        store = self._client.store
+        row = None
+        if store is not None:
+            config = self._client.config
+            row = await store.begin_create(
+                provider=target.name,
+                scope=self._client._scope(target),
+                idempotency_key=key,
+                spec_hash=spec.content_hash(),
+                name=spec.name,
+                labels=spec.labels,
+                model=spec.model,
+                profile=config.profile,
+                config_file=str(config.file) if config.file else None,
+            )
+        try:
+            record = await target.create_job(request)
+        except BaseException as exc:
+            if _never_created(exc):
+                datasets = [d for d in (spec.train, spec.validation) if d is not None]
+                with anyio.CancelScope(shield=True):
+                    await uploads._forget_remembered(target, datasets)
+                    if store is not None and row is not None and row.creating:
+                        await store.abandon_create(row.local_id)
+            # Otherwise (a timeout, a 5xx, a crash) the row stays "creating": the same create
+            # run again carries the same key, and the backend returns the job if it landed.
+            raise
+        local_id = None
+        if store is not None and row is not None:
+            # Shielded: a create that landed must be recorded even if the caller gives up now.
+            with anyio.CancelScope(shield=True):
+                local_id = (await store.finish_create(row.local_id, record)).local_id
+        logger.info("created job %s (%s) on %s", record.id, local_id, target.name)
+        return Job(provider=target, record=record, local_id=local_id, store=store)
 
     async def get(self, job_id: str) -> Job:
-        """A handle on an existing job, refreshed."""
-        provider = self._client.provider
-        return Job(provider=provider, record=await provider.get_job(job_id))
+        """Reattach to a job by its local id or backend id, refreshed from its backend.
 
-    async def list(self, *, limit: int = 100) -> list[Job]:
-        """Recent jobs on the provider."""
+        A job in the job store is reached on the provider it was created on, whichever provider
+        this client is configured for. An id the store doesn't know is looked up on the
+        configured provider and recorded.
+        """
+        store = self._client.store
+        row = await store.find(job_id) if store is not None else None
+        if row is not None:
+            if row.creating:
+                found = await self._reconcile_one(row)
+                if found is None:
+                    raise UsageError(
+                        f"job {row.local_id} on {row.provider} was being created when its "
+                        "process stopped, and the backend has no job for it yet; run the same "
+                        "job again (the same spec reuses this record) to finish the create"
+                    )
+                row = found
+            return await self._handle(row).refresh()
         provider = self._client.provider
-        _require(provider, "list_jobs", "list_jobs")
-        records = await provider.list_jobs(limit=limit)
-        return [Job(provider=provider, record=record) for record in records]
+        record = await provider.get_job(job_id)
+        local_id = None
+        if store is not None:
+            config = self._client.config
+            adopted = await store.adopt(
+                record,
+                scope=self._client._scope(provider),
+                profile=config.profile,
+                config_file=str(config.file) if config.file else None,
+            )
+            local_id = adopted.local_id
+        return Job(provider=provider, record=record, local_id=local_id, store=store)
+
+    async def reconcile(self) -> list[StoredJob]:
+        """Settle creates a crashed process left unconfirmed; return those still unconfirmed.
+
+        Each unconfirmed create is looked for on its backend (a job carrying its idempotency
+        key in the backend's listing). One not found was most likely never created: running
+        the same job again finishes it without risk of a second paid job.
+        """
+        store = self._client.store
+        if store is None:
+            return []
+        pending = await store.jobs(status="creating")
+        left = []
+        for row in pending:
+            if await self._reconcile_one(row) is None:
+                left.append(row)
+        return left
+
+    async def _reconcile_one(self, row: StoredJob) -> StoredJob | None:
+        store = self._client.store
+        provider = self._client._provider_for_job(row)
+        if store is None or not provider.capabilities.list_jobs or not row.idempotency_key:
+            return None
+        for record in await provider.list_jobs(limit=100):
+            if row.idempotency_key in record.metadata.values():
+                return await store.finish_create(row.local_id, record)
+        return None
+
+    def _handle(self, row: StoredJob) -> Job:
+        """A handle on a stored job; its provider is built when it first talks to it."""
+        return Job(
+            provider=lambda: self._client._provider_for_job(row),
+            record=row.to_record(),
+            local_id=row.local_id,
+            store=self._client.store,
+        )
+
+    async def preflight(
+        self,
+        spec: JobSpec,
+        *,
+        samples: int = 8,
+        provider: str | None = None,
+        max_tokens: int | None = None,
+        seed: int = 0,
+    ) -> PreflightReport:
+        """Sample the base model on a few training prompts and grade them: is there signal?
+
+        See ``rlft.PreflightReport`` for the warnings (mean reward near 0, near 1, no
+        variance). Needs the ``inference`` capability.
+
+        Args:
+            spec: The job to check.
+            samples: How many training prompts to sample.
+            provider: A provider id (default: the configured one).
+            max_tokens: Longest completion (default: the job's ``max_completion_tokens``).
+            seed: Which prompts are picked.
+        """
+        from rlft._preflight import run_preflight
+
+        return await run_preflight(
+            self._client.provider_for(provider),
+            spec,
+            samples=samples,
+            max_tokens=max_tokens,
+            seed=seed,
+        )
 
     async def wait(self, job: Job | str, *, timeout: float | None = None) -> Job:
         """Wait until a job is terminal (see ``Job.wait``)."""
@@ -291,6 +545,79 @@ class JobsNamespace:
         """Resume a paused job."""
         handle = job if isinstance(job, Job) else await self.get(job)
         return await handle.resume()
+
+    async def list(
+        self,
+        *,
+        provider: str | None = None,
+        status: JobStatus | str | Iterable[JobStatus | str] | None = None,
+        labels: Mapping[str, str] | None = None,
+        active: bool | None = None,
+        limit: int | None = 100,
+        remote: bool = False,
+    ) -> list[Job]:
+        """Jobs from the job store, across every provider, newest first. No network.
+
+        Each job's snapshot is the last one saved; ``await job.refresh()`` asks its backend.
+
+        Args:
+            provider: Only this provider's jobs.
+            status: Only jobs in these statuses.
+            labels: Only jobs carrying all of these labels.
+            active: ``True`` for jobs not yet terminal, ``False`` for finished ones.
+            limit: At most this many.
+            remote: List the backend's recent jobs instead (one provider: ``provider`` or the
+                configured one), including jobs rlft did not create. Needs ``list_jobs``.
+        """
+        store = self._client.store
+        if remote or store is None:
+            target = self._client.provider_for(provider)
+            _require(target, "list_jobs", "list_jobs")
+            records = await target.list_jobs(limit=limit or 100)
+            return [Job(provider=target, record=record) for record in records]
+        statuses = None
+        if status is not None:
+            wanted = [status] if isinstance(status, str | JobStatus) else list(status)
+            statuses = [str(JobStatus(s).value) for s in wanted]
+        rows = await store.jobs(
+            provider=provider, status=statuses, labels=labels, active=active, limit=None
+        )
+        jobs = [self._handle(row) for row in rows if not row.creating]
+        return jobs[:limit] if limit is not None else jobs
+
+
+def _compile(grader: Grader, provider: Provider) -> Any:
+    from rlft.graders import compile as compile_grader
+
+    return compile_grader(grader, provider.capabilities.grader_target)
+
+
+def _check(spec: JobSpec, provider: Provider) -> Any:
+    """Every check before an upload; returns the compiled grader."""
+    caps = provider.capabilities
+    if caps.requires_validation_set and spec.validation is None:
+        raise UsageError(
+            f"provider {provider.name!r} requires a validation set: pass validation= "
+            "(train.split(validation=0.1, seed=...) makes one)"
+        )
+    provider.check_spec(spec)
+    _check_datasets(spec, caps.dataset_target)
+    return _compile(spec.grader, provider)
+
+
+# Refusals that prove nothing was created: safe to forget the "creating" record.
+_REFUSALS = (
+    UsageError,
+    BadRequestError,
+    AuthenticationError,
+    PermissionDeniedError,
+    NotFoundError,
+    RateLimitError,
+)
+
+
+def _never_created(exc: BaseException) -> bool:
+    return isinstance(exc, _REFUSALS)
 
 
 def _check_datasets(spec: JobSpec, target: str) -> None:

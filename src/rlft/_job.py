@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
@@ -11,10 +11,11 @@ from typing import TYPE_CHECKING, Any, Self
 import anyio
 
 from rlft._models import Checkpoint, JobErrorInfo, JobEvent, JobRecord, JobStatus
-from rlft.exceptions import CapabilityError, JobCancelledError, JobFailedError
+from rlft.exceptions import CapabilityError, JobCancelledError, JobFailedError, UsageError
+from rlft.provider import Provider
 
 if TYPE_CHECKING:
-    from rlft.provider import Provider
+    from rlft._store import JobStore
 
 __all__ = ["Job"]
 
@@ -24,14 +25,53 @@ class Job:
 
     The latest snapshot is ``job.record``; ``refresh()`` fetches a new one. A job that ends
     ``failed`` or ``cancelled`` is a result, not an exception: ``raise_for_status()`` opts in.
+
+    A job created or reattached through a ``Client`` carries its ``local_id`` in the job store,
+    and every snapshot it fetches is saved there.
+
+    Args:
+        provider: The provider instance, or a callable building it on first use (a job listed
+            from the store needs no credentials until it talks to its backend).
+        record: The latest snapshot.
+        local_id: The job's id in the job store, if it is recorded there.
+        store: The job store to save fresh snapshots to.
     """
 
-    def __init__(self, *, provider: Provider, record: JobRecord) -> None:
-        self._provider = provider
+    def __init__(
+        self,
+        *,
+        provider: Provider | Callable[[], Provider],
+        record: JobRecord,
+        local_id: str | None = None,
+        store: JobStore | None = None,
+    ) -> None:
+        self._bound: Provider | None = provider if isinstance(provider, Provider) else None
+        self._connect = None if isinstance(provider, Provider) else provider
         self.record = record
+        self._local_id = local_id
+        self._store = store
 
     def __repr__(self) -> str:
         return f"<Job {self.id} provider={self.provider!r} status={self.status.value!r}>"
+
+    @property
+    def _provider(self) -> Provider:
+        if self._bound is None:
+            if self._connect is None:
+                raise UsageError(
+                    f"job {self.id} is a detached snapshot (it was pickled); reattach it with "
+                    "`await client.jobs.get(job_id)`"
+                )
+            self._bound = self._connect()
+        return self._bound
+
+    async def _save(self, previous: JobRecord) -> None:
+        """Save the snapshot to the job store when something a user sees changed."""
+        if self._store is None or self._local_id is None:
+            return
+        keys = ("status", "provider_status", "fine_tuned_model", "error", "finished_at")
+        if any(getattr(previous, k) != getattr(self.record, k) for k in keys):
+            await self._store.update(self._local_id, self.record)
 
     # --- the snapshot -------------------------------------------------------------------------
 
@@ -39,6 +79,11 @@ class Job:
     def id(self) -> str:
         """The backend's job id."""
         return self.record.id
+
+    @property
+    def local_id(self) -> str | None:
+        """The job's id in the job store (``rlft-3f9a0c2b7d1e``), or ``None`` if unrecorded."""
+        return self._local_id
 
     @property
     def provider(self) -> str:
@@ -73,7 +118,8 @@ class Job:
 
     async def refresh(self) -> Self:
         """Fetch the job's current state."""
-        self.record = await self._provider.get_job(self.id)
+        previous, self.record = self.record, await self._provider.get_job(self.id)
+        await self._save(previous)
         return self
 
     async def checkpoints(self) -> list[Checkpoint]:
@@ -84,19 +130,22 @@ class Job:
     async def pause(self) -> Self:
         """Pause the job, keeping a resumable checkpoint (where the backend can)."""
         self._require("pause", "pause")
-        self.record = await self._provider.pause_job(self.id)
+        previous, self.record = self.record, await self._provider.pause_job(self.id)
+        await self._save(previous)
         return self
 
     async def resume(self) -> Self:
         """Resume a paused job."""
         self._require("resume", "resume")
-        self.record = await self._provider.resume_job(self.id)
+        previous, self.record = self.record, await self._provider.resume_job(self.id)
+        await self._save(previous)
         return self
 
     async def cancel(self) -> Self:
         """Cancel the job on the backend. The only way (with guards) rlft stops a remote job."""
         self._require("cancel", "cancel")
-        self.record = await self._provider.cancel_job(self.id)
+        previous, self.record = self.record, await self._provider.cancel_job(self.id)
+        await self._save(previous)
         return self
 
     async def deploy(self, checkpoint: Checkpoint, *, name: str | None = None) -> str:
@@ -186,12 +235,14 @@ class Job:
 
     def __reduce__(self) -> tuple[Any, ...]:
         # A pickled job (inside a pickled JobError) keeps its snapshot, not the live provider.
-        return (_detached_job, (self.record,))
+        return (_detached_job, (self.record, self._local_id))
 
 
-def _detached_job(record: JobRecord) -> Job:
+def _detached_job(record: JobRecord, local_id: str | None = None) -> Job:
     job = Job.__new__(Job)
     job.record = record
+    job._bound = job._connect = job._store = None
+    job._local_id = local_id
     return job
 
 
