@@ -36,6 +36,7 @@ __all__ = [
     "ValidationReport",
 ]
 
-for _cls in (Dataset, Example, Problem, ValidationReport, TargetRules):
+# Dataset and Example are re-exported by ``rlft`` itself, which names them ``rlft.Dataset``.
+for _cls in (Problem, ValidationReport, TargetRules):
     _cls.__module__ = "rlft.datasets"
 del _cls
