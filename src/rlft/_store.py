@@ -480,7 +480,11 @@ class JobStore:
                     record.provider,
                     scope,
                     record.name,
-                    json.dumps(dict(record.metadata), sort_keys=True),
+                    # rlft's own bookkeeping keys (the idempotency tag) are not labels.
+                    json.dumps(
+                        {k: v for k, v in record.metadata.items() if not k.startswith("rlft_")},
+                        sort_keys=True,
+                    ),
                     record.status.value,
                     now,
                     now,
