@@ -41,11 +41,14 @@ class ItemReferenceLike(Protocol):
     def template(self) -> str: ...
 
 
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
+
+
 def canonical(value: Any) -> bytes:
     """The canonical JSON of a row: sorted keys, no spaces, UTF-8. Formatting never changes it."""
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode()
+    return _CANONICAL.encode(value).encode()
 
 
 def kind(value: Any) -> str:
@@ -483,25 +486,37 @@ class RowChecker:
         return ValidationReport(problems=self.problems, rows={name: self.rows})
 
     def _duplicates(self) -> None:
-        # Sorting indices by hash finds repeats without a dict over every row; each run of equal
-        # hashes keeps its first row and flags the rest.
+        # Find repeated hashes without a Python object per row: spread the 8-byte hashes over 256
+        # small arrays, sort one at a time, and keep only the values seen twice. Then one pass in
+        # file order flags every repeat and names its first occurrence.
         hashes, where = self._hashes, self._where
-        order = sorted(range(len(hashes)), key=lambda i: (hashes[i], i))
-        repeats: list[tuple[int, int]] = []
-        for previous, index in zip(order, order[1:], strict=False):
-            if hashes[previous] == hashes[index]:
-                first = repeats[-1][1] if repeats and repeats[-1][0] == previous else previous
-                repeats.append((index, first))
-        for index, first in sorted(repeats):
+        buckets = [array("q") for _ in range(256)]
+        for value in hashes:
+            buckets[value & 255].append(value)
+        repeated: set[int] = set()
+        for bucket in buckets:
+            ordered = sorted(bucket)
+            repeated.update(a for a, b in zip(ordered, ordered[1:], strict=False) if a == b)
+        del buckets
+        if not repeated:
+            return
+        first: dict[int, int] = {}
+        for index, value in enumerate(hashes):
+            if value not in repeated:
+                continue
+            if value not in first:
+                first[value] = index
+                continue
+            line, row = _decode(where[index])
             self.problems.append(
                 Problem(
                     severity="warning",
                     code="duplicate-row",
-                    message=f"the row repeats {_describe(where[first])}",
+                    message=f"the row repeats {_describe(where[first[value]])}",
                     fix="drop repeated rows: they weigh those prompts twice in training",
                     file=self.file,
-                    line=_decode(where[index])[0],
-                    row=_decode(where[index])[1],
+                    line=line,
+                    row=row,
                 )
             )
 

@@ -51,8 +51,11 @@ class Example:
         return {**row, **self.item}
 
 
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def _compact(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+    return _COMPACT.encode(value).encode()
 
 
 def _stored(row: dict[str, Any]) -> bytes:

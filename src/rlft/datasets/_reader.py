@@ -38,8 +38,12 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON (write null or a number)")
 
 
+# One decoder for every line: json.loads with a keyword builds a new decoder per call.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def _decode_json(text: str) -> Any:
-    return json.loads(text, parse_constant=_reject_constant)
+    return _DECODER.decode(text)
 
 
 def read_jsonl(
