@@ -390,12 +390,17 @@ class BudgetGuard(Guard[_BudgetState]):
         self.rates = rates or DEFAULT_RATES
 
     def start(self, job: Job) -> None:
-        if self.rates.hourly(job.provider, job.record.model) is None:
+        self.check_rate(job.provider, job.record.model)
+
+    def check_rate(self, provider: str, model: str | None) -> None:
+        """Raise ``UsageError`` unless ``rates`` prices training of ``model`` on ``provider``."""
+        if self.rates.hourly(provider, model) is None:
             known = ", ".join(sorted(self.rates.training_per_hour)) or "none"
             raise UsageError(
-                f"BudgetGuard has no training rate for provider {job.provider!r} model "
-                f"{job.record.model!r} (known: {known}); pass rates=RateTable("
-                f"training_per_hour={{'{job.provider}': <USD per hour>}}) with your price"
+                f"BudgetGuard has no training rate for provider {provider!r} model "
+                f"{model!r} (known: {known}); pass rates=RateTable("
+                f"training_per_hour={{'{provider}': <USD per hour>}}) with your price "
+                "(CLI: --rate)"
             )
 
     def _new_state(self) -> _BudgetState:
