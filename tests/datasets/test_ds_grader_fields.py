@@ -68,9 +68,7 @@ def test_each_missing_field_names_the_rows_that_lack_it(write: Write) -> None:
     first = report.errors[0]
     assert first.code == "missing-item-field" and first.file == str(path)
     assert "graders.label.reference" in first.message and "item.label" in first.message
-    assert (
-        first.fix == 'add "label" to every row, or change the template at graders.label.reference'
-    )
+    assert first.fix == 'add "label" to every row, or change the grader\'s graders.label.reference'
     text = str(report)
     assert "at lines 2 and 6" in text and "at lines 4 and 5" in text
     # The loaded dataset reports the same rows by line.

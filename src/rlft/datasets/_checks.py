@@ -526,10 +526,10 @@ class RowChecker:
                 continue
             path = format_path(reference.path)
             message = (
-                f"the grader reads {{{{ {reference.template} }}}} at {reference.grader_path}, "
-                f'and the row has no "{path}"'
+                f"the grader reads {{{{ {reference.template} }}}} (grader field "
+                f'{reference.grader_path}), and the row has no "{path}"'
             )
-            fix = f'add "{path}" to every row, or change the template at {reference.grader_path}'
+            fix = f'add "{path}" to every row, or change the grader\'s {reference.grader_path}'
             if reference.path and reference.path[0] in RESERVED:
                 fix = f'"{reference.path[0]}" is reserved, not an item field: rename the field'
             for where in missing:

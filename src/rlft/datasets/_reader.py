@@ -165,11 +165,13 @@ def _parse(
     try:
         return ParsedLine(number, _decode_json(text))
     except json.JSONDecodeError as exc:
+        # Some messages end "starting at": finish the sentence with the column.
+        detail = f"{exc.msg} column {exc.colno}" if exc.msg.endswith(" at") else exc.msg
         if last_without_newline and _looks_truncated(exc, text):
             return Problem(
                 severity="error",
                 code="truncated-line",
-                message=f"the last line ends mid-row ({exc.msg}); the file looks cut off",
+                message=f"the last line ends mid-row ({detail}); the file looks cut off",
                 fix="complete or delete the last line (was the file copied or written fully?)",
                 file=file,
                 line=number,
@@ -178,7 +180,7 @@ def _parse(
         return Problem(
             severity="error",
             code="invalid-json",
-            message=exc.msg,
+            message=detail,
             fix="make each line one complete JSON object (double quotes, no trailing commas)",
             file=file,
             line=number,
