@@ -41,9 +41,9 @@ __all__ = [
     "StepMetrics",
 ]
 
-# Reprs and docs say `rlft.Job`, not `rlft._job.Job`.
+# Reprs and docs say `rlft.Job`, not `rlft._job.Job`; classes of a public module keep its name.
 for _name in __all__[1:]:
     _value = globals()[_name]
-    if isinstance(_value, type):
+    if isinstance(_value, type) and _value.__module__.startswith("rlft._"):
         _value.__module__ = "rlft"
 del _name, _value

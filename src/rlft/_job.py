@@ -155,12 +155,7 @@ class Job:
 
     async def download_results(self, path: str | Path) -> list[Path]:
         """Download the job's result files into the folder ``path``; return the files written."""
-        download = getattr(self._provider, "download_results", None)
-        if download is None:
-            raise CapabilityError(provider=self.provider, operation="result file downloads")
-        folder = Path(path)
-        result: list[Path] = await download(self.id, folder)
-        return result
+        return await self._provider.download_results(self.id, Path(path))
 
     async def events(
         self,

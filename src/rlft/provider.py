@@ -22,6 +22,7 @@ import abc
 import importlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -139,6 +140,10 @@ class Provider(abc.ABC):
         ``inference``.
         """
         raise CapabilityError(provider=self.name, operation="inference")
+
+    async def download_results(self, job_id: str, path: Path) -> list[Path]:
+        """Download the job's result files into the folder ``path``; return the files written."""
+        raise CapabilityError(provider=self.name, operation="result file downloads")
 
     async def validate_grader(self, payload: Any) -> None:
         """Ask the backend to validate a compiled grader. Needs ``remote_graders``."""
