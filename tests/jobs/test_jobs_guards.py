@@ -1,0 +1,273 @@
+"""Guards on FakeProvider event scripts: reward gap, budget, stall; pause, fallbacks, restarts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from jobs_helpers import make_client, spec
+
+from rlft import JobStatus
+from rlft._job import Job
+from rlft._manager import JobManager, JobUpdate
+from rlft._models import JobRecord
+from rlft.exceptions import UsageError
+from rlft.guards import (
+    DEFAULT_RATES,
+    BudgetGuard,
+    RateTable,
+    RewardGapGuard,
+    StallGuard,
+)
+from rlft.testing import FakeProvider, FakeSettings
+
+pytestmark = pytest.mark.anyio
+
+
+def script(*pairs: tuple[float, float], **step: Any) -> list[dict[str, Any]]:
+    return [{"train_reward_mean": t, "valid_reward_mean": v, **step} for t, v in pairs]
+
+
+async def run_guarded(
+    tmp_path: Path,
+    guards: list[Any],
+    steps: list[dict[str, Any]],
+    *,
+    provider: str = "fake",
+    **settings: Any,
+) -> tuple[Any, list[JobUpdate], Any]:
+    client = make_client(
+        tmp_path / "jobs.db", provider=provider, settings={"script": steps, **settings}
+    )
+    async with client:
+        manager = JobManager(client=client, guards=guards)
+        (job,) = await manager.submit([spec()])
+        seen: list[JobUpdate] = []
+        with anyio.fail_after(20):
+            async with manager.watch([job]) as updates:
+                async for update in updates:
+                    seen.append(update)
+        provider_obj = client.provider
+        return job, seen, provider_obj
+
+
+def trips(seen: list[JobUpdate]) -> list[Any]:
+    return [u.trip for u in seen if u.kind == "guard"]
+
+
+# --- reward gap -------------------------------------------------------------------------------
+
+HEALTHY = script((0.2, 0.18), (0.3, 0.27), (0.4, 0.38), (0.5, 0.47), (0.6, 0.58), (0.7, 0.66))
+GAMED = script((0.2, 0.18), (0.5, 0.25), (0.7, 0.3), (0.8, 0.31), (0.9, 0.3), (0.95, 0.3))
+
+
+async def test_a_healthy_run_never_trips(tmp_path: Path) -> None:
+    guard = RewardGapGuard(threshold=0.2, evaluations=3)
+    job, seen, _ = await run_guarded(tmp_path, [guard], HEALTHY)
+    assert job.status is JobStatus.SUCCEEDED and trips(seen) == []
+
+
+async def test_a_widening_gap_pauses_the_job(tmp_path: Path) -> None:
+    guard = RewardGapGuard(threshold=0.2, evaluations=3, divergence=False)
+    job, seen, provider = await run_guarded(tmp_path, [guard], GAMED)
+    (trip,) = trips(seen)
+    # Gaps: 0.02, 0.25, 0.40, 0.49: the third gap above 0.2 in a row is step 4.
+    assert trip.guard == "reward_gap" and trip.data["step"] == 4
+    assert trip.taken == "paused" and "3 evaluations in a row" in trip.reason
+    assert job.status is JobStatus.PAUSED  # the stream ended: a paused job waits for you
+    assert provider.calls["pause_job"] == 1 and "cancel_job" not in provider.calls
+    assert (await provider.get_job(job.id)).status is JobStatus.PAUSED
+    statuses = [u.status for u in seen if u.kind == "status"]
+    assert statuses[-1] is JobStatus.PAUSED
+
+
+async def test_validation_falling_while_training_rises_trips(tmp_path: Path) -> None:
+    falling = script((0.3, 0.5), (0.35, 0.48), (0.4, 0.46), (0.45, 0.44), (0.5, 0.42))
+    guard = RewardGapGuard(threshold=0.5, evaluations=3, action="alert")
+    job, seen, provider = await run_guarded(tmp_path, [guard], falling)
+    (trip,) = trips(seen)
+    assert "fell 0.500 -> 0.440" in trip.reason and trip.taken == "alerted"
+    assert job.status is JobStatus.SUCCEEDED and "pause_job" not in provider.calls
+
+
+async def test_without_pause_the_fallback_decides(tmp_path: Path) -> None:
+    guard = RewardGapGuard(threshold=0.2, evaluations=3, divergence=False)
+    job, seen, provider = await run_guarded(tmp_path / "a", [guard], GAMED, provider="nopause")
+    (trip,) = trips(seen)
+    assert trip.taken == "alerted" and "cannot pause" in (trip.note or "")
+    assert job.status is JobStatus.SUCCEEDED and "cancel_job" not in provider.calls
+
+    cancelling = RewardGapGuard(threshold=0.2, evaluations=3, divergence=False, fallback="cancel")
+    job, seen, provider = await run_guarded(tmp_path / "b", [cancelling], GAMED, provider="nopause")
+    (trip,) = trips(seen)
+    assert trip.taken == "cancelled" and job.status is JobStatus.CANCELLED
+
+
+async def test_cancel_action(tmp_path: Path) -> None:
+    guard = RewardGapGuard(threshold=0.2, evaluations=2, divergence=False, action="cancel")
+    job, seen, _ = await run_guarded(tmp_path, [guard], GAMED)
+    assert [t.taken for t in trips(seen)] == ["cancelled"]
+    assert job.status is JobStatus.CANCELLED
+
+
+def test_guard_arguments_are_checked() -> None:
+    with pytest.raises(UsageError):
+        RewardGapGuard(evaluations=0)
+    with pytest.raises(UsageError):
+        RewardGapGuard(action="explode")  # type: ignore[arg-type]
+    with pytest.raises(UsageError):
+        BudgetGuard(limit=0)
+    with pytest.raises(UsageError):
+        StallGuard(after=-1)
+
+
+# --- budget -----------------------------------------------------------------------------------
+
+RATES = RateTable(
+    training_per_hour={"fake": 100.0},
+    grader_tokens_per_million={"gpt-4o": (2.5, 10.0)},
+)
+
+
+async def test_budget_trips_at_the_cap_from_step_times(tmp_path: Path) -> None:
+    # 600 s per step at $100/h is $16.67 per step: the cap of $40 falls in step 3.
+    steps = script(*[(0.5, 0.5)] * 6, step_seconds=600.0)
+    guard = BudgetGuard(limit=40.0, rates=RATES)
+    job, seen, _ = await run_guarded(tmp_path, [guard], steps)
+    (trip,) = trips(seen)
+    assert trip.taken == "paused" and job.status is JobStatus.PAUSED
+    assert trip.data["training_hours"] == pytest.approx(0.5)
+    assert trip.data["spend"] == pytest.approx(50.0)
+    assert guard.spend(job) == pytest.approx(50.0)
+
+
+async def test_budget_counts_grader_tokens_as_running_totals(tmp_path: Path) -> None:
+    def tokens(prompt: float, completion: float) -> dict[str, float]:
+        return {
+            "model_graders/gpt-4o-2024-08-06/train_prompt_tokens": prompt,
+            "model_graders/gpt-4o-2024-08-06/train_completion_tokens": completion,
+            "model_graders/gpt-4o-2024-08-06/train_cached_tokens": 10**9,  # not billed again
+        }
+
+    steps = [
+        {"train_reward_mean": 0.5, "step_seconds": 36.0, "tokens": tokens(1e6 * n, 1e5 * n)}
+        for n in (1, 2, 3, 4)
+    ]
+    # Per step: $1 training + the running token totals: 1M in ($2.5) + 0.1M out ($1).
+    guard = BudgetGuard(limit=9.0, rates=RATES, action="alert")
+    job, seen, _ = await run_guarded(tmp_path, [guard], steps)
+    (trip,) = trips(seen)
+    assert trip.data["training_usd"] == pytest.approx(2.0)  # tripped at step 2
+    assert trip.data["grader_usd"] == pytest.approx(7.0)
+    assert job.status is JobStatus.SUCCEEDED  # alert only
+
+
+async def test_budget_without_step_times_uses_event_spacing(tmp_path: Path) -> None:
+    guard = BudgetGuard(limit=1e9, rates=RATES, action="alert")
+    job, _, provider = await run_guarded(tmp_path, [guard], script(*[(0.5, 0.5)] * 3))
+    events = [e for e in await provider.list_events(job.id) if e.metrics is not None]
+    span = (events[-1].at - events[0].at).total_seconds()
+    assert span > 0 and guard.spend(job) == pytest.approx(span / 3600 * 100.0)
+
+
+async def test_budget_without_a_rate_fails_before_watching(tmp_path: Path) -> None:
+    async with make_client(tmp_path / "jobs.db") as client:
+        manager = JobManager(client=client, guards=[BudgetGuard(limit=10.0)])
+        (job,) = await manager.submit([spec()])
+        with pytest.raises(UsageError, match=r"no training rate for provider 'fake'.*RateTable"):
+            async with manager.watch([job]):
+                pass
+
+
+def test_default_rates_are_the_documented_ones() -> None:
+    assert DEFAULT_RATES.hourly("openai", "o4-mini-2025-04-16") == 100.0
+    assert DEFAULT_RATES.hourly("azure", "o4-mini") == 100.0
+    assert DEFAULT_RATES.hourly("local", None) == 0.0
+    assert DEFAULT_RATES.hourly("openai", "gpt-4.1") is None  # no documented RFT price
+    assert DEFAULT_RATES.hourly("bedrock", "amazon.nova-2-lite-v1:0:256k") is None
+    table = RateTable(training_per_hour={"x": 1.0, "x:big": 5.0, "x:big-v2": 9.0})
+    assert (table.hourly("x", "big-v2-1"), table.hourly("x", "big-1"), table.hourly("x", "s")) == (
+        9.0,
+        5.0,
+        1.0,
+    )
+
+
+# --- stall ------------------------------------------------------------------------------------
+
+
+class Clock:
+    """A clock that moves one minute each time it is read."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        self.now += 60.0
+        return self.now
+
+
+async def test_a_stalled_job_is_paused(tmp_path: Path) -> None:
+    steps = script((0.1, 0.1), (0.2, 0.2))
+    steps[1]["stall"] = 1_000  # step 2 never comes in this test's lifetime
+    guard = StallGuard(after=600, clock=Clock())
+    job, seen, _ = await run_guarded(tmp_path, [guard], steps)
+    (trip,) = trips(seen)
+    assert trip.guard == "stall" and trip.taken == "paused"
+    assert trip.data["step"] == 1 and trip.data["idle_seconds"] >= 600
+    assert job.status is JobStatus.PAUSED
+
+
+async def test_steady_progress_never_stalls(tmp_path: Path) -> None:
+    guard = StallGuard(after=600, clock=Clock())  # 60 s a read: 10 reads without progress
+    job, seen, _ = await run_guarded(tmp_path, [guard], script(*[(0.5, 0.5)] * 8))
+    assert trips(seen) == [] and job.status is JobStatus.SUCCEEDED
+
+
+async def test_paused_time_does_not_count_as_a_stall() -> None:
+    guard = StallGuard(after=600, clock=Clock())
+    provider = FakeProvider(settings=FakeSettings())
+
+    def job(status: JobStatus) -> Job:
+        record = JobRecord(id="j", provider="fake", status=status, provider_status=status.value)
+        return Job(provider=provider, record=record)
+
+    for _ in range(50):
+        assert guard.check(job(JobStatus.PAUSED)) is None
+    assert guard.check(job(JobStatus.RUNNING)) is None  # the clock starts here
+    assert guard.check(job(JobStatus.RUNNING)) is None
+    for _ in range(8):
+        guard.check(job(JobStatus.RUNNING))
+    trip = guard.check(job(JobStatus.RUNNING))
+    assert trip is not None and trip.data["idle_seconds"] >= 600
+
+
+# --- restarts ---------------------------------------------------------------------------------
+
+
+async def test_guards_rebuild_their_state_from_the_store_after_a_restart(tmp_path: Path) -> None:
+    db, state = tmp_path / "jobs.db", tmp_path / "state"
+    settings = {"state_dir": state, "script": GAMED}
+    async with make_client(db, settings=settings) as client:
+        (job,) = await JobManager(client=client).submit([spec()])
+        # A first watcher without guards reads up to step 3 (gap streak 2) and stops.
+        manager = JobManager(client=client)
+        async with manager.watch([job]) as updates:
+            async for update in updates:
+                metrics = update.event.metrics if update.event else None
+                if metrics is not None and metrics.step == 3:
+                    break
+    async with make_client(db, settings=settings) as client:
+        guard = RewardGapGuard(threshold=0.2, evaluations=3, divergence=False)
+        manager = JobManager(client=client, guards=[guard])
+        (again,) = await manager.attach([job.local_id or ""])
+        seen: list[JobUpdate] = []
+        async with manager.watch([again]) as updates:
+            async for update in updates:
+                seen.append(update)
+        (trip,) = trips(seen)
+        # The streak counted steps 2 and 3 from the saved log: step 4 trips it, as it would
+        # have without the restart.
+        assert trip.data["step"] == 4 and again.status is JobStatus.PAUSED
