@@ -465,9 +465,10 @@ class SandboxPool:
         with anyio.CancelScope(shield=True):
             await self.aclose()
 
-    def __del__(self) -> None:
-        # An unclosed pool that is collected must not leave its processes behind.
-        with contextlib.suppress(Exception):
+    def __del__(self, _suppress: type[contextlib.suppress] = contextlib.suppress) -> None:
+        # An unclosed pool that is collected must not leave its processes behind. The default
+        # argument keeps `suppress` reachable at interpreter exit, when module globals are None.
+        with _suppress(Exception):
             self.close()
 
     def _after_fork_in_child(self) -> None:
