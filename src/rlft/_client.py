@@ -445,6 +445,11 @@ class JobsNamespace:
                     )
                 row = found
             return await self._handle(row).refresh()
+        if store is not None and job_id.startswith("rlft-"):
+            raise UsageError(
+                f"no job {job_id!r} in the job store {store.path}; `rlft jobs list` shows the "
+                "recorded jobs (set RLFT_HOME to the store that has it)"
+            )
         provider = self._client.provider
         record = await provider.get_job(job_id)
         local_id = None

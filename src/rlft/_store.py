@@ -66,7 +66,7 @@ _MIGRATIONS: tuple[str, ...] = (
         profile           TEXT,
         config_file       TEXT
     );
-    CREATE UNIQUE INDEX jobs_remote ON jobs (provider, provider_job_id)
+    CREATE UNIQUE INDEX jobs_remote ON jobs (provider, scope, provider_job_id)
         WHERE provider_job_id IS NOT NULL;
     CREATE INDEX jobs_key ON jobs (provider, scope, idempotency_key);
     CREATE INDEX jobs_status ON jobs (status);
@@ -419,8 +419,8 @@ class JobStore:
         def run(conn: sqlite3.Connection) -> StoredJob:
             row = _row(_select(conn, local_id))
             existing = conn.execute(
-                "SELECT local_id FROM jobs WHERE provider=? AND provider_job_id=?",
-                (row.provider, record.id),
+                "SELECT local_id FROM jobs WHERE provider=? AND scope=? AND provider_job_id=?",
+                (row.provider, row.scope, record.id),
             ).fetchone()
             if existing is not None and existing["local_id"] != local_id:
                 if row.provider_job_id is None:  # another process finished it first
@@ -463,8 +463,8 @@ class JobStore:
 
         def run(conn: sqlite3.Connection) -> StoredJob:
             found = conn.execute(
-                "SELECT local_id FROM jobs WHERE provider=? AND provider_job_id=?",
-                (record.provider, record.id),
+                "SELECT local_id FROM jobs WHERE provider=? AND scope=? AND provider_job_id=?",
+                (record.provider, scope, record.id),
             ).fetchone()
             if found is not None:
                 _update(conn, found["local_id"], record)
