@@ -86,22 +86,24 @@ def test_trl_rows_match_golden(dataset: Dataset) -> None:
     golden("trl.json", text.encode())
 
 
-def test_trl_rows_have_a_prompt_and_every_column(dataset: Dataset) -> None:
+def test_trl_rows_have_a_prompt_and_exactly_each_rows_items(dataset: Dataset) -> None:
     rows = to_trl_rows(dataset)
-    columns = [list(r) for r in rows]
-    assert all(c == columns[0] for c in columns) and columns[0][0] == "prompt"
-    assert rows[0]["label"] == "billing" and rows[2]["label"] is None
-    assert "tools" not in columns[0]
+    assert all(list(r)[0] == "prompt" for r in rows)
+    assert [{k: v for k, v in r.items() if k != "prompt"} for r in rows] == [
+        e.item for e in dataset
+    ]  # a missing field stays missing: never padded with None
+    assert all("tools" not in r for r in rows)
     # A list of text parts becomes one string for the chat template.
     assert rows[2]["prompt"] == [{"role": "user", "content": "What is 17 * 3?"}]
 
 
-def test_trl_rows_feed_a_hugging_face_dataset(dataset: Dataset) -> None:
+def test_uniform_trl_rows_feed_a_hugging_face_dataset() -> None:
     import datasets
 
-    hf = datasets.Dataset.from_list(to_trl_rows(dataset))
-    assert hf.num_rows == len(dataset)
-    assert hf[2]["task_id"] == "math-3" and hf[0]["task_id"] is None
+    ds = Dataset.from_records([row("a", label="x", n=1), row("b", label="y", n=2)])
+    hf = datasets.Dataset.from_list(to_trl_rows(ds))
+    assert hf.column_names == ["prompt", "label", "n"]
+    assert hf[1]["label"] == "y" and hf[0]["prompt"] == [{"role": "user", "content": "a"}]
 
 
 def test_trl_rows_refuse_columns_trl_uses() -> None:

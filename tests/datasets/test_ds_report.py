@@ -151,7 +151,7 @@ def test_all_is_sorted_complete_and_documented() -> None:
         if inspect.isclass(value) or inspect.isfunction(value):
             assert inspect.getdoc(value), f"{name} has no docstring"
     assert ValidationReport.__module__ == "rlft.datasets"
-    assert Dataset.__module__ == "rlft"  # re-exported as rlft.Dataset
+    assert Dataset.__module__ == "rlft.datasets"
 
 
 def test_importing_datasets_stays_light() -> None:

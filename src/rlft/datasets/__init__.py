@@ -36,7 +36,6 @@ __all__ = [
     "ValidationReport",
 ]
 
-# Dataset and Example are re-exported by ``rlft`` itself, which names them ``rlft.Dataset``.
-for _cls in (Problem, ValidationReport, TargetRules):
+for _cls in (Dataset, Example, Problem, ValidationReport, TargetRules):
     _cls.__module__ = "rlft.datasets"
 del _cls

@@ -78,16 +78,16 @@ def to_trl_rows(dataset: Dataset) -> list[dict[str, Any]]:
     Content given as a list of text parts becomes one string (parts joined by newlines), because
     most chat templates expect ``content`` to be a string.
 
-    Every row gets every item column (``None`` where a row lacks it), because a Hugging Face
-    dataset takes its columns from the first row. Per-row ``tools`` are dropped: TRL takes tools
-    as trainer callables.
+    Each row carries exactly its own item fields (a missing field stays missing, never ``None``).
+    A Hugging Face dataset takes its columns from the first row, so rows whose fields differ need
+    packing first (the local runner stores each item as one JSON column). Per-row ``tools`` are
+    dropped: TRL takes tools as trainer callables.
 
     Raises:
         DatasetValidationError: An item field is named like one of TRL's own reward-function
             arguments (``prompt``, ``completions``, ``trainer_state``, ...), listing each row.
     """
     reserved = TARGETS["local"].reserved_item_fields
-    columns: dict[str, None] = {}
     rows: list[dict[str, Any]] = []
     problems: list[Problem] = []
     for index, example in enumerate(dataset):
@@ -104,14 +104,13 @@ def to_trl_rows(dataset: Dataset) -> list[dict[str, Any]]:
                     row=index,
                 )
             )
-        columns.update(dict.fromkeys(example.item))
         rows.append({"prompt": [_flatten(m) for m in example.messages], **example.item})
     if problems:
         report = ValidationReport(
             problems=problems, rows={dataset.source or "<records>": len(rows)}
         )
         raise DatasetValidationError(report.summary(limit=20), report=report)
-    return [{"prompt": row["prompt"], **{c: row.get(c) for c in columns}} for row in rows]
+    return rows
 
 
 def render_prompt(messages: Sequence[dict[str, Any]], tokenizer: Any) -> str:
