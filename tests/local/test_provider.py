@@ -128,6 +128,19 @@ async def test_create_is_idempotent_and_cancel_before_training_is_instant(
         await provider.pause_job(first.id)
 
 
+async def test_a_key_left_by_a_creator_that_died_does_not_block_creates(tmp_path: Path) -> None:
+    provider = make_provider(tmp_path)
+    first = await create(provider, quickstart_spec(), key="k")
+    await provider.cancel_job(first.id)
+    key_file = next((tmp_path / "keys").iterdir())
+    key_file.write_text("local-never-created")  # a creator that died before writing its job
+    os.utime(key_file, (1, 1))
+    second = await create(provider, quickstart_spec(), key="k")
+    assert second.id not in (first.id, "local-never-created")
+    assert key_file.read_text() == second.id
+    await provider.cancel_job(second.id)
+
+
 async def test_a_job_whose_processes_vanished_is_failed_with_the_reason(tmp_path: Path) -> None:
     provider = make_provider(tmp_path)
     record = await create(provider, quickstart_spec())

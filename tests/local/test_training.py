@@ -291,3 +291,24 @@ async def test_accelerate_launch_runs_the_same_worker(tmp_path: Path) -> None:
     done, events = await wait_until(provider, record.id, lambda r, e: r.status.is_terminal)
     assert done.status is JobStatus.SUCCEEDED, done.error
     assert metric_steps(events) == [1, 2, 3]
+
+
+async def test_a_model_folder_trains_further_with_lora(quickstart: QuickstartRun) -> None:
+    provider = quickstart.provider
+    base = (await provider.get_job(quickstart.job_id)).fine_tuned_model
+    assert base is not None
+    spec = quickstart_spec(
+        max_steps=2,
+        eval_interval=None,
+        eval_samples=None,
+        provider_options={"lora": {"r": 4, "target_modules": ["q_proj", "v_proj"]}},
+    )  # a named model: loaded from its folder, offline, not rebuilt
+    spec = spec.model_copy(update={"model": base, "validation": None})
+    record = await create(provider, spec)
+    done, events = await wait_until(provider, record.id, lambda r, e: r.status.is_terminal)
+    assert done.status is JobStatus.SUCCEEDED, done.error
+    assert done.model == base
+    assert not any("DEMONSTRATION" in e.message for e in events)
+    checkpoint = (await provider.list_checkpoints(record.id))[-1]
+    accuracy = await anyio.to_thread.run_sync(_greedy_accuracy, Path(checkpoint.model))
+    assert accuracy >= 0.9  # base + adapter reload offline, and still answer well

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
@@ -28,7 +29,8 @@ class RunnerCallback(TrainerCallback):
         self.last: StepMetrics | None = None
         self.last_valid: float | None = None
         self.summary: dict[str, float] = {}
-        self._pending: StepMetrics | None = None  # a step's training log awaiting its evaluation
+        self._pending: StepMetrics | None = None
+        self._cpu_start = time.process_time()  # a step's training log awaiting its evaluation
 
     # --- control -----------------------------------------------------------------------------
 
@@ -45,6 +47,7 @@ class RunnerCallback(TrainerCallback):
     def on_train_begin(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any
     ) -> None:
+        self._cpu_start = time.process_time()
         if not state.is_world_process_zero:
             return
         if self.job.read_state().status == "cancelled":  # recorded by a cancel while we loaded
@@ -101,6 +104,9 @@ class RunnerCallback(TrainerCallback):
             return
         if any(key in logs for key in SUMMARY_KEYS):
             self.summary = {k: float(v) for k, v in logs.items() if isinstance(v, int | float)}
+            # CPU seconds of this process while training: a speed measure that other load on
+            # the machine does not distort (benchmarks/local_runner.py compares it)
+            self.summary["train_cpu_seconds"] = time.process_time() - self._cpu_start
             return
         if any(key.startswith("eval_") for key in logs):
             base = self._pending or StepMetrics(step=state.global_step, total_steps=state.max_steps)

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from importlib.util import find_spec
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
@@ -28,7 +27,6 @@ from rlft._models import (
     JobEvent,
     JobRecord,
     JobStatus,
-    StepMetrics,
 )
 from rlft.exceptions import MissingDependencyError, UsageError
 from rlft.provider import DatasetRole, Provider
@@ -40,13 +38,11 @@ from rlft_providers.local._errors import (
     map_local_errors,
 )
 from rlft_providers.local._jobdir import (
-    EVENT_ID_WIDTH,
     ErrorRecord,
     JobDir,
     JobFile,
     JobState,
     LogCursor,
-    atomic_write,
     new_job_id,
     utcnow,
 )
@@ -56,6 +52,13 @@ from rlft_providers.local._plan import (
     is_tiny,
     plan_training,
     worker_command,
+)
+from rlft_providers.local._records import (
+    check_model,
+    checkpoints_from_events,
+    event_from_record,
+    parse_cursor,
+    write_rows,
 )
 from rlft_providers.local._settings import LocalSettings
 
@@ -70,6 +73,7 @@ LAUNCHER_MODULE = "rlft_providers.local._launcher"
 RENDERING = "trl-v1"  # bump when the uploaded row format changes: content hashes stay valid
 ACTIVE = ("pending", "running")
 POLL = 0.1
+STALE_KEY_SECONDS = 5.0
 
 
 class LocalProvider(Provider):
@@ -141,7 +145,7 @@ class LocalProvider(Provider):
             has_validation=spec.validation is not None,
         )
         if not is_tiny(spec.model):
-            _check_model(str(spec.model), offline=self.settings.offline)
+            check_model(str(spec.model), offline=self.settings.offline)
 
     # --- datasets ----------------------------------------------------------------------------
 
@@ -151,7 +155,7 @@ class LocalProvider(Provider):
         Files are named by content hash, so uploading the same data twice writes once.
         """
         path = self.home / "datasets" / f"{dataset.content_hash}.{RENDERING}.jsonl"
-        return await self._run(_write_rows, path, dataset)
+        return await self._run(write_rows, path, dataset)
 
     # --- jobs --------------------------------------------------------------------------------
 
@@ -171,11 +175,15 @@ class LocalProvider(Provider):
         keys.mkdir(parents=True, exist_ok=True)
         key_file = keys / hashlib.sha256(request.idempotency_key.encode()).hexdigest()
         job_id = new_job_id()
-        try:
-            with key_file.open("x", encoding="utf-8") as fh:  # atomic: one creator wins
-                fh.write(job_id)
-        except FileExistsError:
-            return self._existing(key_file)
+        while True:
+            try:
+                with key_file.open("x", encoding="utf-8") as fh:  # atomic: one creator wins
+                    fh.write(job_id)
+                break
+            except FileExistsError:
+                existing = self._existing(key_file)
+                if existing is not None:
+                    return existing
         try:
             folder = JobDir(self.home / "jobs" / job_id)
             folder.root.mkdir(parents=True)
@@ -210,13 +218,20 @@ class LocalProvider(Provider):
             raise
         return self._record(folder)
 
-    def _existing(self, key_file: Path) -> JobRecord:
-        for _ in range(50):  # the winner writes its id right after creating the file
-            job_id = key_file.read_text(encoding="utf-8").strip()
+    def _existing(self, key_file: Path) -> JobRecord | None:
+        """The job a key names, or ``None`` after removing a key whose creator died."""
+        while True:
+            try:
+                job_id = key_file.read_text(encoding="utf-8").strip()
+                age = time.time() - key_file.stat().st_mtime
+            except FileNotFoundError:  # its creator failed and removed it: try again
+                return None
             if job_id and (self.home / "jobs" / job_id / "state.json").is_file():
                 return self._record(JobDir(self.home / "jobs" / job_id))
+            if age > STALE_KEY_SECONDS:  # a creator writes the job's state within milliseconds
+                key_file.unlink(missing_ok=True)
+                return None
             time.sleep(POLL)
-        raise UsageError(f"a job with this idempotency key is being created ({key_file.name})")
 
     def _launch(self, folder: JobDir, lock_fd: int, python: str) -> None:
         env = dict(os.environ)
@@ -256,21 +271,28 @@ class LocalProvider(Provider):
         state = folder.read_state()
         if state.status not in ACTIVE or is_alive(folder):
             return state
-        state = folder.read_state()  # the launcher may have recorded the end meanwhile
-        if state.status not in ACTIVE:
-            return state
-        message = (
-            "the worker and its launcher stopped without recording how the job ended "
-            f"(killed, or the machine restarted); see {folder.log_file}"
-        )
-        folder.append_event(
-            kind="status", level="error", message=f"failed: {message}", raw={"status": "failed"}
-        )
-        return folder.update_state(
-            status="failed",
-            finished_at=utcnow(),
-            error=ErrorRecord(message=message, code="worker_lost"),
-        )
+        try:
+            with hold_lock(folder):  # one recorder; a worker that just started holds it
+                state = folder.read_state()  # the launcher may have recorded the end meanwhile
+                if state.status not in ACTIVE:
+                    return state
+                message = (
+                    "the worker and its launcher stopped without recording how the job ended "
+                    f"(killed, or the machine restarted); see {folder.log_file}"
+                )
+                folder.append_event(
+                    kind="status",
+                    level="error",
+                    message=f"failed: {message}",
+                    raw={"status": "failed"},
+                )
+                return folder.update_state(
+                    status="failed",
+                    finished_at=utcnow(),
+                    error=ErrorRecord(message=message, code="worker_lost"),
+                )
+        except LockHeld:
+            return folder.read_state()
 
     def _record(self, folder: JobDir) -> JobRecord:
         job = folder.read_job()
@@ -319,19 +341,19 @@ class LocalProvider(Provider):
 
     async def list_events(self, job_id: str, *, after: str | None = None) -> list[JobEvent]:
         """Events after the cursor ``after`` (an event id), oldest first."""
-        position = _parse_cursor(after)
+        position = parse_cursor(after)
         return await self._run(self._list_events, job_id, position)
 
     def _list_events(self, job_id: str, position: int) -> list[JobEvent]:
         folder = self.job_dir(job_id)
         cursor = folder.read_events(self._cursors.get(job_id))
         self._cursors[job_id] = cursor
-        return [_event(job_id, n, record) for n, record in cursor.events if n > position]
+        return [event_from_record(job_id, n, record) for n, record in cursor.events if n > position]
 
     async def list_checkpoints(self, job_id: str) -> list[Checkpoint]:
         """Saved checkpoints by step; ``model`` is a folder ``transformers`` loads."""
         events = await self.list_events(job_id)
-        return await self._run(_checkpoints, job_id, events)
+        return await self._run(checkpoints_from_events, job_id, events)
 
     async def download_results(self, job_id: str, folder: Path) -> list[Path]:
         """Copy the reward curve, the event log and the worker log into ``folder``."""
@@ -475,66 +497,3 @@ def _starting(python: str, folder: JobDir) -> Iterator[None]:
             f"could not start the local worker with {python!r}: {exc}; set [local] python in "
             "rlft.toml to an interpreter with rlft[local] installed"
         ) from exc
-
-
-def _checkpoints(job_id: str, events: list[JobEvent]) -> list[Checkpoint]:
-    found: dict[int, Checkpoint] = {}
-    for event in events:
-        if event.kind != "checkpoint" or not event.raw:
-            continue
-        step, path = event.raw.get("step"), event.raw.get("path")
-        if not isinstance(step, int) or not isinstance(path, str) or not Path(path).is_dir():
-            continue
-        found[step] = Checkpoint(
-            id=f"checkpoint-{step}",
-            job_id=job_id,
-            step=step,
-            model=path,
-            metrics=event.metrics or StepMetrics(step=step),
-            created_at=event.at,
-            raw=event.raw,
-        )
-    return [found[step] for step in sorted(found)]
-
-
-def _parse_cursor(after: str | None) -> int:
-    if after is None:
-        return 0
-    if not after.isdigit():
-        raise UsageError(f"{after!r} is not an event id of a local job (ids are line numbers)")
-    return int(after)
-
-
-def _event(job_id: str, number: int, record: Mapping[str, Any]) -> JobEvent:
-    event_id = f"{number:0{EVENT_ID_WIDTH}d}"
-    return JobEvent.model_validate({**record, "id": event_id, "job_id": job_id})
-
-
-def _write_rows(path: Path, dataset: Dataset) -> str:
-    if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        from rlft.datasets import to_trl_rows
-
-        lines = [json.dumps(row, ensure_ascii=False) for row in to_trl_rows(dataset)]
-        atomic_write(path, "\n".join(lines) + "\n")
-    return str(path)
-
-
-def _check_model(model: str, *, offline: bool) -> None:
-    path = Path(model).expanduser()
-    if path.exists():
-        if not (path / "config.json").is_file():
-            raise UsageError(f"model folder {model!r} has no config.json: not a transformers model")
-        return
-    if model.startswith((".", "/", "~")) or model.count("/") > 1:  # not an "org/name" id
-        raise UsageError(f"model folder {model!r} does not exist")
-    if not offline:
-        return
-    from huggingface_hub import try_to_load_from_cache
-
-    if not isinstance(try_to_load_from_cache(model, "config.json"), str):
-        raise UsageError(
-            f"model {model!r} is not in the Hugging Face cache and the local runner is offline: "
-            f"download it first (`hf download {model}`), name a local folder, or set "
-            "`offline = false` under [local] in rlft.toml"
-        )

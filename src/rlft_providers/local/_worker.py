@@ -62,7 +62,7 @@ def _grpo_kwargs(job: JobFile, folder: JobDir, device: str) -> dict[str, Any]:
 
 
 def _model_and_tokenizer(
-    job: JobFile, folder: JobDir, rows: list[dict[str, Any]], seed: int
+    job: JobFile, folder: JobDir, rows: list[dict[str, Any]], seed: int, device: str
 ) -> Any:
     """Return ``(model, tokenizer)``: the tiny demonstration model, or the named one."""
     if job.tiny and int(os.environ.get("WORLD_SIZE", "1")) > 1:
@@ -70,11 +70,13 @@ def _model_and_tokenizer(
 
         # The main process builds and saves the model; the others then load the same folder.
         with PartialState().main_process_first():
-            return _load_model(job, folder, rows, seed)
-    return _load_model(job, folder, rows, seed)
+            return _load_model(job, folder, rows, seed, device)
+    return _load_model(job, folder, rows, seed, device)
 
 
-def _load_model(job: JobFile, folder: JobDir, rows: list[dict[str, Any]], seed: int) -> Any:
+def _load_model(
+    job: JobFile, folder: JobDir, rows: list[dict[str, Any]], seed: int, device: str
+) -> Any:
     if job.tiny:
         from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
 
@@ -98,7 +100,9 @@ def _load_model(job: JobFile, folder: JobDir, rows: list[dict[str, Any]], seed: 
 
     name = str(job.model)
     try:
-        model = AutoModelForCausalLM.from_pretrained(name, dtype="auto")
+        # fp32 on the CPU: many hub checkpoints are stored in bf16, which trains slowly there
+        dtype = "float32" if device == "cpu" else "auto"
+        model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype)
         tokenizer = AutoTokenizer.from_pretrained(name, padding_side="left")
     except OSError as exc:
         where = (
@@ -148,7 +152,7 @@ def run(folder: JobDir) -> tuple[str, int | None]:
     train_rows = _read_rows(job.train_file)
     valid_rows = _read_rows(job.validation_file) if job.validation_file else None
     all_rows = train_rows + (valid_rows or [])
-    model, tokenizer = _model_and_tokenizer(job, folder, all_rows, config.seed)
+    model, tokenizer = _model_and_tokenizer(job, folder, all_rows, config.seed, device)
     peft_config = None
     if job.lora is not None:
         from peft import LoraConfig
@@ -156,6 +160,13 @@ def run(folder: JobDir) -> tuple[str, int | None]:
         lora: dict[str, Any] = dict(job.lora)
         peft_config = LoraConfig(task_type="CAUSAL_LM", **lora)
 
+    if job.response_format is not None:
+        _event(
+            folder,
+            "response_format is not enforced by the local runner: sampling is unconstrained "
+            "and the grader sees the raw text",
+            level="warning",
+        )
     callback = RunnerCallback(folder, attempt=state.attempt, grader=str(job.grader["name"]))
     trainer = GRPOTrainer(
         model=model,
