@@ -7,5 +7,6 @@ export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
+NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --site-dir "$(mktemp -d)"  # docs: warnings fail
 # pytest exits 5 when it collects no tests: that fails this script, as it should.
 .venv/bin/python -m pytest "$@"

@@ -1,0 +1,50 @@
+"""Build a backend for any service that speaks OpenAI's fine-tuning API.
+
+Many services copy OpenAI's ``/files`` and ``/fine_tuning/jobs`` endpoints. rlft's built-in
+``openai`` and ``azure`` backends, and Bedrock's open-weight endpoint, share one wire layer for
+them; this module is the stable way for a third-party plugin to reuse it (``rlft_providers.*``
+is not public API). A plugin subclasses ``OpenAICompatProvider``, builds an
+``OpenAICompatClient`` with its base URL and auth, and declares a ``Dialect``::
+
+    from rlft.openai_compat import Dialect, OpenAICompatClient, OpenAICompatProvider
+
+    class AcmeProvider(OpenAICompatProvider):
+        name = "acme"
+        capabilities = Capabilities(cancel=True, events=True, checkpoints=True, ...)
+        status_vocabulary = "openai"          # the service answers with OpenAI's status words
+        dialect = Dialect(provider="acme", requires_validation=False)
+
+        def __init__(self, *, settings: AcmeSettings, transport=None) -> None:
+            client = OpenAICompatClient(provider="acme", base_url=settings.base_url, auth=...)
+            super().__init__(settings=settings, client=client)
+
+``FakeFineTuningServer`` is an in-memory fake of the API for tests: mount it with
+``httpx.MockTransport(server)`` or as a ``respx`` side effect. ``docs/writing-a-provider.md``
+walks through a complete plugin.
+
+Importing this module imports ``httpx`` and nothing heavier; ``import rlft`` never imports it.
+"""
+
+from __future__ import annotations
+
+from rlft_providers._openai_compat._client import AuthHook, OpenAICompatClient, Sleep
+from rlft_providers._openai_compat._errors import ErrorHint, map_http_errors
+from rlft_providers._openai_compat._fake_server import FakeFineTuningServer, Flavour
+from rlft_providers._openai_compat._provider import OpenAICompatProvider, segment
+from rlft_providers._openai_compat._request import IDEMPOTENCY_METADATA_KEY, Dialect
+from rlft_providers._openai_compat._retry import RetryPolicy
+
+__all__ = [
+    "IDEMPOTENCY_METADATA_KEY",
+    "AuthHook",
+    "Dialect",
+    "ErrorHint",
+    "FakeFineTuningServer",
+    "Flavour",
+    "OpenAICompatClient",
+    "OpenAICompatProvider",
+    "RetryPolicy",
+    "Sleep",
+    "map_http_errors",
+    "segment",
+]
