@@ -36,6 +36,7 @@ from rlft.guards import Guard, GuardTrip, enforce
 if TYPE_CHECKING:
     from rlft._client import Client
     from rlft._spec import JobSpec
+    from rlft._store import StoredJob
     from rlft.provider import Provider
 
 __all__ = ["JobManager", "JobUpdate"]
@@ -427,19 +428,32 @@ class JobManager:
             for group in self._groups(jobs):
                 tg.start_soon(self._poll, group, sink, events, after, name="rlft-poller")
 
+    async def _recorded(self, jobs: Sequence[Job]) -> dict[str, StoredJob]:
+        """Adopt unrecorded jobs into the store and read every job's row: two transactions."""
+        store = self.client.store
+        if store is None:
+            return {}
+        unrecorded = [job for job in jobs if job.local_id is None]
+        if unrecorded:
+            scope = self.client._scope(unrecorded[0]._provider)  # one provider instance per group
+            adopted = await store.adopt_many([job.record for job in unrecorded], scope=scope)
+            for job, row in zip(unrecorded, adopted, strict=True):
+                job._local_id, job._store = row.local_id, store
+        return await store.get_many([job.local_id for job in jobs if job.local_id])
+
     async def _start(
-        self, job: Job, sink: _Sink, after: dict[str, str | None], want_events: bool
+        self,
+        job: Job,
+        row: StoredJob | None,
+        sink: _Sink,
+        after: dict[str, str | None],
+        want_events: bool,
     ) -> _Watched:
-        """Adopt into the store, restore the cursor and guard state, replay what was asked."""
+        """Restore the cursor and guard state, replay what was asked, report the status."""
         store = self.client.store
         watched = _Watched(job=job, cursor=self._cursors.get(_key(job)))
-        if store is not None:
-            if job.local_id is None:
-                adopted = await store.adopt(job.record, scope=self.client._scope(job._provider))
-                job._local_id, job._store = adopted.local_id, store
-            row = await store.get(job.local_id or "")
-            if row is not None and row.event_cursor is not None:
-                watched.cursor = row.event_cursor
+        if row is not None and row.event_cursor is not None:
+            watched.cursor = row.event_cursor
         await sink(JobUpdate(kind="status", provider=job.provider, job=job, status=job.status))
         logged: list[JobEvent] = []
         replay_key = job.id if job.id in after else job.local_id
@@ -514,7 +528,11 @@ class JobManager:
         provider = jobs[0]._provider
         name = provider.name
         want_events = (events or bool(self.guards)) and provider.capabilities.events
-        watched = [await self._start(job, sink, after, want_events) for job in jobs]
+        rows = await self._recorded(jobs)
+        watched = [
+            await self._start(job, rows.get(job.local_id or ""), sink, after, want_events)
+            for job in jobs
+        ]
         failures = 0
         while not sink.closed:
             active = [w for w in watched if not w.done]

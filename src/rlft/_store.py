@@ -460,42 +460,73 @@ class JobStore:
         config_file: str | None = None,
     ) -> StoredJob:
         """Record a job rlft did not create (reattached by its backend id); update it if known."""
+        (adopted,) = await self.adopt_many(
+            [record], scope=scope, profile=profile, config_file=config_file
+        )
+        return adopted
 
-        def run(conn: sqlite3.Connection) -> StoredJob:
-            found = conn.execute(
-                "SELECT local_id FROM jobs WHERE provider=? AND scope=? AND provider_job_id=?",
-                (record.provider, scope, record.id),
-            ).fetchone()
-            if found is not None:
-                _update(conn, found["local_id"], record)
-                return _row(_select(conn, found["local_id"]))
-            now = _now()
-            local_id = new_local_id()
-            conn.execute(
-                "INSERT INTO jobs (local_id, provider, scope, name, labels, status, "
-                "recorded_at, updated_at, profile, config_file) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    local_id,
-                    record.provider,
-                    scope,
-                    record.name,
+    async def adopt_many(
+        self,
+        records: Sequence[JobRecord],
+        *,
+        scope: str,
+        profile: str | None = None,
+        config_file: str | None = None,
+    ) -> list[StoredJob]:
+        """``adopt`` for many jobs of one provider endpoint, in one transaction."""
+
+        def run(conn: sqlite3.Connection) -> list[StoredJob]:
+            adopted = []
+            for record in records:
+                found = conn.execute(
+                    "SELECT local_id FROM jobs WHERE provider=? AND scope=? AND provider_job_id=?",
+                    (record.provider, scope, record.id),
+                ).fetchone()
+                if found is not None:
+                    local_id = found["local_id"]
+                else:
+                    now = _now()
+                    local_id = new_local_id()
                     # rlft's own bookkeeping keys (the idempotency tag) are not labels.
-                    json.dumps(
-                        {k: v for k, v in record.metadata.items() if not k.startswith("rlft_")},
-                        sort_keys=True,
-                    ),
-                    record.status.value,
-                    now,
-                    now,
-                    profile,
-                    config_file,
-                ),
-            )
-            _update(conn, local_id, record)
-            return _row(_select(conn, local_id))
+                    labels = {k: v for k, v in record.metadata.items() if not k.startswith("rlft_")}
+                    conn.execute(
+                        "INSERT INTO jobs (local_id, provider, scope, name, labels, status, "
+                        "recorded_at, updated_at, profile, config_file) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            local_id,
+                            record.provider,
+                            scope,
+                            record.name,
+                            json.dumps(labels, sort_keys=True),
+                            record.status.value,
+                            now,
+                            now,
+                            profile,
+                            config_file,
+                        ),
+                    )
+                _update(conn, local_id, record)
+                adopted.append(_row(_select(conn, local_id)))
+            return adopted
 
         return await self._run(lambda: self._write(run))
+
+    async def get_many(self, local_ids: Sequence[str]) -> dict[str, StoredJob]:
+        """The rows with these local ids, by local id (unknown ids are left out)."""
+
+        def run(conn: sqlite3.Connection) -> dict[str, StoredJob]:
+            found: dict[str, StoredJob] = {}
+            for start in range(0, len(local_ids), 500):  # SQLite caps bound parameters
+                chunk = list(local_ids[start : start + 500])
+                marks = ", ".join("?" for _ in chunk)
+                rows = conn.execute(
+                    f"SELECT {_COLUMNS} FROM jobs WHERE local_id IN ({marks})", chunk
+                ).fetchall()
+                found.update((row["local_id"], _row(row)) for row in rows)
+            return found
+
+        return await self._run(lambda: self._read(run))
 
     async def update(self, local_id: str, record: JobRecord) -> None:
         """Save a fresh snapshot of one job."""
