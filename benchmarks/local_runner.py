@@ -25,11 +25,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-# `python benchmarks/local_runner.py` puts benchmarks/ first on sys.path, where a sibling script
-# (benchmarks/datasets.py) would shadow the package of the same name.
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
-
 ROOT = Path(__file__).resolve().parents[1]
 QUICKSTART = ROOT / "examples" / "quickstart"
 GRADER = {
@@ -60,10 +55,10 @@ def direct(steps: int, reward: str, out: Path) -> dict[str, float]:
     started = time.monotonic()
     os.environ.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
     import torch
+    from datasets import Dataset
     from transformers import PrinterCallback, TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
 
-    from datasets import Dataset
     from rlft._models import Hyperparameters
     from rlft_providers.local._plan import plan_training
     from rlft_providers.local._rewards import ITEM_COLUMN, reward_functions, trainer_rows

@@ -168,9 +168,8 @@ def tiny_model(words: list[str]) -> tuple[Any, Any]:
 
 def test_inside_a_real_grpo_trainer(tmp_path: Any, pool: SandboxPool) -> None:
     """TRL 1.16 calls it in its real loop and logs its sub-scores and failure rate."""
-    from trl import GRPOConfig, GRPOTrainer
-
     from datasets import Dataset
+    from trl import GRPOConfig, GRPOTrainer
 
     labels = ["yes", "no", "maybe", "yes"]
     rows = [{"prompt": f"say {label}", "label": label} for label in labels]

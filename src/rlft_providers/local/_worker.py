@@ -134,10 +134,10 @@ def run(folder: JobDir) -> tuple[str, int | None]:
 
     if job.torch_threads:
         torch.set_num_threads(job.torch_threads)
+    from datasets import Dataset
     from transformers import PrinterCallback
     from trl import GRPOConfig, GRPOTrainer  # type: ignore[attr-defined]  # lazy exports
 
-    from datasets import Dataset
     from rlft_providers.local._callback import RunnerCallback
     from rlft_providers.local._rewards import reward_functions, trainer_rows
 

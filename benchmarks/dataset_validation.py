@@ -1,6 +1,6 @@
 """How fast, and in how much memory, a large dataset file is validated.
 
-Run: ``.venv/bin/python benchmarks/datasets.py [--rows 50000]``
+Run: ``.venv/bin/python benchmarks/dataset_validation.py [--rows 50000]``
 
 It writes a synthetic RFT file (a developer and a user message, item fields nested two deep),
 then times, best of three, and measures peak Python memory (tracemalloc, in a separate run so
