@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import aclosing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -327,6 +327,50 @@ class OpenAICompatProvider(Provider):
                 to_checkpoint(item, job_id=job_id, provider=self.name) async for item in items
             ]
         return sorted(checkpoints, key=lambda c: (c.step is None, c.step or 0))
+
+    # --- inference (preflight) ---------------------------------------------------------------
+
+    async def generate(
+        self,
+        *,
+        model: str | None,
+        prompts: Sequence[Sequence[Mapping[str, Any]]],
+        max_tokens: int | None = None,
+    ) -> list[str]:
+        """Sample one chat completion per prompt from ``model`` (``POST /chat/completions``).
+
+        At most four requests are in flight; a failed request raises (preflight wants to know).
+        """
+        if not model:
+            raise UsageError(f"provider {self.name!r} needs a model name to sample from")
+        answers = [""] * len(prompts)
+        failures: list[RLFTError] = []
+        limiter = anyio.CapacityLimiter(4)
+
+        async def sample(index: int, messages: Sequence[Mapping[str, Any]]) -> None:
+            body: dict[str, Any] = {"model": model, "messages": [dict(m) for m in messages]}
+            if max_tokens is not None:
+                body["max_completion_tokens"] = max_tokens
+            try:
+                async with limiter:
+                    # Retrying a lost completion costs tokens, never a duplicate resource.
+                    answer = await self._client.post(
+                        "/chat/completions", json=body, idempotent=True
+                    )
+                answers[index] = answer["choices"][0]["message"]["content"] or ""
+            except (KeyError, IndexError, TypeError):
+                failures.append(malformed(self.name, "POST /chat/completions", answer))
+                group.cancel_scope.cancel()
+            except RLFTError as exc:  # the first failure stops the rest and is raised as is
+                failures.append(exc)
+                group.cancel_scope.cancel()
+
+        async with anyio.create_task_group() as group:
+            for index, messages in enumerate(prompts):
+                group.start_soon(sample, index, messages)
+        if failures:
+            raise failures[0]
+        return answers
 
     # --- graders ----------------------------------------------------------------------------
 

@@ -59,6 +59,7 @@ class OpenAIProvider(OpenAICompatProvider):
         events=True,
         checkpoints=True,
         list_jobs=True,
+        inference=True,  # chat completions, for `rlft preflight`
         remote_graders=True,
         # The RFT guide: "both training and validation file IDs are needed for RFT".
         requires_validation_set=True,
