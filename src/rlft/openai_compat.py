@@ -4,23 +4,25 @@ Many services copy OpenAI's ``/files`` and ``/fine_tuning/jobs`` endpoints. rlft
 ``openai`` and ``azure`` backends, and Bedrock's open-weight endpoint, share one wire layer for
 them; this module is the stable way for a third-party plugin to reuse it (``rlft_providers.*``
 is not public API). A plugin subclasses ``OpenAICompatProvider``, builds an
-``OpenAICompatClient`` with its base URL and auth, and declares a ``Dialect``::
+``OpenAICompatClient`` with its base URL and auth, and declares a ``Dialect``:
 
-    from rlft.openai_compat import Dialect, OpenAICompatClient, OpenAICompatProvider
+```python
+from rlft.openai_compat import Dialect, OpenAICompatClient, OpenAICompatProvider
 
-    class AcmeProvider(OpenAICompatProvider):
-        name = "acme"
-        capabilities = Capabilities(cancel=True, events=True, checkpoints=True, ...)
-        status_vocabulary = "openai"          # the service answers with OpenAI's status words
-        dialect = Dialect(provider="acme", requires_validation=False)
+class AcmeProvider(OpenAICompatProvider):
+    name = "acme"
+    capabilities = Capabilities(cancel=True, events=True, checkpoints=True, ...)
+    status_vocabulary = "openai"          # the service answers with OpenAI's status words
+    dialect = Dialect(provider="acme", requires_validation=False)
 
-        def __init__(self, *, settings: AcmeSettings, transport=None) -> None:
-            client = OpenAICompatClient(provider="acme", base_url=settings.base_url, auth=...)
-            super().__init__(settings=settings, client=client)
+    def __init__(self, *, settings: AcmeSettings, transport=None) -> None:
+        client = OpenAICompatClient(provider="acme", base_url=settings.base_url, auth=...)
+        super().__init__(settings=settings, client=client)
+```
 
 ``FakeFineTuningServer`` is an in-memory fake of the API for tests: mount it with
 ``httpx.MockTransport(server)`` or as a ``respx`` side effect. ``docs/writing-a-provider.md``
-walks through a complete plugin.
+walks through a complete plugin, ``examples/plugin`` (rlft-acme).
 
 Importing this module imports ``httpx`` and nothing heavier; ``import rlft`` never imports it.
 """
