@@ -34,15 +34,15 @@ if TYPE_CHECKING:
     from rlft._job import Job
 
 __all__ = [
-    "DEFAULT_RATES",
     "BudgetGuard",
+    "DEFAULT_RATES",
+    "enforce",
     "Guard",
     "GuardAction",
     "GuardTrip",
     "RateTable",
     "RewardGapGuard",
     "StallGuard",
-    "enforce",
 ]
 
 GuardAction = Literal["pause", "cancel", "alert"]

@@ -271,3 +271,15 @@ async def test_guards_rebuild_their_state_from_the_store_after_a_restart(tmp_pat
         # The streak counted steps 2 and 3 from the saved log: step 4 trips it, as it would
         # have without the restart.
         assert trip.data["step"] == 4 and again.status is JobStatus.PAUSED
+
+
+def test_the_public_guards_module_is_documented() -> None:
+    import inspect
+
+    import rlft.guards as module
+
+    assert module.__all__ == sorted(module.__all__, key=str.casefold)
+    for name in module.__all__:
+        value = getattr(module, name)
+        if isinstance(value, type) or inspect.isfunction(value):
+            assert (value.__doc__ or "").strip(), f"rlft.guards.{name} has no docstring"

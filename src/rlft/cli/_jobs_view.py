@@ -165,7 +165,8 @@ class View:
         from rich.table import Table
 
         table = Table(box=None, pad_edge=False)
-        for column in ("job", "status", "step", "progress", "train", "valid", "guards", "last"):
+        table.add_column("job", no_wrap=True, min_width=17)  # a whole local id, always
+        for column in ("status", "step", "progress", "train", "valid", "guards", "last"):
             table.add_column(column)
         for row in self.rows.values():
             job = row["job"]
