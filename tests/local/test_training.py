@@ -312,3 +312,31 @@ async def test_a_model_folder_trains_further_with_lora(quickstart: QuickstartRun
     checkpoint = (await provider.list_checkpoints(record.id))[-1]
     accuracy = await anyio.to_thread.run_sync(_greedy_accuracy, Path(checkpoint.model))
     assert accuracy >= 0.9  # base + adapter reload offline, and still answer well
+
+
+# --- preflight sampling -------------------------------------------------------------------------
+
+
+async def test_generate_samples_a_trained_model_in_a_subprocess(quickstart: QuickstartRun) -> None:
+    import json
+
+    provider = quickstart.provider
+    record = await provider.get_job(quickstart.job_id)
+    rows = [
+        json.loads(line)
+        for line in (ROOT / "examples/quickstart/data/valid.jsonl").read_text().splitlines()[:8]
+    ]
+    answers = await provider.generate(
+        model=record.fine_tuned_model, prompts=[row["messages"] for row in rows], max_tokens=1
+    )
+    assert len(answers) == len(rows)
+    correct = sum(answer == row["label"] for answer, row in zip(answers, rows, strict=True))
+    assert correct >= 6, (answers, [row["label"] for row in rows])  # trained: ~98% right
+
+
+async def test_generate_refuses_the_tiny_model_with_the_reason(tmp_path: Path) -> None:
+    from rlft.exceptions import CapabilityError
+
+    provider = make_provider(tmp_path)
+    with pytest.raises(CapabilityError, match="no base model to sample"):
+        await provider.generate(model=None, prompts=[[{"role": "user", "content": "hi"}]])

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from importlib.util import find_spec
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
@@ -28,7 +29,7 @@ from rlft._models import (
     JobRecord,
     JobStatus,
 )
-from rlft.exceptions import MissingDependencyError, UsageError
+from rlft.exceptions import CapabilityError, MissingDependencyError, ProviderError, UsageError
 from rlft.provider import DatasetRole, Provider
 from rlft_providers.local._errors import (
     LockHeld,
@@ -87,6 +88,7 @@ class LocalProvider(Provider):
         events=True,
         checkpoints=True,
         list_jobs=True,
+        inference=True,  # a named model, sampled in a subprocess (see generate)
         poll_interval=0.5,
         grader_target="trl",
         dataset_target="local",
@@ -354,6 +356,53 @@ class LocalProvider(Provider):
         """Saved checkpoints by step; ``model`` is a folder ``transformers`` loads."""
         events = await self.list_events(job_id)
         return await self._run(checkpoints_from_events, job_id, events)
+
+    async def generate(
+        self,
+        *,
+        model: str | None,
+        prompts: Sequence[Sequence[Mapping[str, Any]]],
+        max_tokens: int | None = None,
+    ) -> list[str]:
+        """Sample ``model`` once per prompt in a subprocess (torch never loads in the caller).
+
+        Raises:
+            CapabilityError: The tiny demonstration model: it is built from the training set when
+                the job starts, so there is no base model to sample before.
+            ProviderError: The sampler failed (its error output is in the message).
+        """
+        if is_tiny(model):
+            raise CapabilityError(
+                provider=self.name,
+                operation="inference",
+                reason="the tiny demonstration model is built from the training set when the job "
+                "starts, so there is no base model to sample; name a model to preflight it",
+            )
+        assert model is not None
+        check_model(model, offline=self.settings.offline)
+        env = dict(os.environ, TOKENIZERS_PARALLELISM="false")
+        if self.settings.offline:
+            env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_DATASETS_OFFLINE="1")
+        request = {
+            "model": model,
+            "prompts": [[dict(m) for m in messages] for messages in prompts],
+            "max_tokens": max_tokens or 64,
+        }
+        python = self.settings.python or default_python()
+        result = await anyio.run_process(
+            [python, "-m", "rlft_providers.local._sample"],
+            input=json.dumps(request).encode(),
+            env=env,
+            check=False,
+        )
+        if result.returncode != 0:
+            tail = result.stderr.decode(errors="replace").strip().splitlines()[-5:]
+            raise ProviderError(
+                f"sampling {model!r} failed (exit {result.returncode}): " + " | ".join(tail),
+                provider=self.name,
+            )
+        answers: list[str] = json.loads(result.stdout)
+        return answers
 
     async def download_results(self, job_id: str, folder: Path) -> list[Path]:
         """Copy the reward curve, the event log and the worker log into ``folder``."""
