@@ -408,13 +408,18 @@ class JobManager:
             for job in targets:
                 guard.start(job)
         send, receive = anyio.create_memory_object_stream[JobUpdate](max_buffer_size=buffer)
+        raised: Exception | None = None
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._watch_all, targets, send, events, dict(after or {}))
             try:
                 yield receive
+            except Exception as exc:  # the caller's own error: re-raised as is, not grouped
+                raised = exc
             finally:
                 tg.cancel_scope.cancel()  # stop the pollers first, then close the stream
                 receive.close()
+        if raised is not None:
+            raise raised
 
     async def _watch_all(
         self,

@@ -228,3 +228,14 @@ async def test_a_job_deleted_remotely_is_reported_and_dropped(tmp_path: Path) ->
         errors = [u for u in seen if u.kind == "error"]
         assert [u.job for u in errors] == [jobs[0]]
         assert jobs[1].status is JobStatus.SUCCEEDED
+
+
+async def test_an_error_in_the_watch_block_is_raised_as_is(tmp_path: Path) -> None:
+    async with make_client(tmp_path / "jobs.db", settings={"steps": 100_000}) as client:
+        manager = JobManager(client=client)
+        jobs = await manager.submit([spec()])
+        with pytest.raises(KeyError, match="consumer bug"):
+            async with manager.watch(jobs) as updates:
+                async for _ in updates:
+                    raise KeyError("consumer bug")
+        assert "cancel_job" not in calls(client)
