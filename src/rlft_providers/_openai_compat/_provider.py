@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 import anyio
 
+from rlft._concurrency import map_concurrently
 from rlft._models import Checkpoint, JobEvent, JobRecord
 from rlft.exceptions import (
     BadRequestError,
@@ -343,34 +344,19 @@ class OpenAICompatProvider(Provider):
         """
         if not model:
             raise UsageError(f"provider {self.name!r} needs a model name to sample from")
-        answers = [""] * len(prompts)
-        failures: list[RLFTError] = []
-        limiter = anyio.CapacityLimiter(4)
 
-        async def sample(index: int, messages: Sequence[Mapping[str, Any]]) -> None:
+        async def sample(messages: Sequence[Mapping[str, Any]]) -> str:
             body: dict[str, Any] = {"model": model, "messages": [dict(m) for m in messages]}
             if max_tokens is not None:
                 body["max_completion_tokens"] = max_tokens
+            # Retrying a lost completion costs tokens, never a duplicate resource.
+            answer = await self._client.post("/chat/completions", json=body, idempotent=True)
             try:
-                async with limiter:
-                    # Retrying a lost completion costs tokens, never a duplicate resource.
-                    answer = await self._client.post(
-                        "/chat/completions", json=body, idempotent=True
-                    )
-                answers[index] = answer["choices"][0]["message"]["content"] or ""
+                return str(answer["choices"][0]["message"]["content"] or "")
             except (KeyError, IndexError, TypeError):
-                failures.append(malformed(self.name, "POST /chat/completions", answer))
-                group.cancel_scope.cancel()
-            except RLFTError as exc:  # the first failure stops the rest and is raised as is
-                failures.append(exc)
-                group.cancel_scope.cancel()
+                raise malformed(self.name, "POST /chat/completions", answer) from None
 
-        async with anyio.create_task_group() as group:
-            for index, messages in enumerate(prompts):
-                group.start_soon(sample, index, messages)
-        if failures:
-            raise failures[0]
-        return answers
+        return await map_concurrently(sample, prompts, limit=4)
 
     # --- graders ----------------------------------------------------------------------------
 

@@ -16,12 +16,13 @@ import dataclasses
 import datetime as dt
 import hashlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import boto3
 import httpx
 
+from rlft._concurrency import map_concurrently
 from rlft._models import Capabilities, Checkpoint, JobEvent, JobRecord, map_status
 from rlft.exceptions import (
     BadRequestError,
@@ -94,6 +95,7 @@ class BedrockProvider(Provider):
         checkpoints=True,  # the output custom model, once the job completes
         deploy=True,
         list_jobs=True,
+        inference=True,  # the Converse API, for `rlft preflight`
         remote_graders=False,
         requires_validation_set=False,
         poll_interval=60.0,  # jobs take hours; GetModelCustomizationJob is rate limited
@@ -455,6 +457,29 @@ class BedrockProvider(Provider):
         """Not on Bedrock: raises ``CapabilityError`` saying why."""
         raise CapabilityError(provider=self.name, operation="resume", reason=_NO_PAUSE)
 
+    async def generate(
+        self,
+        *,
+        model: str | None,
+        prompts: Sequence[Sequence[Mapping[str, Any]]],
+        max_tokens: int | None = None,
+    ) -> list[str]:
+        """Sample one answer per prompt through the Converse API (``bedrock-runtime``).
+
+        System and developer messages become Converse's ``system`` blocks. Calls share the
+        provider's thread limiter, so at most its ``max_concurrency`` run at once.
+        """
+        if not model:
+            raise UsageError("provider 'bedrock' needs a model id (or inference profile) to sample")
+
+        async def sample(messages: Sequence[Mapping[str, Any]]) -> str:
+            request = _converse(model, messages, max_tokens)
+            answer = await self._aws.call("bedrock-runtime", "converse", **request)
+            blocks = answer.get("output", {}).get("message", {}).get("content", [])
+            return "".join(block.get("text", "") for block in blocks)
+
+        return await map_concurrently(sample, prompts, limit=self.settings.max_concurrency)
+
     async def deploy_checkpoint(self, checkpoint: Checkpoint, *, name: str | None = None) -> str:
         """Create an on-demand custom model deployment; return its ARN, the ``modelId`` to pass
         to ``InvokeModel``/``Converse`` once ``GetCustomModelDeployment`` says ``Active``.
@@ -484,3 +509,28 @@ class BedrockProvider(Provider):
         self._aws.close()
         if self._open_weight is not None:
             await self._open_weight.aclose()
+
+
+def _converse(
+    model: str, messages: Sequence[Mapping[str, Any]], max_tokens: int | None
+) -> dict[str, Any]:
+    """A Converse request: system/developer turns go to ``system``, the rest stay in order."""
+    system = [
+        {"text": str(m.get("content", ""))}
+        for m in messages
+        if m.get("role") in {"system", "developer"}
+    ]
+    turns = [
+        {
+            "role": "assistant" if m.get("role") == "assistant" else "user",
+            "content": [{"text": str(m.get("content", ""))}],
+        }
+        for m in messages
+        if m.get("role") not in {"system", "developer"}
+    ]
+    request: dict[str, Any] = {"modelId": model, "messages": turns}
+    if system:
+        request["system"] = system
+    if max_tokens is not None:
+        request["inferenceConfig"] = {"maxTokens": max_tokens}
+    return request
