@@ -75,9 +75,10 @@ def _throwaway_venv(path: Path) -> Path:
     ours = sorted({sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]})
     lines = "".join(f"import site; site.addsitedir({p!r})\n" for p in ours)
     (Path(purelib) / "_rlft_dev.pth").write_text(lines)
-    # `rlft` on PATH, running in the throwaway interpreter (a console script would pin ours).
+    # `rlft` on PATH, running in the throwaway interpreter (a console script would pin ours);
+    # through sh, because a shebang line is cut at 127 bytes and temp paths can be long.
     script = path / "bin" / "rlft"
-    script.write_text(f"#!{python}\nimport sys\nfrom rlft.cli import main\nsys.exit(main())\n")
+    script.write_text(f'#!/bin/sh\nexec "{python}" -m rlft "$@"\n')
     script.chmod(0o755)
     return path
 
