@@ -7,6 +7,7 @@ Azure AI Foundry, AWS Bedrock or your own machine (TRL), switching by configurat
 from rlft._client import Client
 from rlft._job import Job
 from rlft._jobfile import load_job_file
+from rlft._manager import JobManager, JobUpdate
 from rlft._models import (
     Capabilities,
     Checkpoint,
@@ -17,7 +18,9 @@ from rlft._models import (
     JobStatus,
     StepMetrics,
 )
+from rlft._preflight import PreflightReport, PreflightSample
 from rlft._spec import JobSpec
+from rlft._store import StoredJob
 from rlft._version import __version__
 from rlft.datasets import Dataset, Example
 from rlft.hookspecs import hookimpl
@@ -34,11 +37,16 @@ __all__ = [
     "Job",
     "JobErrorInfo",
     "JobEvent",
+    "JobManager",
     "JobRecord",
     "JobSpec",
     "JobStatus",
+    "JobUpdate",
     "load_job_file",
+    "PreflightReport",
+    "PreflightSample",
     "StepMetrics",
+    "StoredJob",
 ]
 
 # Reprs and docs say `rlft.Job`, not `rlft._job.Job`; classes of a public module keep its name.

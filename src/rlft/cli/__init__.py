@@ -22,6 +22,7 @@ __all__ = ["main"]
 _COMMANDS: dict[str, tuple[str, ...]] = {
     "rlft.cli._graders": ("grade", "grader"),
     "rlft.cli._datasets": ("validate",),
+    "rlft.cli._jobs": ("run", "preflight", "jobs"),
 }
 
 
@@ -122,12 +123,7 @@ def _print_providers(rows: list[dict[str, Any]]) -> None:
 
 def _add_feature_commands() -> None:
     for module_name, names in _COMMANDS.items():
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:  # a real import bug inside the module
-                raise
-            continue
+        module = importlib.import_module(module_name)
         for name in names:
             main.add_command(getattr(module, name))
 

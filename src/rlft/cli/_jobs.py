@@ -28,7 +28,7 @@ from rlft.cli._jobs_view import (
     summarise,
     watch_jobs,
 )
-from rlft.exceptions import UsageError
+from rlft.exceptions import CapabilityError, UsageError
 
 if TYPE_CHECKING:
     from rlft._client import Client
@@ -158,14 +158,15 @@ def run(
                 if isinstance(guard, BudgetGuard):
                     guard.check_rate(target.name, spec.model)
             if not no_preflight:
-                if target.capabilities.inference:
+                try:
                     report = await client.jobs.preflight(spec, samples=samples)
+                except CapabilityError as exc:  # no inference, or no base model (local tiny)
+                    say(f"preflight skipped: {exc}")
+                else:
                     if as_json:
                         echo_json({"kind": "preflight", **report.model_dump(mode="json")})
                     else:
                         click.echo(report.format())
-                else:
-                    say(f"preflight skipped: {target.name} cannot sample its base model")
             manager = JobManager(client=client, guards=guards)
             (job,) = await manager.submit([spec])
             state["job"] = job
