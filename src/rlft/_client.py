@@ -43,7 +43,7 @@ logger = logging.getLogger("rlft")
 class Client:
     """The way in: picks a provider from configuration and runs jobs on it.
 
-    Use it as an async context manager so connections close::
+    Use it as an async context manager so connections close:
 
         async with rlft.Client() as client:            # provider from rlft.toml / RLFT_PROVIDER
             job = await client.jobs.create(train=train, validation=valid, grader=grader)

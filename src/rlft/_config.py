@@ -1,6 +1,6 @@
 """Configuration: explicit arguments > ``RLFT_*`` env > ``rlft.toml`` / ``[tool.rlft]`` > defaults.
 
-Read when a ``Client`` is built, never at import. A file looks like::
+Read when a ``Client`` is built, never at import. A file looks like:
 
     provider = "local"              # the default provider
     [openai]                        # settings of one provider, by its id

@@ -381,7 +381,7 @@ class JobManager:
     ) -> AsyncIterator[MemoryObjectReceiveStream[JobUpdate]]:
         """Watch jobs until each is terminal; yield a receive stream of ``JobUpdate``.
 
-        ::
+        For example:
 
             async with manager.watch(jobs) as updates:
                 async for update in updates:

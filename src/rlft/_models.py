@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -92,19 +93,28 @@ STATUS_MAP: dict[str, dict[str, JobStatus]] = {
 }
 
 
-def map_status(provider: str, native: str, *, default: JobStatus = JobStatus.RUNNING) -> JobStatus:
+def map_status(
+    provider: str,
+    native: str,
+    *,
+    default: JobStatus = JobStatus.RUNNING,
+    table: Mapping[str, JobStatus] | None = None,
+) -> JobStatus:
     """Translate a backend's status word to a ``JobStatus``.
 
     Unknown words never raise: they map to ``default`` (``running``, so a watcher keeps polling
     rather than giving up on a job that may still be billing). Neutral words map to themselves.
 
     Args:
-        provider: The provider id whose vocabulary ``native`` is in.
+        provider: The provider id whose vocabulary ``native`` is in (a key of ``STATUS_MAP``;
+            an OpenAI-compatible plugin can pass ``"openai"``).
         native: The status word as the backend sent it.
         default: What an unknown word maps to.
+        table: A plugin's own vocabulary (lower-case words), used instead of ``STATUS_MAP``.
     """
     key = native.strip().lower()
-    table = STATUS_MAP.get(provider, STATUS_MAP["local"])
+    if table is None:
+        table = STATUS_MAP.get(provider, STATUS_MAP["local"])
     if key in table:
         return table[key]
     try:

@@ -1,7 +1,7 @@
 """Guards: watch a job's events and stop a run that games its grader, burns money or stalls.
 
 Attach guards to a ``JobManager`` (or ``rlft run --max-gap/--budget/--stall``); the manager
-feeds each guard every event and status of every job it watches, and acts on a trip::
+feeds each guard every event and status of every job it watches, and acts on a trip:
 
     guards = [
         RewardGapGuard(threshold=0.15, evaluations=3),          # train - valid > 0.15, 3 evals

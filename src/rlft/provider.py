@@ -3,7 +3,7 @@
 A backend is a ``Provider`` subclass plus a ``ProviderSpec`` registered from the
 ``rlft_register_providers`` hook. Each ``Provider`` method does one remote operation and
 translates the answer to neutral models; polling, retries above the wire, validation and grader
-compilation belong to the core. A plugin looks like this::
+compilation belong to the core. A plugin looks like this:
 
     import rlft
     from rlft.provider import ProviderRegistry, ProviderSpec
@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from rlft._models import Capabilities, Checkpoint, JobEvent, JobRecord
+from rlft._models import STATUS_MAP, Capabilities, Checkpoint, JobEvent, JobRecord, map_status
 from rlft.exceptions import CapabilityError, DuplicateProviderError, MissingDependencyError
 
 if TYPE_CHECKING:
@@ -35,12 +35,14 @@ if TYPE_CHECKING:
     from rlft.datasets import Dataset
 
 __all__ = [
+    "STATUS_MAP",
     "Capabilities",
     "DatasetRole",
     "Provider",
     "ProviderRegistry",
     "ProviderSettings",
     "ProviderSpec",
+    "map_status",
 ]
 
 DatasetRole = Literal["train", "validation"]

@@ -59,3 +59,12 @@ def test_terminal_statuses() -> None:
 )
 def test_event_levels_are_normalised(level: str, expected: str) -> None:
     assert JobEvent(id="e1", job_id="j", level=level).level == expected  # type: ignore[arg-type]
+
+
+def test_a_plugin_maps_its_own_vocabulary_through_the_public_contract() -> None:
+    from rlft.provider import map_status as public_map_status
+
+    table = {"warming": JobStatus.PENDING, "done": JobStatus.SUCCEEDED}
+    assert public_map_status("acme", "Warming", table=table) is JobStatus.PENDING
+    assert public_map_status("acme", "done", table=table) is JobStatus.SUCCEEDED
+    assert public_map_status("acme", "exploding", table=table) is JobStatus.RUNNING

@@ -1,7 +1,7 @@
 """Datasets: load rows, validate them against a backend's rules and a grader, render per backend.
 
 A row is one JSON object: ``messages`` (the prompt, chat format), optional ``tools``, and any
-other keys, the *item* fields a grader reads as ``{{ item.<field> }}``::
+other keys, the *item* fields a grader reads as ``{{ item.<field> }}``:
 
     {"messages": [{"role": "user", "content": "My card was charged twice"}], "label": "billing"}
 

@@ -1,7 +1,7 @@
 """A conformance suite every provider plugin runs against itself.
 
 Subclass ``ProviderConformance`` in a ``Test*`` class and supply a ``provider`` fixture backed by
-your fake server (respx, moto, a local process)::
+your fake server (respx, moto, a local process):
 
     class TestAcme(ProviderConformance):
         @pytest.fixture

@@ -3,7 +3,7 @@
 Standard library only, bound to 127.0.0.1. Jobs follow the clock: ``queued`` for ``queue``
 seconds, then ``running`` with a metrics event per step, then ``succeeded`` after
 ``duration`` seconds (unless cancelled or paused). It counts every request by route, so a
-benchmark can ask how many requests a status refresh cost::
+benchmark can ask how many requests a status refresh cost:
 
     with FakeOpenAIServer() as server:                  # a thread in this process
         server.seed(1000, duration=(5, 30))
