@@ -437,6 +437,31 @@ def _waits(spec: Mapping[str, Any]) -> bool:
     return kind in ("python", "score_model", "label_model", "native")
 
 
+def waits_on_io(spec: Mapping[str, Any]) -> bool:
+    """Whether grading ``spec`` ever waits on I/O; ``False`` allows ``evaluate_inline``."""
+    if spec.get("type") == "multi":
+        return any(_waits(sub) for sub in spec["graders"].values())
+    return _waits(spec)
+
+
+def evaluate_inline(
+    spec: Mapping[str, Any], sample: Any, item: Any, options: EngineOptions | None = None
+) -> Outcome:
+    """``evaluate`` without an event loop, for graders that never wait (``waits_on_io`` False).
+
+    Such a coroutine finishes on its first step, so it is driven right here: the same code and
+    semantics as ``evaluate``, minus a thread hop per batch (TRL calls the reward every step).
+    """
+    coroutine = evaluate(spec, sample, item, options)
+    try:
+        coroutine.send(None)
+    except StopIteration as finished:
+        outcome: Outcome = finished.value
+        return outcome
+    coroutine.close()
+    raise RuntimeError(f"grader {spec.get('name')!r} waited on I/O; use evaluate()")
+
+
 async def _multi(
     spec: Mapping[str, Any], sample: dict[str, Any], item: dict[str, Any], options: EngineOptions
 ) -> Outcome:

@@ -20,7 +20,14 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from rlft.exceptions import UsageError
-from rlft.graders._engine import EngineOptions, Outcome, evaluate, map_bounded
+from rlft.graders._engine import (
+    EngineOptions,
+    Outcome,
+    evaluate,
+    evaluate_inline,
+    map_bounded,
+    waits_on_io,
+)
 from rlft.graders._sync import run_sync
 
 if TYPE_CHECKING:
@@ -65,6 +72,7 @@ class RewardFunction:
         self.grader = grader
         self.__name__ = grader.name
         self._spec = grader.to_dict()
+        self._inline = not waits_on_io(self._spec)
         self._options = EngineOptions(judge=judge, embedder=embedder, pool=pool)
         self.concurrency = concurrency
         self.item_column = item_column
@@ -99,7 +107,13 @@ class RewardFunction:
         log_extra = columns.get("log_extra")
         data = {k: v for k, v in columns.items() if k not in _TRL_KWARGS}
         items = self._items(data, len(completions))
-        outcomes = run_sync(self._grade_all, list(completions), items)
+        if self._inline:  # nothing to wait on: grade in this thread, no event-loop hop
+            outcomes = [
+                evaluate_inline(self._spec, completion, item, self._options)
+                for completion, item in zip(completions, items, strict=True)
+            ]
+        else:
+            outcomes = run_sync(self._grade_all, list(completions), items)
         self._record(outcomes, log_metric, log_extra)
         return [outcome.score for outcome in outcomes]
 
