@@ -109,6 +109,19 @@ def test_run_without_preflight(tmp_path: Path) -> None:
     assert result.exit_code == 0 and "preflight on" not in result.output
 
 
+def test_running_the_same_job_file_again_finds_the_first_job_unless_told(tmp_path: Path) -> None:
+    job_file = project(tmp_path / "p")
+    first = invoke("run", job_file, "--no-preflight")
+    assert first.exit_code == 0 and "created job" in first.output
+    second = invoke("run", job_file, "--no-preflight")
+    assert second.exit_code == 0
+    assert "an identical job already ran" in second.output and "--again" in second.output
+    assert len(stored()) == 1  # nothing paid twice
+    third = invoke("run", job_file, "--no-preflight", "--again")
+    assert third.exit_code == 0 and "created job" in third.output
+    assert len(stored()) == 2
+
+
 def test_a_guard_pause_exits_3_and_is_summarised(tmp_path: Path) -> None:
     gamed = [(0.2, 0.18), (0.5, 0.25), (0.7, 0.3), (0.8, 0.31), (0.9, 0.3)]
     script = "".join(

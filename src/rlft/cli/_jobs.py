@@ -127,6 +127,12 @@ def preflight(
 @click.option("--no-preflight", is_flag=True, help="Skip sampling the base model first.")
 @click.option("--samples", "-k", default=8, show_default=True, help="Preflight prompts.")
 @click.option("--detach", is_flag=True, help="Create the job and return without watching.")
+@click.option(
+    "--again",
+    is_flag=True,
+    help="Start a new job even if an identical one already ran (by default the same job file "
+    "finds its earlier job instead of paying twice).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a live view.")
 @guard_options
 def run(
@@ -136,15 +142,21 @@ def run(
     no_preflight: bool,
     samples: int,
     detach: bool,
+    again: bool,
     as_json: bool,
     **options: Any,
 ) -> None:
     """Validate, preflight, create and watch the job in JOB_FILE (a job.toml)."""
+    import uuid
+
     from rlft._jobfile import load_job_file
     from rlft._manager import JobManager
     from rlft.guards import BudgetGuard
 
     spec: JobSpec = load_job_file(job_file)
+    if again:  # a new label changes the spec's hash, hence its idempotency key
+        labels = {**spec.labels, "rlft_run": uuid.uuid4().hex[:12]}
+        spec = spec.model_copy(update={"labels": labels})
     say = (lambda text: None) if as_json else click.echo
     state: dict[str, Any] = {}
 
@@ -170,7 +182,13 @@ def run(
             manager = JobManager(client=client, guards=guards)
             (job,) = await manager.submit([spec])
             state["job"] = job
-            say(f"created job {job.local_id} ({target.name} {job.id})")
+            if job.status.is_terminal:
+                say(
+                    f"an identical job already ran: {job.local_id} ({target.name} {job.id}, "
+                    f"{job.status.value}); showing it. `rlft run --again` trains anew"
+                )
+            else:
+                say(f"created job {job.local_id} ({target.name} {job.id})")
             if detach:
                 if as_json:
                     echo_json({"kind": "created", **job_dict(job)})

@@ -198,11 +198,14 @@ async def watch_jobs(
     from rich.console import Console
     from rich.live import Live
 
-    with Live(view.render(), console=Console(), refresh_per_second=4, transient=False) as live:
+    console = Console()
+    with Live(view.render(), console=console, refresh_per_second=4, transient=False) as live:
         async with manager.watch(jobs, events=events) as updates:
             async for update in updates:
                 view.update(update)
                 live.update(view.render())
+    if not console.is_terminal:  # a piped Live ends mid-line; the summary starts on its own
+        console.line()
     return view
 
 
