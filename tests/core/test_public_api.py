@@ -31,17 +31,27 @@ HEAVY = {
 
 def test_all_is_sorted_and_complete() -> None:
     names = {n for n, v in vars(rlft).items() if n[0] != "_" and not isinstance(v, ModuleType)}
-    names.add("__version__")
+    names |= {"__version__", *rlft._LAZY}
     assert rlft.__all__ == sorted(rlft.__all__, key=str.casefold)
     assert set(rlft.__all__) == names
 
 
 def test_public_classes_say_rlft_and_have_docstrings() -> None:
-    for name in rlft.__all__:
+    for name in rlft.__all__:  # getattr also loads the lazy ones
         value = getattr(rlft, name)
         if isinstance(value, type):
             assert value.__module__ in {"rlft", "rlft.datasets"}, name
             assert value.__doc__ and value.__doc__.strip(), f"rlft.{name} has no docstring"
+
+
+def test_lazy_names_load_on_first_access() -> None:
+    code = (
+        "import rlft, sys; assert 'sqlite3' not in sys.modules; "
+        "from rlft import JobManager, StoredJob; assert 'sqlite3' in sys.modules; "
+        "print(JobManager.__module__, StoredJob.__module__)"
+    )
+    out = subprocess.check_output([sys.executable, "-c", code], text=True).split()
+    assert out == ["rlft", "rlft"]
 
 
 def test_import_is_light() -> None:
