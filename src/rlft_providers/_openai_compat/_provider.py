@@ -331,6 +331,10 @@ class OpenAICompatProvider(Provider):
 
     # --- inference (preflight) ---------------------------------------------------------------
 
+    def _chat_path(self, model: str) -> str:
+        """Where chat completions for ``model`` are served (Azure classic: per deployment)."""
+        return "/chat/completions"
+
     async def generate(
         self,
         *,
@@ -350,7 +354,7 @@ class OpenAICompatProvider(Provider):
             if max_tokens is not None:
                 body["max_completion_tokens"] = max_tokens
             # Retrying a lost completion costs tokens, never a duplicate resource.
-            answer = await self._client.post("/chat/completions", json=body, idempotent=True)
+            answer = await self._client.post(self._chat_path(model), json=body, idempotent=True)
             try:
                 return str(answer["choices"][0]["message"]["content"] or "")
             except (KeyError, IndexError, TypeError):

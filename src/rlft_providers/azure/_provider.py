@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlparse
 
@@ -93,6 +94,7 @@ class AzureProvider(OpenAICompatProvider):
         deploy=True,
         list_jobs=True,
         remote_graders=True,
+        inference=True,  # chat completions on a deployment, for `rlft preflight`
         requires_validation_set=True,  # "a validation file is required" [AZ-RFT-INC]
         poll_interval=20.0,
         grader_target="azure",
@@ -169,6 +171,23 @@ class AzureProvider(OpenAICompatProvider):
         # may lead to unsupported behavior." (reference/openai_azure.md §5.4)
         training_type = self._settings.training_type
         return {"trainingType": training_type} if training_type else {}
+
+    def _chat_path(self, model: str) -> str:
+        # Classic serves chat per deployment; v1 takes the deployment name as `model`.
+        if self._settings.api == "v1":
+            return "/chat/completions"
+        return f"/deployments/{segment(model, 'deployment')}/chat/completions"
+
+    async def generate(
+        self,
+        *,
+        model: str | None,
+        prompts: Sequence[Sequence[Mapping[str, Any]]],
+        max_tokens: int | None = None,
+    ) -> list[str]:
+        """Sample ``[azure] preflight_deployment`` (default: a deployment named like ``model``)."""
+        deployment = self._settings.preflight_deployment or model
+        return await super().generate(model=deployment, prompts=prompts, max_tokens=max_tokens)
 
     def _grader_hints(self) -> list[ErrorHint]:
         return [] if self._settings.api == "v1" else [_graders_hint]

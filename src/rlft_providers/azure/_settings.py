@@ -55,6 +55,9 @@ class AzureSettings(ProviderSettings):
     """The body's ``trainingType`` (``"Standard"``, ``"GlobalStandard"``, ``"developerTier"``);
     Microsoft's RFT sample recommends setting it. ``provider_options={"trainingType": ...}``
     overrides it per job."""
+    preflight_deployment: str | None = None
+    """The deployment ``rlft preflight`` samples (Azure serves chat through deployments, not base
+    model names); by default the job's ``model`` is used as the deployment name."""
     send_metadata: bool = True
     """Send job ``metadata`` (labels and the idempotency key). The classic API's spec does not
     list it; turn this off if your API version refuses it (creates then lose their guard)."""

@@ -52,3 +52,37 @@ async def test_errors_surface_and_a_model_is_required(provider: OpenAIProvider) 
             await provider.generate(model="gone", prompts=[[{"role": "user", "content": "x"}]])
     assert info.value.status_code == 404
     assert KEY not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("api", "url", "sent_model"),
+    [
+        (
+            "classic",
+            "https://res.openai.azure.com/openai/deployments/o4-mini-base/chat/completions",
+            "o4-mini-base",
+        ),
+        ("v1", "https://res.openai.azure.com/openai/v1/chat/completions", "o4-mini-base"),
+    ],
+)
+async def test_azure_samples_a_deployment_on_either_route(
+    api: str, url: str, sent_model: str
+) -> None:
+    from rlft_providers.azure._provider import AzureProvider
+    from rlft_providers.azure._settings import AzureSettings
+
+    settings = AzureSettings(
+        endpoint="https://res.openai.azure.com",
+        api_key="azure-generate-key",
+        api=api,  # type: ignore[arg-type]
+        preflight_deployment="o4-mini-base",
+    )
+    provider = AzureProvider(settings=settings)
+    with respx.mock(assert_all_mocked=True) as mock:
+        route = mock.post(url).respond(200, json={"choices": [{"message": {"content": "bug"}}]})
+        out = await provider.generate(model="o4-mini", prompts=[[{"role": "user", "content": "x"}]])
+    assert out == ["bug"]
+    request = route.calls.last.request
+    assert json.loads(request.content)["model"] == sent_model
+    assert request.headers["api-key"] == "azure-generate-key"
+    assert ("api-version" in request.url.params) is (api == "classic")
