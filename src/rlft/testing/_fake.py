@@ -230,28 +230,25 @@ class FakeProvider(Provider):
         )
 
     async def pause_job(self, job_id: str) -> JobRecord:
-        def run(state: _State) -> JobRecord:
-            job = self._job(state, job_id)
-            if job.record.status is not JobStatus.RUNNING:
-                raise UsageError(
-                    f"job {job_id} is {job.record.status.value}; only running jobs pause"
-                )
-            self._set(job, JobStatus.PAUSED)
-            return job.record
-
-        return await self._op("pause_job", run)
+        return await self._transition("pause_job", job_id, JobStatus.RUNNING, JobStatus.PAUSED)
 
     async def resume_job(self, job_id: str) -> JobRecord:
+        return await self._transition("resume_job", job_id, JobStatus.PAUSED, JobStatus.RUNNING)
+
+    async def _transition(
+        self, operation: str, job_id: str, source: JobStatus, target: JobStatus
+    ) -> JobRecord:
         def run(state: _State) -> JobRecord:
             job = self._job(state, job_id)
-            if job.record.status is not JobStatus.PAUSED:
+            if job.record.status is not source:
                 raise UsageError(
-                    f"job {job_id} is {job.record.status.value}; only paused jobs resume"
+                    f"job {job_id} is {job.record.status.value}; only {source.value} jobs can "
+                    f"become {target.value}"
                 )
-            self._set(job, JobStatus.RUNNING)
+            self._set(job, target)
             return job.record
 
-        return await self._op("resume_job", run)
+        return await self._op(operation, run)
 
     async def cancel_job(self, job_id: str) -> JobRecord:
         def run(state: _State) -> JobRecord:
