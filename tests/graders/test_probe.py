@@ -120,3 +120,15 @@ async def test_threshold_and_candidates_from_label_models() -> None:
         grader, ROWS[:1], threshold=0.0, options=EngineOptions(judge=ScriptedJudge(judge))
     )
     assert report.gameable == [] and "calm, angry" in seen  # labels are candidates
+
+
+async def test_one_distinct_label_is_not_mistaken_for_listing_them_all() -> None:
+    # Every row has the same answer: "all labels" would just be the right answer, so decoys
+    # are added; an eq grader stays clean and a contains grader is still caught.
+    rows = [{**row, "label": "billing"} for row in ROWS]
+    exact = g.StringCheck(
+        name="g", input="{{ sample.output_text }}", reference="{{ item.label }}", operation="eq"
+    )
+    assert "all_labels" not in flagged(await probe(exact, rows))
+    contains = exact.model_copy(update={"operation": "ilike"})
+    assert "all_labels" in flagged(await probe(contains, rows))

@@ -121,6 +121,9 @@ def _lookup(item: Mapping[str, Any], variable: Variable) -> Any:
     return value
 
 
+_DECOYS = ["yes", "no", "true", "false", "A", "B", "C", "D"]
+
+
 def _candidates(grader: BaseGrader, items: Sequence[Mapping[str, Any]]) -> list[str]:
     found: dict[str, None] = {}
     subs = list(grader.graders.values()) if isinstance(grader, Multi) else [grader]
@@ -183,7 +186,7 @@ def _template_text(grader: BaseGrader) -> str:
 
 
 def _outputs(grader: BaseGrader, prompt: str, candidates: list[str]) -> dict[str, str]:
-    joined = ", ".join(candidates) or "yes, no, true, false, A, B, C, D"
+    joined = ", ".join(candidates or _DECOYS)
     paths = _json_paths(grader)
     all_json: dict[str, Any] = {}
     empty_json: dict[str, Any] = {}
@@ -231,6 +234,10 @@ async def probe(
     spec = grader.to_dict()
     items = [{k: v for k, v in row.items() if k not in ("messages", "tools")} for row in rows]
     candidates = _candidates(grader, items)
+    if len(candidates) < 2:
+        # One distinct answer listed "all at once" is just the right answer: add decoys so the
+        # probe tests listing many answers, not answering correctly.
+        candidates += [d for d in _DECOYS if d not in candidates]
     scores: dict[str, list[tuple[float, str, Outcome]]] = {}
     for row, item in zip(rows, items, strict=True):
         prompt = _prompt_text(row.get("messages"))
