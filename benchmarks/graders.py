@@ -26,7 +26,7 @@ from typing import Any
 import anyio
 
 from rlft import graders as g
-from rlft.graders._sandbox import SandboxPool
+from rlft.graders._sandbox.pool import SandboxPool
 
 LABEL = g.StringCheck(
     name="label",

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import anyio
 
-from rlft.graders._sandbox import SandboxPool
+from rlft.graders._sandbox.pool import SandboxPool
 
 GRADER = """
 def grade(sample, item):

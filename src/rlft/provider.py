@@ -27,22 +27,48 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from rlft._models import STATUS_MAP, Capabilities, Checkpoint, JobEvent, JobRecord, map_status
+from rlft._concurrency import map_concurrently
+from rlft._models import (
+    STATUS_MAP,
+    Capabilities,
+    Checkpoint,
+    Hyperparameters,
+    JobErrorInfo,
+    JobEvent,
+    JobRecord,
+    JobStatus,
+    StepMetrics,
+    map_status,
+)
+from rlft._paths import rlft_home
+from rlft._spec import CreateJobRequest, JobSpec
 from rlft.exceptions import CapabilityError, DuplicateProviderError, MissingDependencyError
 
 if TYPE_CHECKING:
-    from rlft._spec import CreateJobRequest, JobSpec
     from rlft.datasets import Dataset
 
+# Everything a backend needs, built-in or third-party: the contract, the neutral nouns it takes
+# and returns, and the helpers every backend uses. Built-ins import only from public modules.
 __all__ = [
     "STATUS_MAP",
     "Capabilities",
+    "Checkpoint",
+    "CreateJobRequest",
     "DatasetRole",
+    "Hyperparameters",
+    "JobErrorInfo",
+    "JobEvent",
+    "JobRecord",
+    "JobSpec",
+    "JobStatus",
     "Provider",
     "ProviderRegistry",
     "ProviderSettings",
     "ProviderSpec",
+    "StepMetrics",
+    "map_concurrently",
     "map_status",
+    "rlft_home",
 ]
 
 DatasetRole = Literal["train", "validation"]

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from rlft.graders import compile as compile_grader
-from rlft.graders._judge import JudgeError, JudgeRequest, JudgeResponse
-from rlft.graders._sandbox import SandboxLimits, SandboxPool
+from rlft.graders._runtime.judge import JudgeError, JudgeRequest, JudgeResponse
+from rlft.graders._sandbox.pool import SandboxLimits, SandboxPool
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ from types import ModuleType
 
 from rlft import graders as g
 from rlft.graders._result import ERROR_KINDS
-from rlft.graders._sandbox import SandboxLimits
+from rlft.graders._sandbox.pool import SandboxLimits
 
 DOCS = (Path(__file__).resolve().parents[2] / "docs" / "graders.md").read_text()
 

@@ -15,8 +15,8 @@ from rouge_score import rouge_scorer
 
 from rlft import graders as g
 from rlft.exceptions import UsageError
-from rlft.graders import _metrics
-from rlft.graders._sandbox import SandboxPool
+from rlft.graders._runtime import metrics as _metrics
+from rlft.graders._sandbox.pool import SandboxPool
 
 from .conftest import ScriptedJudge
 

@@ -8,7 +8,7 @@ import pytest
 
 from rlft import graders as g
 from rlft.exceptions import GraderValidationError
-from rlft.graders._formula import FormulaError, FormulaSyntaxError, parse_formula
+from rlft.graders._runtime.formula import FormulaError, FormulaSyntaxError, parse_formula
 
 pytestmark = pytest.mark.anyio
 

@@ -11,8 +11,8 @@ import pytest
 from botocore.stub import Stubber
 
 from rlft import graders as g
-from rlft.graders._engine import score_schema
-from rlft.graders._judge import JudgeError, JudgeRequest, schema_instruction
+from rlft.graders._runtime.engine import score_schema
+from rlft.graders._runtime.judge import JudgeError, JudgeRequest, schema_instruction
 
 pytestmark = pytest.mark.anyio
 

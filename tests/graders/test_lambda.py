@@ -83,7 +83,7 @@ def test_package_shape_and_reproducibility() -> None:
     assert {
         "rlft_grader_handler.py",
         "rlft_grader.json",
-        "rlft_grader_engine/_engine.py",
+        "rlft_grader_engine/engine.py",
         "anyio/__init__.py",
         "typing_extensions.py",
     } <= files
@@ -91,9 +91,13 @@ def test_package_shape_and_reproducibility() -> None:
     assert g.compile(TRIAGE, "bedrock").zip_bytes == package.zip_bytes  # reproducible
     with zipfile.ZipFile(io.BytesIO(package.zip_bytes)) as archive:
         config = json.loads(archive.read("rlft_grader.json"))
-        engine = archive.read("rlft_grader_engine/_engine.py").decode()
+        engine = archive.read("rlft_grader_engine/engine.py").decode()
     assert config["grader"] == TRIAGE.to_dict() and config["judge"] == "bedrock"
-    assert "from rlft_grader_engine._template import" in engine and "rlft.graders" not in engine
+    assert "from rlft_grader_engine.template import" in engine
+    # Only the lazy, never-taken-in-Lambda sandbox import may still name rlft.
+    assert [line for line in engine.splitlines() if "rlft.graders" in line] == [
+        "            from rlft.graders._sandbox.pool import default_pool"
+    ]
 
 
 def test_requirements_follow_the_grader() -> None:
@@ -156,9 +160,9 @@ def test_handler_accepts_a_single_sample_and_a_json_string(load_lambda: Load) ->
 
 def test_python_grader_runs_in_process_with_the_pools_rules(load_lambda: Load) -> None:
     load_lambda(g.Python(name="p", source="def grade(sample, item):\n    return 1\n"))
-    runtime = sys.modules["rlft_grader_engine._lambda_runtime"]
+    runtime = sys.modules["rlft_grader_engine.lambda_handler"]
     python = runtime.InProcessPython(timeout_s=0.5)
-    engine = sys.modules["rlft_grader_engine._engine"]
+    engine = sys.modules["rlft_grader_engine.engine"]
 
     def run(source: str) -> Any:
         options = engine.EngineOptions(pool=python)
@@ -196,7 +200,7 @@ def test_model_graders_in_lambda_use_the_configured_judge(load_lambda: Load) -> 
     handler = module._HANDLER
     assert type(handler.options.judge).__name__ == "BedrockJudge"
     assert handler.options.judge.model == "amazon.nova-lite-v1:0"
-    runtime = sys.modules["rlft_grader_engine._lambda_runtime"]
+    runtime = sys.modules["rlft_grader_engine.lambda_handler"]
     config = json.loads((Path(module.__file__).parent / "rlft_grader.json").read_text())
     judge = ScriptedJudge('{"result": 0.9, "steps": []}')
     scripted = runtime.Handler(config, judge=judge)

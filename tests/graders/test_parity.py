@@ -11,7 +11,7 @@ import anyio
 import pytest
 
 from rlft import graders as g
-from rlft.graders._sandbox import SandboxPool
+from rlft.graders._sandbox.pool import SandboxPool
 
 
 def check(operation: str, input: str = "{{ sample.output_text }}") -> g.StringCheck:

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from rlft import graders as g
-from rlft.graders._engine import EngineOptions
 from rlft.graders._probe import PROBE_KINDS, probe
+from rlft.graders._runtime.engine import EngineOptions
 
 from .conftest import ScriptedJudge
 

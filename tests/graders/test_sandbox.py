@@ -21,8 +21,8 @@ import pydantic
 import pytest
 
 from rlft.exceptions import GraderValidationError, UsageError
-from rlft.graders import _sandbox_proc
-from rlft.graders._sandbox import (
+from rlft.graders._sandbox import proc as _sandbox_proc
+from rlft.graders._sandbox.pool import (
     SandboxLimits,
     SandboxPool,
     SandboxResult,
@@ -563,7 +563,7 @@ def test_workers_exit_when_the_parent_dies(tmp_path: Path) -> None:
     script = src(
         f"""
         import anyio
-        from rlft.graders._sandbox import SandboxLimits, SandboxPool
+        from rlft.graders._sandbox.pool import SandboxLimits, SandboxPool
         SOURCE = '''
         import os, time
         def grade(sample, item):

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 
 from rlft import graders as g
 from rlft.exceptions import GraderNotSupportedError, GraderValidationError, UsageError
-from rlft.graders._sandbox import SandboxPool
+from rlft.graders._sandbox.pool import SandboxPool
 
 pytestmark = pytest.mark.anyio
 

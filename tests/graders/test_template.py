@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rlft import graders as g
-from rlft.graders._template import (
+from rlft.graders._runtime.template import (
     TemplateRenderError,
     TemplateSyntaxError,
     parse_template,

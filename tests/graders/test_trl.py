@@ -10,7 +10,7 @@ import pytest
 
 from rlft import graders as g
 from rlft.exceptions import UsageError
-from rlft.graders._sandbox import SandboxPool
+from rlft.graders._sandbox.pool import SandboxPool
 
 LABEL = g.StringCheck(
     name="label",

@@ -6,8 +6,8 @@ import subprocess
 import sys
 
 import rlft.openai_compat as public
-import rlft_providers._openai_compat as wire
-from rlft_providers._openai_compat import _fake_server
+import rlft.openai_compat as wire
+from rlft.testing import _fake_openai_api as _fake_server
 
 HEAVY = {"openai", "boto3", "botocore", "azure", "torch", "trl", "transformers", "datasets"}
 

@@ -134,7 +134,7 @@ async def _grade_remote(
     provider: str, grader: Any, samples: Sequence[Any], items: Sequence[Any]
 ) -> list[Any]:
     import rlft
-    from rlft.graders._sample import normalize_sample
+    from rlft.graders._runtime.sample import normalize_sample
 
     results: list[Any] = []
     async with rlft.Client(provider=provider) as client:

@@ -17,7 +17,8 @@ Everything heavy (rapidfuzz, rouge-score, nltk, httpx, boto3, the sandbox) loads
 
 from rlft.graders._compile import SUPPORT, TARGETS, compile, support_table_markdown
 from rlft.graders._grading import grade_many, item_references
-from rlft.graders._judge import (
+from rlft.graders._result import ERROR_KINDS, GradeResult, ItemReference
+from rlft.graders._runtime.judge import (
     BedrockJudge,
     Embedder,
     Judge,
@@ -25,7 +26,6 @@ from rlft.graders._judge import (
     JudgeResponse,
     OpenAIJudge,
 )
-from rlft.graders._result import ERROR_KINDS, GradeResult, ItemReference
 from rlft.graders._spec import (
     BaseGrader,
     Grader,

@@ -6,11 +6,11 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from rlft.exceptions import UsageError
-from rlft.graders._engine import EngineOptions, Outcome, evaluate, map_bounded
 from rlft.graders._result import GradeResult, ItemReference
+from rlft.graders._runtime.engine import EngineOptions, Outcome, evaluate, map_bounded
 
 if TYPE_CHECKING:
-    from rlft.graders._judge import Embedder, Judge
+    from rlft.graders._runtime.judge import Embedder, Judge
     from rlft.graders._spec import BaseGrader
 
 __all__ = ["grade", "grade_many", "item_references", "to_result"]

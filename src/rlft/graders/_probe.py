@@ -25,9 +25,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from rlft.graders._engine import EngineOptions, Outcome, evaluate
+from rlft.graders._runtime.engine import EngineOptions, Outcome, evaluate
+from rlft.graders._runtime.template import Variable
 from rlft.graders._spec import BaseGrader, LabelModel, Multi
-from rlft.graders._template import Variable
 
 __all__ = ["PROBE_KINDS", "ProbeFinding", "ProbeReport", "probe"]
 

@@ -28,12 +28,12 @@ from pydantic import (
 )
 
 from rlft.exceptions import GraderNotSupportedError, GraderValidationError, UsageError
-from rlft.graders._formula import FormulaSyntaxError, parse_formula
-from rlft.graders._template import Template, TemplateSyntaxError, parse_template
+from rlft.graders._runtime.formula import FormulaSyntaxError, parse_formula
+from rlft.graders._runtime.template import Template, TemplateSyntaxError, parse_template
 
 if TYPE_CHECKING:
-    from rlft.graders._judge import Embedder, Judge
     from rlft.graders._result import GradeResult
+    from rlft.graders._runtime.judge import Embedder, Judge
 
 __all__ = [
     "BaseGrader",
@@ -376,7 +376,7 @@ def check_python_source(source: str) -> None:
         GraderValidationError: Syntax error, no ``grade(sample, item)``, or too large.
     """
     try:
-        from rlft.graders._sandbox import check_source
+        from rlft.graders._sandbox.pool import check_source
     except ImportError:  # the sandbox module has not landed: same rules, checked here
         _check_source_fallback(source)
     else:

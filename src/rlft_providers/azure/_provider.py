@@ -16,9 +16,8 @@ from urllib.parse import urlparse
 
 import httpx
 
-from rlft._models import Capabilities, Checkpoint
 from rlft.exceptions import ConfigurationError
-from rlft_providers._openai_compat import (
+from rlft.openai_compat import (
     Dialect,
     ErrorHint,
     OpenAICompatClient,
@@ -27,11 +26,12 @@ from rlft_providers._openai_compat import (
     Sleep,
     segment,
 )
+from rlft.provider import Capabilities, Checkpoint
 from rlft_providers.azure._auth import AsyncTokenCredential, CredentialSource, EntraToken
 from rlft_providers.azure._settings import AzureSettings
 
 if TYPE_CHECKING:
-    from rlft._spec import JobSpec
+    from rlft.provider import JobSpec
 
 __all__ = ["AzureProvider"]
 

@@ -26,22 +26,22 @@ import httpx
 from botocore.auth import SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
 
-from rlft._models import Capabilities, Checkpoint, JobRecord
 from rlft.exceptions import ConfigurationError
-from rlft_providers._openai_compat import (
+from rlft.openai_compat import (
     Dialect,
     OpenAICompatClient,
     OpenAICompatProvider,
     RetryPolicy,
     Sleep,
 )
+from rlft.provider import Capabilities, Checkpoint, JobRecord
 from rlft_providers.bedrock._errors import map_bedrock_errors
 from rlft_providers.bedrock._settings import BedrockSettings
 
 if TYPE_CHECKING:
     import boto3
 
-    from rlft._spec import CreateJobRequest
+    from rlft.provider import CreateJobRequest
 
 __all__ = ["BedrockOpenWeight", "TokenSource", "lambda_grader"]
 

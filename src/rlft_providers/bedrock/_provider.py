@@ -22,8 +22,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import boto3
 import httpx
 
-from rlft._concurrency import map_concurrently
-from rlft._models import Capabilities, Checkpoint, JobEvent, JobRecord, map_status
 from rlft.exceptions import (
     BadRequestError,
     CapabilityError,
@@ -31,7 +29,17 @@ from rlft.exceptions import (
     NotFoundError,
     UsageError,
 )
-from rlft.provider import DatasetRole, Provider, ProviderSettings
+from rlft.provider import (
+    Capabilities,
+    Checkpoint,
+    DatasetRole,
+    JobEvent,
+    JobRecord,
+    Provider,
+    ProviderSettings,
+    map_concurrently,
+    map_status,
+)
 from rlft_providers.bedrock import _rules
 from rlft_providers.bedrock._aws import Aws
 from rlft_providers.bedrock._errors import CONFLICT_CODES, map_bedrock_errors
@@ -48,8 +56,8 @@ from rlft_providers.bedrock._translate import (
 )
 
 if TYPE_CHECKING:
-    from rlft._spec import CreateJobRequest, JobSpec
     from rlft.datasets import Dataset
+    from rlft.provider import CreateJobRequest, JobSpec
 
 __all__ = ["BedrockProvider"]
 

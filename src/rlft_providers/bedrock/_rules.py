@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from rlft._models import Hyperparameters
 from rlft.exceptions import HyperparameterError, UsageError
+from rlft.provider import Hyperparameters
 
 __all__ = [
     "DEFAULT_MODEL",

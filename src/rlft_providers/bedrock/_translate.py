@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import JsonValue
 
-from rlft._models import (
+from rlft.provider import (
     Checkpoint,
     JobErrorInfo,
     JobEvent,

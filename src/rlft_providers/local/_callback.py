@@ -7,7 +7,7 @@ from typing import Any
 
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
-from rlft._models import StepMetrics
+from rlft.provider import StepMetrics
 from rlft_providers.local._jobdir import Action, JobDir, utcnow
 from rlft_providers.local._metrics import SUMMARY_KEYS, merge_validation, step_metrics
 

@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-from rlft._models import StepMetrics
+from rlft.provider import StepMetrics
 
 __all__ = [
     "EVENT_ID_WIDTH",

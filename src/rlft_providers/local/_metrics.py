@@ -14,7 +14,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from rlft._models import StepMetrics
+from rlft.provider import StepMetrics
 
 __all__ = ["merge_validation", "step_metrics"]
 

@@ -19,8 +19,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from rlft._models import Hyperparameters
 from rlft.exceptions import HyperparameterError, MissingDependencyError
+from rlft.provider import Hyperparameters
 
 __all__ = [
     "TINY_MODEL",

@@ -21,16 +21,17 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import anyio
 
-from rlft._models import (
+from rlft.exceptions import CapabilityError, MissingDependencyError, ProviderError, UsageError
+from rlft.provider import (
     Capabilities,
     Checkpoint,
+    DatasetRole,
     JobErrorInfo,
     JobEvent,
     JobRecord,
     JobStatus,
+    Provider,
 )
-from rlft.exceptions import CapabilityError, MissingDependencyError, ProviderError, UsageError
-from rlft.provider import DatasetRole, Provider
 from rlft_providers.local._errors import (
     LockHeld,
     hold_lock,
@@ -64,8 +65,8 @@ from rlft_providers.local._records import (
 from rlft_providers.local._settings import LocalSettings
 
 if TYPE_CHECKING:
-    from rlft._spec import CreateJobRequest, JobSpec
     from rlft.datasets import Dataset
+    from rlft.provider import CreateJobRequest, JobSpec
 
 __all__ = ["LocalProvider"]
 

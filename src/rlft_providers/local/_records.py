@@ -10,8 +10,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rlft._models import Checkpoint, JobEvent, StepMetrics
 from rlft.exceptions import UsageError
+from rlft.provider import Checkpoint, JobEvent, StepMetrics
 from rlft_providers.local._jobdir import EVENT_ID_WIDTH, atomic_write
 
 if TYPE_CHECKING:

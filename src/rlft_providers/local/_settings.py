@@ -48,6 +48,6 @@ class LocalSettings(ProviderSettings):
         """The home folder, resolved now (reads ``RLFT_HOME``)."""
         if self.home is not None:
             return self.home.expanduser()
-        from rlft._paths import rlft_home
+        from rlft.provider import rlft_home
 
         return rlft_home() / "local"

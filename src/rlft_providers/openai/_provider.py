@@ -6,9 +6,8 @@ from typing import TYPE_CHECKING, ClassVar
 
 import httpx
 
-from rlft._models import Capabilities
 from rlft.exceptions import ConfigurationError
-from rlft_providers._openai_compat import (
+from rlft.openai_compat import (
     Dialect,
     ErrorHint,
     OpenAICompatClient,
@@ -16,10 +15,11 @@ from rlft_providers._openai_compat import (
     RetryPolicy,
     Sleep,
 )
+from rlft.provider import Capabilities
 from rlft_providers.openai._settings import OpenAISettings
 
 if TYPE_CHECKING:
-    from rlft._spec import JobSpec
+    from rlft.provider import JobSpec
 
 __all__ = ["OpenAIProvider"]
 

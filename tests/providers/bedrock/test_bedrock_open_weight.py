@@ -19,7 +19,7 @@ import pytest
 from rlft._models import Checkpoint, Hyperparameters, JobStatus
 from rlft.datasets import Dataset
 from rlft.exceptions import AuthenticationError, HyperparameterError
-from rlft_providers._openai_compat._fake_server import FakeFineTuningServer
+from rlft.testing._fake_openai_api import FakeFineTuningServer
 from rlft_providers.bedrock._provider import BedrockProvider
 
 pytestmark = pytest.mark.anyio

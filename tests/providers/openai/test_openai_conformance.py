@@ -16,7 +16,7 @@ from rlft import Client
 from rlft._models import JobStatus
 from rlft.provider import Provider
 from rlft.testing import ProviderConformance
-from rlft_providers._openai_compat._fake_server import FakeFineTuningServer
+from rlft.testing._fake_openai_api import FakeFineTuningServer
 from rlft_providers.azure._provider import AzureProvider
 from rlft_providers.azure._settings import AzureSettings
 from rlft_providers.openai._provider import OpenAIProvider

@@ -21,7 +21,7 @@ from rlft.exceptions import (
     RateLimitError,
     ServerError,
 )
-from rlft_providers._openai_compat import OpenAICompatClient, RetryPolicy, map_http_errors, mask
+from rlft.openai_compat import OpenAICompatClient, RetryPolicy, map_http_errors, mask
 
 pytestmark = pytest.mark.anyio
 

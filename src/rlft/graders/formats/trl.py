@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from rlft.exceptions import UsageError
-from rlft.graders._engine import (
+from rlft.graders._runtime.engine import (
     EngineOptions,
     Outcome,
     evaluate,
@@ -28,10 +28,10 @@ from rlft.graders._engine import (
     map_bounded,
     waits_on_io,
 )
-from rlft.graders._sync import run_sync
+from rlft.graders._runtime.sync import run_sync
 
 if TYPE_CHECKING:
-    from rlft.graders._judge import Embedder, Judge
+    from rlft.graders._runtime.judge import Embedder, Judge
     from rlft.graders._spec import BaseGrader
 
 __all__ = ["RewardFunction"]

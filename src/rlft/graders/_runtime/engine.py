@@ -23,17 +23,21 @@ from typing import Any, TypeVar
 
 import anyio
 
-from rlft.graders._formula import Formula, FormulaError, FormulaSyntaxError, parse_formula
-from rlft.graders._judge import (
+from rlft.graders._runtime.formula import Formula, FormulaError, FormulaSyntaxError, parse_formula
+from rlft.graders._runtime.judge import (
     Embedder,
     Judge,
     JudgeError,
     JudgeRequest,
     OpenAIJudge,
 )
-from rlft.graders._metrics import MetricUnavailableError, cosine_similarity, lexical_similarity
-from rlft.graders._sample import SampleError, normalize_item, normalize_sample
-from rlft.graders._template import (
+from rlft.graders._runtime.metrics import (
+    MetricUnavailableError,
+    cosine_similarity,
+    lexical_similarity,
+)
+from rlft.graders._runtime.sample import SampleError, normalize_item, normalize_sample
+from rlft.graders._runtime.template import (
     Template,
     TemplateRenderError,
     TemplateSyntaxError,
@@ -59,7 +63,7 @@ MODEL_GRADER_TYPES = frozenset({"score_model", "label_model"})
 _KNOWN = frozenset(
     {"string_check", "text_similarity", "python", "score_model", "label_model", "multi"}
 )
-# The sandbox's error kinds (rlft.graders._sandbox.SandboxErrorKind) -> ours. A crash or an
+# The sandbox's error kinds (SandboxErrorKind in the sandbox pool) -> ours. A crash or an
 # out-of-memory is the grader code's doing, so it is a runtime error, as on OpenAI.
 _SANDBOX_KINDS = {
     "timeout": "timeout",
@@ -117,7 +121,7 @@ class EngineOptions:
 
     def get_pool(self) -> Any:
         if self.pool is None:
-            from rlft.graders._sandbox import default_pool
+            from rlft.graders._sandbox.pool import default_pool
 
             self.pool = default_pool()
         return self.pool

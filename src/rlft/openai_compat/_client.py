@@ -15,7 +15,7 @@ from typing import Any
 import anyio
 import httpx
 
-from rlft_providers._openai_compat._errors import (
+from rlft.openai_compat._errors import (
     REQUEST_ID_HEADERS,
     CallState,
     ErrorHint,
@@ -23,7 +23,7 @@ from rlft_providers._openai_compat._errors import (
     malformed,
     map_http_errors,
 )
-from rlft_providers._openai_compat._retry import RetryPolicy, parse_retry_after, retryable
+from rlft.openai_compat._retry import RetryPolicy, parse_retry_after, retryable
 
 __all__ = ["AuthHook", "OpenAICompatClient", "Sleep"]
 

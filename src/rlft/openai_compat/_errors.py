@@ -25,7 +25,7 @@ from rlft.exceptions import (
     RateLimitError,
     ServerError,
 )
-from rlft_providers._openai_compat._retry import parse_retry_after
+from rlft.openai_compat._retry import parse_retry_after
 
 __all__ = [
     "REQUEST_ID_HEADERS",

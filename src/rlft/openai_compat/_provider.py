@@ -26,21 +26,21 @@ from rlft.exceptions import (
     ServerError,
     UsageError,
 )
-from rlft.provider import DatasetRole, Provider, ProviderSettings
-from rlft_providers._openai_compat._client import OpenAICompatClient, Sleep
-from rlft_providers._openai_compat._errors import ErrorHint, malformed
-from rlft_providers._openai_compat._normalise import (
+from rlft.openai_compat._client import OpenAICompatClient, Sleep
+from rlft.openai_compat._errors import ErrorHint, malformed
+from rlft.openai_compat._normalise import (
     to_checkpoint,
     to_event,
     to_grade_result,
     to_job,
 )
-from rlft_providers._openai_compat._request import (
+from rlft.openai_compat._request import (
     IDEMPOTENCY_METADATA_KEY,
     Dialect,
     build_create_body,
     check_job_spec,
 )
+from rlft.provider import DatasetRole, Provider, ProviderSettings
 
 if TYPE_CHECKING:
     from rlft._spec import CreateJobRequest, JobSpec

@@ -29,16 +29,24 @@ Importing this module imports ``httpx`` and nothing heavier; ``import rlft`` nev
 
 from __future__ import annotations
 
-from rlft_providers._openai_compat._client import AuthHook, OpenAICompatClient, Sleep
-from rlft_providers._openai_compat._errors import ErrorHint, map_http_errors
-from rlft_providers._openai_compat._fake_server import FakeFineTuningServer, Flavour
-from rlft_providers._openai_compat._provider import OpenAICompatProvider, segment
-from rlft_providers._openai_compat._request import IDEMPOTENCY_METADATA_KEY, Dialect
-from rlft_providers._openai_compat._retry import RetryPolicy
+from rlft.openai_compat._client import AuthHook, OpenAICompatClient, Sleep
+from rlft.openai_compat._errors import CallState, ErrorHint, map_http_errors, mask
+from rlft.openai_compat._normalise import to_checkpoint, to_event, to_job, to_step_metrics
+from rlft.openai_compat._provider import OpenAICompatProvider, segment
+from rlft.openai_compat._request import (
+    IDEMPOTENCY_METADATA_KEY,
+    Dialect,
+    build_create_body,
+    check_job_spec,
+    wire_hyperparameters,
+)
+from rlft.openai_compat._retry import RetryPolicy, parse_retry_after, retryable
+from rlft.testing._fake_openai_api import FakeFineTuningServer, Flavour
 
 __all__ = [
     "IDEMPOTENCY_METADATA_KEY",
     "AuthHook",
+    "CallState",
     "Dialect",
     "ErrorHint",
     "FakeFineTuningServer",
@@ -47,6 +55,16 @@ __all__ = [
     "OpenAICompatProvider",
     "RetryPolicy",
     "Sleep",
+    "build_create_body",
+    "check_job_spec",
     "map_http_errors",
+    "mask",
+    "parse_retry_after",
+    "retryable",
     "segment",
+    "to_checkpoint",
+    "to_event",
+    "to_job",
+    "to_step_metrics",
+    "wire_hyperparameters",
 ]

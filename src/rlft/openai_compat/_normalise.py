@@ -19,7 +19,7 @@ from rlft._models import (
     StepMetrics,
     map_status,
 )
-from rlft_providers._openai_compat._errors import malformed
+from rlft.openai_compat._errors import malformed
 
 if TYPE_CHECKING:
     from rlft.graders import GradeResult

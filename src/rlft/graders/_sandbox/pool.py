@@ -82,7 +82,7 @@ from anyio.lowlevel import RunVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from rlft.exceptions import GraderValidationError, UsageError
-from rlft.graders._sandbox_proc import StopCall, Worker, spawn
+from rlft.graders._sandbox.proc import StopCall, Worker, spawn
 
 __all__ = [
     "SandboxErrorKind",

@@ -28,7 +28,7 @@ from rlft.exceptions import RLFTError
 
 __all__ = ["CallReply", "StopCall", "Worker", "spawn"]
 
-_SCRIPT = str(Path(__file__).with_name("_sandbox_worker.py"))
+_SCRIPT = str(Path(__file__).with_name("worker.py"))
 _HEADER = struct.Struct(">I")
 _CACHE_SIZE = 128  # compiled graders kept per worker
 _START_TIMEOUT_S = 30.0  # a cold interpreter on a loaded machine can take seconds

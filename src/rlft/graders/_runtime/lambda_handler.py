@@ -33,9 +33,9 @@ from typing import Any
 
 import anyio
 
-from rlft.graders._engine import EngineOptions, Outcome, evaluate, map_bounded
-from rlft.graders._judge import BedrockJudge, Judge, OpenAIJudge
-from rlft.graders._sync import run_sync
+from rlft.graders._runtime.engine import EngineOptions, Outcome, evaluate, map_bounded
+from rlft.graders._runtime.judge import BedrockJudge, Judge, OpenAIJudge
+from rlft.graders._runtime.sync import run_sync
 
 __all__ = ["Handler", "InProcessPython", "PythonResult", "sample_item"]
 
