@@ -27,13 +27,14 @@ from rlft.hookspecs import hookimpl
 
 if _TYPE_CHECKING:
     from rlft._manager import JobManager, JobUpdate
-    from rlft._preflight import PreflightReport, PreflightSample
+    from rlft._preflight import PreflightPrompt, PreflightReport, PreflightSample
     from rlft._store import StoredJob
 
 # Loaded on first access (PEP 562): the job store pulls in sqlite3, the manager the guards.
 _LAZY = {
     "JobManager": "rlft._manager",
     "JobUpdate": "rlft._manager",
+    "PreflightPrompt": "rlft._preflight",
     "PreflightReport": "rlft._preflight",
     "PreflightSample": "rlft._preflight",
     "StoredJob": "rlft._store",
@@ -57,6 +58,7 @@ __all__ = [
     "JobStatus",
     "JobUpdate",
     "load_job_file",
+    "PreflightPrompt",
     "PreflightReport",
     "PreflightSample",
     "StepMetrics",

@@ -508,11 +508,12 @@ class JobsNamespace:
         provider: str | None = None,
         max_tokens: int | None = None,
         seed: int = 0,
+        per_prompt: int = 4,
     ) -> PreflightReport:
         """Sample the base model on a few training prompts and grade them: is there signal?
 
-        See ``rlft.PreflightReport`` for the warnings (mean reward near 0, near 1, no
-        variance). Needs the ``inference`` capability.
+        See ``rlft.PreflightReport`` for the warnings (mean reward near 0, near 1, a high
+        share of flat prompts). Needs the ``inference`` capability.
 
         Args:
             spec: The job to check.
@@ -520,6 +521,7 @@ class JobsNamespace:
             provider: A provider id (default: the configured one).
             max_tokens: Longest completion (default: the job's ``max_completion_tokens``).
             seed: Which prompts are picked.
+            per_prompt: Answers sampled per prompt, for each prompt's reward spread.
         """
         from rlft._preflight import run_preflight
 
@@ -529,6 +531,7 @@ class JobsNamespace:
             samples=samples,
             max_tokens=max_tokens,
             seed=seed,
+            per_prompt=per_prompt,
         )
 
     async def wait(self, job: Job | str, *, timeout: float | None = None) -> Job:

@@ -151,7 +151,7 @@ def test_a_budget_without_a_rate_fails_before_anything_is_created(tmp_path: Path
 
 def test_preflight_command(tmp_path: Path) -> None:
     toml = project(tmp_path / "p")
-    result = invoke("preflight", toml, "--json", "-k", "4")
+    result = invoke("preflight", toml, "--json", "-k", "4", "-n", "1")
     assert result.exit_code == 0
     (report,) = json_lines(result)
     assert len(report["samples"]) == 4 and report["warnings"] == []

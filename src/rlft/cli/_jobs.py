@@ -84,6 +84,9 @@ def _provider_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 @click.argument("job_file", type=click.Path(dir_okay=False, path_type=Path))
 @_provider_options
 @click.option("--samples", "-k", default=8, show_default=True, help="Prompts to sample.")
+@click.option(
+    "--per-prompt", "-n", default=4, show_default=True, help="Answers sampled per prompt."
+)
 @click.option("--seed", default=0, show_default=True, help="Which prompts are picked.")
 @click.option("--max-tokens", type=int, help="Longest completion.")
 @click.option("--strict", is_flag=True, help="Exit 1 when preflight warns.")
@@ -93,12 +96,14 @@ def preflight(
     provider: str | None,
     profile: str | None,
     samples: int,
+    per_prompt: int,
     seed: int,
     max_tokens: int | None,
     strict: bool,
     as_json: bool,
 ) -> None:
-    """Sample the base model on k training prompts, grade them, and warn if RFT can't learn."""
+    """Sample the base model n times on k training prompts, grade the answers, and warn if RFT
+    can't learn (mean reward near 0 or 1, many prompts whose samples all scored the same)."""
     from rlft._jobfile import load_job_file
 
     spec = load_job_file(job_file)
@@ -106,7 +111,7 @@ def preflight(
     async def main() -> PreflightReport:
         async with _client(provider, profile, job_file.parent) as client:
             return await client.jobs.preflight(
-                spec, samples=samples, seed=seed, max_tokens=max_tokens
+                spec, samples=samples, seed=seed, max_tokens=max_tokens, per_prompt=per_prompt
             )
 
     report = _run(main)

@@ -300,6 +300,16 @@ def exit_code(job: Job, view: View | None) -> int:
 
 def print_preflight(report: PreflightReport) -> None:
     click.echo(report.format())
+    if report.per_prompt > 1:  # one line per prompt: its rewards and their spread
+        for prompt in report.prompts:
+            where = f"line {prompt.line}" if prompt.line else f"row {prompt.index}"
+            scores = " ".join(f"{score:.2f}" for score in prompt.scores)
+            flat = "  flat" if prompt.flat else ""
+            click.echo(
+                f"  {where}: mean {prompt.mean:.3f} spread {prompt.spread:.3f} [{scores}]{flat}"
+                f"  {prompt.prompt[:50]!r}"
+            )
+        return
     for sample in report.samples:
         flag = f" [{', '.join(sample.errors)}]" if sample.errors else ""
         where = f"line {sample.line}" if sample.line else f"row {sample.index}"
