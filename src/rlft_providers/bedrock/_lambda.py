@@ -12,15 +12,25 @@ import hashlib
 import logging
 import re
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 
 from rlft.exceptions import BadRequestError, ConfigurationError, NotFoundError, UsageError
 from rlft_providers.bedrock._aws import Aws
-from rlft_providers.bedrock._settings import BedrockSettings
+from rlft_providers.bedrock._iam import ensure_execution_role
+from rlft_providers.bedrock._settings import AwsSettings
 
-__all__ = ["LambdaPackageLike", "deploy_grader", "function_name", "native_lambda_arn"]
+if TYPE_CHECKING:
+    from rlft.provider import CreateJobRequest
+
+__all__ = [
+    "LambdaPackageLike",
+    "deploy_grader",
+    "function_name",
+    "grader_arn",
+    "native_lambda_arn",
+]
 
 log = logging.getLogger("rlft.bedrock")
 
@@ -94,7 +104,7 @@ async def deploy_grader(
     *,
     name: str,
     role_arn: str,
-    settings: BedrockSettings,
+    settings: AwsSettings,
     description: str,
 ) -> str:
     """Create or update function ``name`` with the package, publish a version, return its ARN.
@@ -167,3 +177,43 @@ async def deploy_grader(
     arn = str(published["FunctionArn"])
     log.info("grader Lambda %s version %s deployed", name, published.get("Version"))
     return arn
+
+
+def _uses_models(grader: Any) -> bool:
+    """Whether a grader (or any sub-grader) calls a judge model: its Lambda needs InvokeModel."""
+    if getattr(grader, "type", None) in {"score_model", "label_model"}:
+        return True
+    subs = getattr(grader, "graders", None)
+    return isinstance(subs, Mapping) and any(_uses_models(sub) for sub in subs.values())
+
+
+async def grader_arn(aws: Aws, settings: AwsSettings, request: CreateJobRequest) -> str:
+    """The Lambda ARN a job grades with: a ``Native`` grader's own, or the compiled package
+    deployed as ``<lambda_function_prefix>-<grader name>`` (a published version).
+
+    Raises:
+        UsageError: The payload is neither a Lambda package nor a Lambda ARN.
+    """
+    native = native_lambda_arn(request.grader_payload)
+    if native is not None:  # the user's own Lambda: nothing to deploy
+        return native
+    payload = request.grader_payload
+    if not all(hasattr(payload, attr) for attr in ("zip_bytes", "handler", "runtime")):
+        raise UsageError(
+            "Bedrock needs the grader compiled with rlft.graders.compile(grader, 'bedrock') (a "
+            f"Lambda package) or a Native grader with a lambda_arn, not {type(payload).__name__}"
+        )
+    grader = request.spec.grader
+    role_arn = settings.lambda_role_arn
+    if role_arn is None:
+        role_arn, _ = await ensure_execution_role(
+            aws, settings.lambda_role_name, judge=_uses_models(grader)
+        )
+    return await deploy_grader(
+        aws,
+        payload,
+        name=function_name(settings.lambda_function_prefix, grader.name),
+        role_arn=role_arn,
+        settings=settings,
+        description=f"rlft grader {grader.name!r} ({grader.type})",
+    )

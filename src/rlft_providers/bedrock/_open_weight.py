@@ -1,12 +1,15 @@
-"""Open-weight models (gpt-oss, Qwen3) through Bedrock's OpenAI-compatible fine-tuning endpoint.
+"""The ``bedrock-open-weight`` provider: gpt-oss and Qwen3 on Bedrock's OpenAI-compatible endpoint.
 
 ``https://bedrock-mantle.<region>.api.aws/v1`` speaks OpenAI's ``/files`` and
-``/fine_tuning/jobs`` (reference/bedrock.md §5), so this reuses ``_openai_compat`` and adds
-Bedrock's auth and quirks:
+``/fine_tuning/jobs`` (reference/bedrock.md §5), so this reuses ``rlft.openai_compat`` and adds
+Bedrock's auth and quirks. It is its own provider id, not a mode of ``bedrock``, because the
+upload must know where the data goes: here straight to ``/files``, for Nova to S3.
 
 - auth is a Bedrock API key as the bearer token: ``AWS_BEARER_TOKEN_BEDROCK`` when set, else a
   short-term key signed from the AWS credential chain, exactly as AWS's
   ``aws-bedrock-token-generator`` 1.1.0 builds it (a SigV4-presigned ``CallWithBearerToken`` URL);
+- metrics events carry verl-style keys (``critic_rewards_mean``, ``actor_entropy``, ...), mapped
+  by ``mantle_metrics``;
 - the grader is the deployed Lambda: ``{"type": "lambda", "lambda": {"function": <ARN>}}``;
 - ``suffix`` is "not supported", and job ``metadata`` is not documented, so neither is sent
   (https://docs.aws.amazon.com/bedrock/latest/userguide/fine-tuning-openai-job-create.html).
@@ -22,11 +25,12 @@ import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import anyio
+import boto3
 import httpx
 from botocore.auth import SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
 
-from rlft.exceptions import ConfigurationError
+from rlft.exceptions import ConfigurationError, UsageError
 from rlft.openai_compat import (
     Dialect,
     OpenAICompatClient,
@@ -34,14 +38,16 @@ from rlft.openai_compat import (
     RetryPolicy,
     Sleep,
 )
-from rlft.provider import Capabilities, Checkpoint, JobRecord
+from rlft.provider import Capabilities, Checkpoint, JobEvent, JobRecord, ProviderSettings
+from rlft_providers.bedrock._aws import Aws
 from rlft_providers.bedrock._errors import map_bedrock_errors
-from rlft_providers.bedrock._settings import BedrockSettings
+from rlft_providers.bedrock._lambda import grader_arn
+from rlft_providers.bedrock._rules import OPEN_WEIGHT_MODELS, is_open_weight
+from rlft_providers.bedrock._settings import BedrockOpenWeightSettings
+from rlft_providers.bedrock._translate import mantle_metrics
 
 if TYPE_CHECKING:
-    import boto3
-
-    from rlft.provider import CreateJobRequest
+    from rlft.provider import CreateJobRequest, JobSpec
 
 __all__ = ["BedrockOpenWeight", "TokenSource", "lambda_grader"]
 
@@ -103,52 +109,90 @@ class TokenSource:
             return self._token
 
 
+def _remap(event: JobEvent) -> JobEvent:
+    data = (event.raw or {}).get("data")
+    if event.kind != "metrics" or not isinstance(data, dict):
+        return event
+    return event.model_copy(update={"metrics": mantle_metrics(data)})
+
+
 def lambda_grader(function_arn: str) -> dict[str, Any]:
     """The endpoint's grader object for a Lambda (reference/bedrock.md §5)."""
     return {"type": "lambda", "lambda": {"function": function_arn}}
 
 
 class BedrockOpenWeight(OpenAICompatProvider):
-    """The OpenAI-compatible half of the ``bedrock`` provider. ``BedrockProvider`` owns it.
+    """Open-weight models (gpt-oss, Qwen3) on Bedrock's OpenAI-compatible fine-tuning endpoint:
+    the ``bedrock-open-weight`` provider. Build it through
+    ``rlft.Client(provider="bedrock-open-weight")``.
+
+    Data goes straight to the endpoint's ``/files`` (no S3); the grader is deployed as a Lambda
+    exactly as for Nova, and sent as ``{"type": "lambda", "lambda": {"function": <ARN>}}``.
 
     Args:
-        settings: The provider's ``BedrockSettings``.
-        session: The boto3 session (signs short-term keys).
-        region: The endpoint's region.
+        settings: ``BedrockOpenWeightSettings``.
+        session: A boto3 session instead of one built from ``settings`` (signs the short-term
+            API key and deploys the grader Lambda).
         transport: An ``httpx`` transport instead of the network (tests).
         sleep: How to wait between retries and file polls.
+
+    Raises:
+        ConfigurationError: No region, or an unknown profile.
     """
 
-    name: ClassVar[str] = "bedrock"
+    name: ClassVar[str] = "bedrock-open-weight"
     capabilities: ClassVar[Capabilities] = Capabilities(
         pause=False,
         resume=False,
+        cancel=True,
         events=True,
         checkpoints=True,
         deploy=True,
         list_jobs=True,
+        inference=True,  # chat completions on the same endpoint
+        poll_interval=60.0,
         grader_target="bedrock",
         dataset_target="bedrock",
     )
     status_vocabulary: ClassVar[str | None] = "openai"  # OpenAI's words (reference §5)
     dialect = Dialect(
-        provider="bedrock",
+        provider="bedrock-open-weight",
         requires_validation=False,
         send_metadata=False,
         body_options=frozenset(),
         max_train_examples=20_000,  # "100-20K examples" (rft-prepare-data-open-weight)
         max_validation_examples=None,
     )
+    settings: BedrockOpenWeightSettings
 
     def __init__(
         self,
         *,
-        settings: BedrockSettings,
-        session: boto3.Session,
-        region: str,
+        settings: ProviderSettings,
+        session: boto3.Session | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Sleep | None = None,
     ) -> None:
+        if not isinstance(settings, BedrockOpenWeightSettings):
+            raise ConfigurationError(
+                "the bedrock-open-weight provider needs BedrockOpenWeightSettings, not "
+                f"{type(settings).__name__}"
+            )
+        with map_bedrock_errors():
+            if session is None:
+                session = boto3.Session(region_name=settings.region, profile_name=settings.profile)
+        region = settings.region or session.region_name
+        if region is None:
+            raise ConfigurationError(
+                "no AWS region for provider 'bedrock-open-weight': set region in "
+                "[bedrock-open-weight] of rlft.toml, RLFT_BEDROCK_OPEN_WEIGHT_REGION, or AWS_REGION"
+            )
+        self._aws = Aws(
+            session=session,
+            region=region,
+            max_attempts=settings.max_attempts,
+            max_concurrency=settings.max_concurrency,
+        )
         self.tokens = TokenSource(session=session, region=region)
         tokens = self.tokens
 
@@ -158,7 +202,7 @@ class BedrockOpenWeight(OpenAICompatProvider):
 
         base_url = settings.openai_base_url or f"https://bedrock-mantle.{region}.api.aws/v1"
         client = OpenAICompatClient(
-            provider="bedrock",
+            provider=self.name,
             base_url=base_url,
             auth=auth,
             transport=transport,
@@ -173,11 +217,56 @@ class BedrockOpenWeight(OpenAICompatProvider):
             file_processing_timeout=settings.file_processing_timeout,
         )
 
+    def check_spec(self, spec: JobSpec) -> None:
+        """The model must train on this endpoint; then the endpoint's request rules.
+
+        Raises:
+            UsageError: A Nova (native) model, or a model rlft doesn't know trains here.
+            HyperparameterError: A setting the endpoint lacks or a value out of range.
+        """
+        model = spec.model
+        if model is None or not (is_open_weight(model) or self.settings.allow_unknown_models):
+            known = ", ".join(sorted(OPEN_WEIGHT_MODELS))
+            raise UsageError(
+                f"model {model!r} does not train on Bedrock's OpenAI-compatible endpoint; use one "
+                f"of {known} (Nova models train with provider 'bedrock'). If AWS added the model "
+                "since, set [bedrock-open-weight] allow_unknown_models = true"
+            )
+        super().check_spec(spec)
+
     async def create_job(self, request: CreateJobRequest) -> JobRecord:
-        """Create the job; ``request.grader_payload`` is already the Lambda grader object."""
+        """Deploy the grader Lambda (or use a ``Native`` grader's ARN) and create the job."""
+        arn = await grader_arn(self._aws, self.settings, request)
         spec = request.spec.model_copy(update={"name": None})  # suffix: "not supported"
-        return await super().create_job(dataclasses.replace(request, spec=spec))
+        return await super().create_job(
+            dataclasses.replace(request, spec=spec, grader_payload=lambda_grader(arn))
+        )
+
+    async def list_events(self, job_id: str, *, after: str | None = None) -> list[JobEvent]:
+        """The endpoint's events; metrics events carry mantle's keys, mapped by
+        ``mantle_metrics`` (train reward, response length, entropy, loss, grad norm)."""
+        events = await super().list_events(job_id, after=after)
+        return [_remap(event) for event in events]
+
+    async def list_checkpoints(self, job_id: str) -> list[Checkpoint]:
+        """The endpoint's checkpoints, their metrics read like the metrics events."""
+        found = await super().list_checkpoints(job_id)
+        out = []
+        for checkpoint in found:
+            metrics = (checkpoint.raw or {}).get("metrics")
+            if isinstance(metrics, dict):
+                mapped = mantle_metrics(metrics)
+                if mapped.step is None:
+                    mapped = mapped.model_copy(update={"step": checkpoint.step})
+                checkpoint = checkpoint.model_copy(update={"metrics": mapped})
+            out.append(checkpoint)
+        return out
 
     async def deploy_checkpoint(self, checkpoint: Checkpoint, *, name: str | None = None) -> str:
         """Nothing to deploy: the fine-tuned model is called as it is on the same endpoint."""
         return checkpoint.model
+
+    async def aclose(self) -> None:
+        """Close the endpoint's connections and the boto3 clients. Idempotent."""
+        self._aws.close()
+        await super().aclose()

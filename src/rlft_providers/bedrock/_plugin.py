@@ -1,17 +1,18 @@
-"""Registers the ``bedrock`` provider. Imports nothing heavy: boto3 loads with the provider."""
+"""Registers the ``bedrock`` and ``bedrock-open-weight`` providers. Imports nothing heavy: boto3
+loads with the provider."""
 
 from __future__ import annotations
 
 import rlft
 from rlft.provider import ProviderRegistry, ProviderSpec
-from rlft_providers.bedrock._settings import BedrockSettings
+from rlft_providers.bedrock._settings import BedrockOpenWeightSettings, BedrockSettings
 
 __all__ = ["rlft_register_providers"]
 
 
 @rlft.hookimpl
 def rlft_register_providers(registry: ProviderRegistry) -> None:
-    """Add the ``bedrock`` provider spec."""
+    """Add the ``bedrock`` and ``bedrock-open-weight`` provider specs."""
     registry.add(
         ProviderSpec(
             name="bedrock",
@@ -19,7 +20,17 @@ def rlft_register_providers(registry: ProviderRegistry) -> None:
             extra="bedrock",
             requires=("boto3", "botocore"),
             factory="rlft_providers.bedrock._provider:BedrockProvider",
-            description="AWS Bedrock: Nova RFT with a generated Lambda grader; open-weight models "
-            "through the OpenAI-compatible endpoint",
+            description="AWS Bedrock: Nova RFT with a generated Lambda grader",
+        )
+    )
+    registry.add(
+        ProviderSpec(
+            name="bedrock-open-weight",
+            settings=BedrockOpenWeightSettings,
+            extra="bedrock",
+            requires=("boto3", "botocore", "httpx"),
+            factory="rlft_providers.bedrock._open_weight:BedrockOpenWeight",
+            description="AWS Bedrock open-weight models (gpt-oss, Qwen3) on the "
+            "OpenAI-compatible endpoint, with a generated Lambda grader",
         )
     )

@@ -12,7 +12,6 @@ Facts and sources: ``reference/bedrock.md``. The flow of one job:
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import hashlib
 import logging
@@ -20,7 +19,6 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import boto3
-import httpx
 
 from rlft.exceptions import (
     BadRequestError,
@@ -43,9 +41,8 @@ from rlft.provider import (
 from rlft_providers.bedrock import _rules
 from rlft_providers.bedrock._aws import Aws
 from rlft_providers.bedrock._errors import CONFLICT_CODES, map_bedrock_errors
-from rlft_providers.bedrock._iam import check_invoke_permission, ensure_execution_role
-from rlft_providers.bedrock._lambda import deploy_grader, function_name, native_lambda_arn
-from rlft_providers.bedrock._open_weight import BedrockOpenWeight, lambda_grader
+from rlft_providers.bedrock._iam import check_invoke_permission
+from rlft_providers.bedrock._lambda import grader_arn
 from rlft_providers.bedrock._settings import BedrockSettings
 from rlft_providers.bedrock._translate import (
     checkpoints,
@@ -69,26 +66,16 @@ _NO_PAUSE = (
 )
 
 
-def _uses_models(grader: Any) -> bool:
-    """Whether a grader (or any sub-grader) calls a judge model: its Lambda needs InvokeModel."""
-    if getattr(grader, "type", None) in {"score_model", "label_model"}:
-        return True
-    subs = getattr(grader, "graders", None)
-    return isinstance(subs, Mapping) and any(_uses_models(sub) for sub in subs.values())
-
-
 class BedrockProvider(Provider):
     """Runs jobs on Amazon Bedrock. Build it through ``rlft.Client(provider="bedrock")``.
 
-    Nova models train through ``CreateModelCustomizationJob``; open-weight models (gpt-oss,
-    Qwen3, or any model with ``open_weight = true``) through Bedrock's OpenAI-compatible
-    endpoint. Job ids tell them apart: native jobs are ARNs, open-weight jobs ``ftjob-`` ids.
+    Nova models train through ``CreateModelCustomizationJob``. Open-weight models (gpt-oss,
+    Qwen3) train on Bedrock's OpenAI-compatible endpoint: provider ``bedrock-open-weight``.
 
     Args:
         settings: ``BedrockSettings`` (region, role, staging bucket, Lambda settings).
         session: A boto3 session to use instead of one built from ``settings`` (tests inject
             one; credentials always come from the AWS chain).
-        transport: An ``httpx`` transport for the OpenAI-compatible endpoint (tests).
 
     Raises:
         ConfigurationError: No region, no credentials, or an unknown profile.
@@ -118,7 +105,6 @@ class BedrockProvider(Provider):
         *,
         settings: ProviderSettings,
         session: boto3.Session | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         if not isinstance(settings, BedrockSettings):
             raise ConfigurationError(
@@ -146,31 +132,6 @@ class BedrockProvider(Provider):
             max_attempts=settings.max_attempts,
             max_concurrency=settings.max_concurrency,
         )
-        self._transport = transport
-        self._open_weight: BedrockOpenWeight | None = None
-
-    # --- routing between the native API and the OpenAI-compatible endpoint --------------------
-
-    @property
-    def open_weight(self) -> BedrockOpenWeight:
-        """The OpenAI-compatible half, built on first use."""
-        if self._open_weight is None:
-            self._open_weight = BedrockOpenWeight(
-                settings=self.settings,
-                session=self._aws.session,
-                region=str(self._aws.region),
-                transport=self._transport,
-            )
-        return self._open_weight
-
-    def _is_open_model(self, model: str | None) -> bool:
-        return _rules.is_open_weight(model, switch=self.settings.open_weight)
-
-    def _is_open_job(self, job_id: str) -> bool:
-        if self.settings.open_weight is not None:
-            return self.settings.open_weight
-        # Native ids are ARNs or job names rlft made; the endpoint's are OpenAI's ftjob- ids.
-        return job_id.startswith("ftjob-")
 
     # --- checks before anything leaves the machine ---------------------------------------------
 
@@ -195,11 +156,11 @@ class BedrockProvider(Provider):
             HyperparameterError: A value out of Bedrock's range, or a setting it lacks.
             UsageError: A model without RFT, a label Bedrock can't tag, a response format.
         """
-        if self._is_open_model(spec.model):
-            self.open_weight.check_spec(spec)
-            if self.settings.open_weight is None:  # data is staged in S3 first, then sent on
-                self._require("s3_uri")
-            return
+        if _rules.is_open_weight(spec.model):
+            raise UsageError(
+                f"model {spec.model!r} trains on Bedrock's OpenAI-compatible endpoint: use "
+                "provider 'bedrock-open-weight' (its data goes to the endpoint, not to S3)"
+            )
         self._require("role_arn")
         self._require("s3_uri")
         _rules.check_model(spec.model, allow_unknown=self.settings.allow_unknown_models)
@@ -222,13 +183,10 @@ class BedrockProvider(Provider):
         """Render ``dataset`` to Bedrock's RFT JSONL and stage it in S3; return its ``s3://`` URI.
 
         The key is the SHA-256 of the rendered bytes, so the same data uploads once (a
-        ``HeadObject`` finds it) and a changed rendering never reuses a stale object. With
-        ``open_weight = true`` the file goes to the OpenAI-compatible endpoint's ``/files``.
+        ``HeadObject`` finds it) and a changed rendering never reuses a stale object.
         """
         from rlft.datasets import render
 
-        if self.settings.open_weight:
-            return await self.open_weight.upload_dataset(dataset, role=role)
         body = render(dataset, "bedrock")
         self._require("s3_uri")
         bucket, prefix = self.settings.staging()
@@ -257,32 +215,6 @@ class BedrockProvider(Provider):
 
     # --- jobs ----------------------------------------------------------------------------------
 
-    async def _grader_arn(self, request: CreateJobRequest) -> str:
-        native = native_lambda_arn(request.grader_payload)
-        if native is not None:  # the user's own Lambda: nothing to deploy
-            return native
-        payload = request.grader_payload
-        if not all(hasattr(payload, attr) for attr in ("zip_bytes", "handler", "runtime")):
-            raise UsageError(
-                "the bedrock provider needs the grader compiled with "
-                "rlft.graders.compile(grader, 'bedrock') (a Lambda package) or a Native grader "
-                f"with a lambda_arn, not {type(payload).__name__}"
-            )
-        grader = request.spec.grader
-        role_arn = self.settings.lambda_role_arn
-        if role_arn is None:
-            role_arn, _ = await ensure_execution_role(
-                self._aws, self.settings.lambda_role_name, judge=_uses_models(grader)
-            )
-        return await deploy_grader(
-            self._aws,
-            payload,
-            name=function_name(self.settings.lambda_function_prefix, grader.name),
-            role_arn=role_arn,
-            settings=self.settings,
-            description=f"rlft grader {grader.name!r} ({grader.type})",
-        )
-
     async def create_job(self, request: CreateJobRequest) -> JobRecord:
         """Deploy the grader, check the job role may invoke it, and create the RFT job.
 
@@ -294,10 +226,8 @@ class BedrockProvider(Provider):
         """
         spec = request.spec
         self.check_spec(spec)
-        if self._is_open_model(spec.model):
-            return await self._create_open_weight(request)
         role_arn = self._require("role_arn")
-        lambda_arn = await self._grader_arn(request)
+        lambda_arn = await grader_arn(self._aws, self.settings, request)
         if self.settings.check_permissions:
             await check_invoke_permission(self._aws, role_arn=role_arn, function_arn=lambda_arn)
 
@@ -355,37 +285,6 @@ class BedrockProvider(Provider):
             raw=json_safe({"request": params}),
         )
 
-    async def _endpoint_file(self, uri: str | None, role: str) -> str | None:
-        # The data was staged in S3 before the model picked the endpoint: send it on.
-        if uri is None or not uri.startswith("s3://"):
-            return uri
-        bucket, _, key = uri.removeprefix("s3://").partition("/")
-
-        def read() -> bytes:
-            body: bytes = self._aws.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
-            return body
-
-        content = await self._aws.run(read)
-        client = self.open_weight.client
-        file = await client.upload(
-            "/files",
-            filename=f"rlft-{role}-{key.rsplit('/', 1)[-1]}",
-            content=content,
-            fields={"purpose": "fine-tune"},
-        )
-        await self.open_weight._wait_processed(file, role=role)
-        return str(file["id"])
-
-    async def _create_open_weight(self, request: CreateJobRequest) -> JobRecord:
-        lambda_arn = await self._grader_arn(request)
-        opened = dataclasses.replace(
-            request,
-            grader_payload=lambda_grader(lambda_arn),
-            training_file=await self._endpoint_file(request.training_file, "train") or "",
-            validation_file=await self._endpoint_file(request.validation_file, "validation"),
-        )
-        return await self.open_weight.create_job(opened)
-
     async def _existing(self, job_name: str, token: str, cause: Exception) -> JobRecord:
         # A retried create: Bedrock ignores a repeated clientRequestToken, but a repeated jobName
         # can come back as a conflict (moto: ResourceInUseException). Same token, same job.
@@ -402,18 +301,11 @@ class BedrockProvider(Provider):
         return await self._aws.call("bedrock", "get_model_customization_job", jobIdentifier=job_id)
 
     async def get_job(self, job_id: str) -> JobRecord:
-        """Fetch one job by ARN or job name (or an open-weight ``ftjob-`` id)."""
-        if self._is_open_job(job_id):
-            return await self.open_weight.get_job(job_id)
+        """Fetch one job by ARN or job name."""
         return record_from_job(await self._job(job_id))
 
     async def list_jobs(self, *, limit: int = 100) -> list[JobRecord]:
-        """The most recent reinforcement fine-tuning jobs, newest first (one paginated walk).
-
-        Native jobs, or the OpenAI-compatible endpoint's with ``open_weight = true``.
-        """
-        if self.settings.open_weight:
-            return await self.open_weight.list_jobs(limit=limit)
+        """The most recent reinforcement fine-tuning jobs, newest first (one paginated walk)."""
         summaries = await self._aws.paginate(
             "bedrock",
             "list_model_customization_jobs",
@@ -429,26 +321,18 @@ class BedrockProvider(Provider):
         return [record_from_summary(summary) for summary in summaries]
 
     async def list_events(self, job_id: str, *, after: str | None = None) -> list[JobEvent]:
-        """Events synthesised from the job's fields (the native API has no event stream); the
-        OpenAI-compatible endpoint's own events for open-weight jobs."""
-        if self._is_open_job(job_id):
-            return await self.open_weight.list_events(job_id, after=after)
+        """Events synthesised from the job's fields (the native API has no event stream)."""
         job = await self._job(job_id)
         return events_after(str(job.get("jobArn", job_id)), job, after)
 
     async def list_checkpoints(self, job_id: str) -> list[Checkpoint]:
-        """The output custom model once a native job completed (Bedrock exposes no others); the
-        endpoint's checkpoints for open-weight jobs."""
-        if self._is_open_job(job_id):
-            return await self.open_weight.list_checkpoints(job_id)
+        """The output custom model once the job completed (Bedrock exposes no others)."""
         job = await self._job(job_id)
         return checkpoints(str(job.get("jobArn", job_id)), job)
 
     async def cancel_job(self, job_id: str) -> JobRecord:
         """Stop the job (``InProgress`` -> ``Stopping`` -> ``Stopped``). Stopping a job that has
         already ended is not an error: the job is returned as it is."""
-        if self._is_open_job(job_id):
-            return await self.open_weight.cancel_job(job_id)
         try:
             await self._aws.call("bedrock", "stop_model_customization_job", jobIdentifier=job_id)
         except BadRequestError as exc:
@@ -474,11 +358,18 @@ class BedrockProvider(Provider):
     ) -> list[str]:
         """Sample one answer per prompt through the Converse API (``bedrock-runtime``).
 
-        System and developer messages become Converse's ``system`` blocks. Calls share the
-        provider's thread limiter, so at most its ``max_concurrency`` run at once.
+        The fine-tuning base id is not invocable: ``model`` is mapped to its inference profile
+        (``_rules.inference_id``: Nova 2 Lite -> ``us.amazon.nova-2-lite-v1:0``), or
+        ``inference_model`` is used when set. System and developer messages become Converse's
+        ``system`` blocks. Calls share the provider's thread limiter, so at most its
+        ``max_concurrency`` run at once.
+
+        Raises:
+            CapabilityError: ``model`` is a custom model without ``inference_model`` set.
         """
-        if not model:
-            raise UsageError("provider 'bedrock' needs a model id (or inference profile) to sample")
+        model = _rules.inference_id(
+            model, scope=self.settings.inference_scope, override=self.settings.inference_model
+        )
 
         async def sample(messages: Sequence[Mapping[str, Any]]) -> str:
             request = _converse(model, messages, max_tokens)
@@ -496,8 +387,6 @@ class BedrockProvider(Provider):
             checkpoint: The job's checkpoint (its ``model`` is the custom-model ARN).
             name: The deployment name; derived from the model name when omitted.
         """
-        if self._is_open_job(checkpoint.job_id):
-            return await self.open_weight.deploy_checkpoint(checkpoint, name=name)
         model_arn = checkpoint.model
         hint = (checkpoint.raw or {}).get("outputModelName")
         deployment = _rules.deployment_name(name, model_arn, hint=str(hint) if hint else None)
@@ -513,10 +402,8 @@ class BedrockProvider(Provider):
         return str(created["customModelDeploymentArn"])
 
     async def aclose(self) -> None:
-        """Close the boto3 clients and the endpoint's connections. Idempotent."""
+        """Close the boto3 clients. Idempotent."""
         self._aws.close()
-        if self._open_weight is not None:
-            await self._open_weight.aclose()
 
 
 def _converse(

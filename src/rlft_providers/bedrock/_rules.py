@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from rlft.exceptions import HyperparameterError, UsageError
+from rlft.exceptions import CapabilityError, HyperparameterError, UsageError
 from rlft.provider import Hyperparameters
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "check_model",
     "client_token",
     "deployment_name",
+    "inference_id",
     "is_open_weight",
     "job_names",
     "rft_hyperparameters",
@@ -39,6 +40,12 @@ NOVA_RFT_MODELS = frozenset({DEFAULT_MODEL})
 OPEN_WEIGHT_MODELS = frozenset({"openai.gpt-oss-20b", "qwen.qwen3-32b-v1:0"})
 """RFT through the OpenAI-compatible endpoint (reference/bedrock.md §1, §5)."""
 _OPEN_WEIGHT_PREFIXES = ("openai.gpt-oss", "qwen.qwen3")
+
+# Fine-tuning ids name a context-window variant (":256k"); inference calls the model through a
+# cross-region inference profile instead: "us." or "global." + the id without the variant
+# (Nova inference docs; reference/bedrock.md §10.5: on-demand calls of the bare id fail).
+_TRAINING_VARIANT = re.compile(r"^(amazon\.nova-[a-z0-9-]+-v\d+:\d+):\d+k$")
+_PROFILE_SCOPES = ("us.", "eu.", "apac.", "us-gov.", "global.")
 
 _FOUNDATION_ARN = re.compile(r"^arn:aws(-[^:]+)?:bedrock:[a-z0-9-]{1,20}::foundation-model/(.+)$")
 _CUSTOM_ARN = re.compile(r"^arn:aws(-[^:]+)?:bedrock:[a-z0-9-]{1,20}:[0-9]{12}:custom-model/.+$")
@@ -148,15 +155,9 @@ def rft_hyperparameters(hp: Hyperparameters) -> dict[str, Any]:
     return out
 
 
-def is_open_weight(model: str | None, *, switch: bool | None = None) -> bool:
-    """Whether a model trains through the OpenAI-compatible endpoint (gpt-oss, Qwen3).
-
-    Args:
-        model: The base model id.
-        switch: ``BedrockSettings.open_weight``: ``None`` decides by the id.
-    """
-    if switch is not None:
-        return switch
+def is_open_weight(model: str | None) -> bool:
+    """Whether a model trains on the OpenAI-compatible endpoint (gpt-oss, Qwen3): provider
+    ``bedrock-open-weight``."""
     return model is not None and model.startswith(_OPEN_WEIGHT_PREFIXES)
 
 
@@ -180,6 +181,40 @@ def check_model(model: str | None, *, allow_unknown: bool = False) -> str:
         f"knows; use one of {known}, or a custom-model ARN from an earlier job. If AWS added "
         "the model since, set [bedrock] allow_unknown_models = true"
     )
+
+
+def inference_id(model: str | None, *, scope: str = "us", override: str | None = None) -> str:
+    """The model id Converse takes for sampling the base model ``model`` (preflight).
+
+    ``amazon.nova-2-lite-v1:0:256k`` (the fine-tuning id, or its foundation-model ARN) becomes
+    the inference profile ``<scope>.amazon.nova-2-lite-v1:0``; ids that already are profiles,
+    and other ids, are used as they are.
+
+    Args:
+        model: The job's base model (``None``: Nova 2 Lite).
+        scope: The profile's prefix: ``"us"`` or ``"global"`` (``BedrockSettings.inference_scope``).
+        override: ``BedrockSettings.inference_model``: used as given when set.
+
+    Raises:
+        CapabilityError: ``model`` is a custom-model ARN, which is invoked only through a
+            deployment.
+    """
+    if override:
+        return override
+    model = model or DEFAULT_MODEL
+    if _CUSTOM_ARN.match(model):
+        raise CapabilityError(
+            provider=PROVIDER,
+            operation="inference",
+            reason=f"custom model {model} can only be called through a deployment: deploy it "
+            "(`rlft deploy`) and set [bedrock] inference_model to the deployment ARN",
+        )
+    arn = _FOUNDATION_ARN.match(model)
+    model_id = arn.group(2) if arn else model
+    if model_id.startswith(_PROFILE_SCOPES):
+        return model_id
+    variant = _TRAINING_VARIANT.match(model_id)
+    return f"{scope}.{variant.group(1)}" if variant else model_id
 
 
 _TAG = re.compile(r"^[a-zA-Z0-9\s._:/=+@-]*$")

@@ -6,49 +6,43 @@ Imports nothing heavy: the plugin module loads this to register the provider.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from rlft.provider import ProviderSettings
 
-__all__ = ["BedrockSettings"]
+__all__ = ["AwsSettings", "BedrockOpenWeightSettings", "BedrockSettings"]
 
 _S3_URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])(?:/(?P<prefix>.*))?$")
 _ROLE_ARN = re.compile(r"^arn:aws(-[^:]+)?:iam::[0-9]{12}:role/.+$")
 
 
-class BedrockSettings(ProviderSettings):
-    """How rlft reaches Bedrock. Credentials are never settings: they come from the AWS chain
-    (env vars, ``~/.aws``, SSO, an instance or task role).
+def _split(value: Any) -> Any:
+    # RLFT_BEDROCK_SUBNET_IDS="subnet-a,subnet-b" arrives as one string.
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
 
-    Example ``rlft.toml``::
 
-        [bedrock]
-        region = "us-east-1"
-        role_arn = "arn:aws:iam::123456789012:role/rlft-bedrock-rft"
-        s3_uri = "s3://my-bucket/rlft"
-    """
+def _role_arn(value: str | None) -> str | None:
+    if value is not None and not _ROLE_ARN.match(value):
+        raise ValueError(
+            f"{value!r} is not an IAM role ARN; write arn:aws:iam::<account>:role/<name>"
+        )
+    return value
+
+
+class AwsSettings(ProviderSettings):
+    """What both Bedrock providers share: the AWS session and the grader Lambda rlft deploys.
+    Credentials are never settings: they come from the AWS chain (env vars, ``~/.aws``, SSO,
+    an instance or task role)."""
 
     region: str | None = None
     """AWS region; ``None`` uses the AWS chain (``AWS_REGION``, the profile). Nova RFT runs in
     us-east-1."""
     profile: str | None = None
     """A named profile from ``~/.aws/config``; ``None`` uses the default chain."""
-    role_arn: str | None = None
-    """The job's service role (trusts ``bedrock.amazonaws.com``; reads the data, writes the output,
-    invokes the grader Lambda). Required for Nova jobs."""
-    s3_uri: str | None = None
-    """Staging prefix (``s3://bucket/prefix``): datasets go under ``datasets/``, job output under
-    ``output/``. Required for Nova jobs."""
-    output_s3_uri: str | None = None
-    """Where Bedrock writes job output; defaults to ``<s3_uri>/output/``."""
-    kms_key_id: str | None = None
-    """KMS key for the custom model (``customModelKmsKeyId``) and for the staged S3 objects."""
-    subnet_ids: tuple[str, ...] = ()
-    """VPC subnets for the job (1-16); set together with ``security_group_ids``."""
-    security_group_ids: tuple[str, ...] = ()
-    """VPC security groups for the job (1-5)."""
     lambda_role_arn: str | None = None
     """The grader Lambda's execution role. ``None``: rlft creates (or reuses) ``lambda_role_name``
     with basic logging and ``bedrock:InvokeModel`` for judge-model graders."""
@@ -65,9 +59,6 @@ class BedrockSettings(ProviderSettings):
     lambda_timeout_s: int = Field(default=300, ge=1, le=900)
     """Grader Lambda timeout; Lambda's maximum, and Bedrock's limit for a reward function, is 900 s.
     https://docs.aws.amazon.com/lambda/latest/dg/configuration-timeout.html"""
-    check_permissions: bool = True
-    """Before creating a job, read the job role's policies and refuse if it cannot invoke the
-    grader Lambda (naming the missing statement)."""
     iam_propagation_timeout_s: float = Field(default=60.0, ge=0)
     """How long to wait for a newly created execution role to become assumable by Lambda."""
     max_concurrency: int = Field(default=8, ge=1, le=64)
@@ -76,23 +67,59 @@ class BedrockSettings(ProviderSettings):
     """botocore's total attempts per call (standard retry mode); nothing above retries."""
     allow_unknown_models: bool = False
     """Accept base model ids rlft does not know support RFT (for models AWS adds later)."""
-    open_weight: bool | None = None
-    """Use Bedrock's OpenAI-compatible fine-tuning endpoint: ``None`` decides by the model id
-    (gpt-oss, Qwen3), ``True``/``False`` force it."""
-    openai_base_url: str | None = None
-    """The OpenAI-compatible endpoint; defaults to ``https://bedrock-mantle.<region>.api.aws/v1``."""
-    file_poll_interval: float = Field(default=2.0, gt=0)
-    """Open-weight path: seconds between checks that an uploaded file is processed."""
-    file_processing_timeout: float = Field(default=1800.0, gt=0)
-    """Open-weight path: how long to wait for an uploaded file to be processed."""
 
-    @field_validator("subnet_ids", "security_group_ids", "lambda_layers", mode="before")
+    @field_validator("lambda_layers", mode="before")
+    @classmethod
+    def _split_layers(cls, value: Any) -> Any:
+        return _split(value)
+
+    @field_validator("lambda_role_arn")
+    @classmethod
+    def _check_lambda_role(cls, value: str | None) -> str | None:
+        return _role_arn(value)
+
+
+class BedrockSettings(AwsSettings):
+    """How rlft reaches Bedrock's native (Nova) reinforcement fine-tuning.
+
+    Example ``rlft.toml``::
+
+        [bedrock]
+        region = "us-east-1"
+        role_arn = "arn:aws:iam::123456789012:role/rlft-bedrock-rft"
+        s3_uri = "s3://my-bucket/rlft"
+    """
+
+    role_arn: str | None = None
+    """The job's service role (trusts ``bedrock.amazonaws.com``; reads the data, writes the output,
+    invokes the grader Lambda). Required for Nova jobs."""
+    s3_uri: str | None = None
+    """Staging prefix (``s3://bucket/prefix``): datasets go under ``datasets/``, job output under
+    ``output/``. Required for Nova jobs."""
+    output_s3_uri: str | None = None
+    """Where Bedrock writes job output; defaults to ``<s3_uri>/output/``."""
+    kms_key_id: str | None = None
+    """KMS key for the custom model (``customModelKmsKeyId``) and for the staged S3 objects."""
+    subnet_ids: tuple[str, ...] = ()
+    """VPC subnets for the job (1-16); set together with ``security_group_ids``."""
+    security_group_ids: tuple[str, ...] = ()
+    """VPC security groups for the job (1-5)."""
+    check_permissions: bool = True
+    """Before creating a job, read the job role's policies and refuse if it cannot invoke the
+    grader Lambda (naming the missing statement)."""
+    inference_model: str | None = None
+    """The model id or inference profile ``rlft preflight`` samples through Converse; ``None``
+    derives it from the job's base model (``amazon.nova-2-lite-v1:0:256k`` is sampled as
+    ``<inference_scope>.amazon.nova-2-lite-v1:0``). Set it to a deployment ARN to sample a
+    custom model."""
+    inference_scope: Literal["us", "global"] = "us"
+    """The cross-region inference profile preflight uses for Nova: ``us`` (US regions) or
+    ``global`` (any commercial region)."""
+
+    @field_validator("subnet_ids", "security_group_ids", mode="before")
     @classmethod
     def _split_env_list(cls, value: Any) -> Any:
-        # RLFT_BEDROCK_SUBNET_IDS="subnet-a,subnet-b" arrives as one string.
-        if isinstance(value, str):
-            return tuple(part.strip() for part in value.split(",") if part.strip())
-        return value
+        return _split(value)
 
     @field_validator("s3_uri", "output_s3_uri")
     @classmethod
@@ -101,14 +128,10 @@ class BedrockSettings(ProviderSettings):
             raise ValueError(f"{value!r} is not an S3 URI; write s3://bucket/prefix")
         return value.rstrip("/") if value else value
 
-    @field_validator("role_arn", "lambda_role_arn")
+    @field_validator("role_arn")
     @classmethod
     def _check_role_arn(cls, value: str | None) -> str | None:
-        if value is not None and not _ROLE_ARN.match(value):
-            raise ValueError(
-                f"{value!r} is not an IAM role ARN; write arn:aws:iam::<account>:role/<name>"
-            )
-        return value
+        return _role_arn(value)
 
     @model_validator(mode="after")
     def _check_vpc(self) -> BedrockSettings:
@@ -139,3 +162,28 @@ class BedrockSettings(ProviderSettings):
         if self.output_s3_uri:
             return self.output_s3_uri + "/"
         return f"{self.s3_uri}/output/"
+
+
+class BedrockOpenWeightSettings(AwsSettings):
+    """How rlft reaches Bedrock's OpenAI-compatible fine-tuning endpoint (gpt-oss, Qwen3):
+    ``[bedrock-open-weight]`` in ``rlft.toml``, ``RLFT_BEDROCK_OPEN_WEIGHT_*`` in the environment.
+
+    Example ``rlft.toml``::
+
+        [bedrock-open-weight]
+        region = "us-west-2"
+    """
+
+    openai_base_url: str | None = None
+    """The OpenAI-compatible endpoint; defaults to ``https://bedrock-mantle.<region>.api.aws/v1``."""
+    file_poll_interval: float = Field(default=2.0, gt=0)
+    """Seconds between checks that an uploaded file is processed."""
+    file_processing_timeout: float = Field(default=1800.0, gt=0)
+    """How long to wait for an uploaded file to be processed."""
+
+
+# "bedrock-open-weight" is no environment-variable name: spell the prefix with underscores.
+BedrockOpenWeightSettings.env_fields = {
+    name: f"RLFT_BEDROCK_OPEN_WEIGHT_{name.upper()}"
+    for name in BedrockOpenWeightSettings.model_fields
+}

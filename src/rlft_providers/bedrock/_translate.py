@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import JsonValue
 
+from rlft.openai_compat import to_step_metrics
 from rlft.provider import (
     Checkpoint,
     JobErrorInfo,
@@ -24,7 +25,15 @@ from rlft.provider import (
     map_status,
 )
 
-__all__ = ["checkpoints", "events_after", "json_safe", "record_from_job", "record_from_summary"]
+__all__ = [
+    "MANTLE_EXTRAS",
+    "checkpoints",
+    "events_after",
+    "json_safe",
+    "mantle_metrics",
+    "record_from_job",
+    "record_from_summary",
+]
 
 PROVIDER = "bedrock"
 
@@ -231,3 +240,49 @@ def checkpoints(job_id: str, job: Mapping[str, Any]) -> list[Checkpoint]:
             raw={"outputModelArn": str(model), "outputModelName": job.get("outputModelName")},
         )
     ]
+
+
+# --- the OpenAI-compatible ("mantle") endpoint's metrics events ---------------------------------
+
+MANTLE_EXTRAS = {
+    "actor_entropy": "entropy",
+    "actor_pg_loss": "loss",
+    "actor_grad_norm": "grad_norm",
+    "critic_advantages_mean": "advantages_mean",
+}
+"""Mantle's training-internals keys -> the ``StepMetrics.extra`` names the local TRL runner uses
+for the same quantities (TRL logs ``entropy``, ``loss``, ``grad_norm``)."""
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def mantle_metrics(data: Mapping[str, Any]) -> StepMetrics:
+    """A mantle metrics event's ``data`` as ``StepMetrics``.
+
+    The endpoint reports verl-style keys, not OpenAI's ``scores`` (aws-samples/
+    amazon-bedrock-samples, ``models/gpt-oss/gptoss_gsm8k_rft.ipynb``): ``critic_rewards_mean``
+    is the batch's mean reward, ``response_length_mean`` the mean response length in tokens,
+    and ``actor_*``/``critic_advantages_mean`` go to ``extra`` under neutral names. Any OpenAI
+    keys the endpoint also sends keep their usual meaning (``to_step_metrics``); other numbers
+    stay in ``extra`` under their own names.
+    """
+    base = to_step_metrics(data)
+    extra = {k: v for k, v in base.extra.items() if k not in MANTLE_EXTRAS}
+    extra.pop("critic_rewards_mean", None)
+    extra.pop("response_length_mean", None)
+    for key, name in MANTLE_EXTRAS.items():
+        if (number := _number(data.get(key))) is not None:
+            extra[name] = number
+    reward = _number(data.get("critic_rewards_mean"))
+    length = _number(data.get("response_length_mean"))
+    return base.model_copy(
+        update={
+            "train_reward_mean": base.train_reward_mean if reward is None else reward,
+            "completion_length_mean": base.completion_length_mean if length is None else length,
+            "extra": extra,
+        }
+    )
