@@ -3,7 +3,8 @@
 boto3 is blocking, so each call runs in ``anyio.to_thread.run_sync`` under the provider's own
 ``CapacityLimiter`` (it can't take all of anyio's default threads), inside
 ``map_bedrock_errors()``. botocore does the retrying (standard mode, configured explicitly);
-nothing above it retries.
+nothing above it retries. Every request is first checked against the installed service model's
+patterns, lengths, ranges and enums (``_shapes.check_request``), which botocore itself skips.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import botocore.config
 from rlft import __version__
 from rlft.exceptions import ConfigurationError
 from rlft_providers.bedrock._errors import map_bedrock_errors
+from rlft_providers.bedrock._shapes import check_request
 
 __all__ = ["Aws"]
 
@@ -80,10 +82,22 @@ class Aws:
         with map_bedrock_errors():
             return await anyio.to_thread.run_sync(fn, limiter=self.limiter)
 
+    def check(self, service: str, operation: str, params: dict[str, Any]) -> None:
+        """Refuse ``params`` if ``service``'s model forbids a value (blocking: may load it).
+
+        Raises:
+            UsageError: Names the field, what is allowed and the model and botocore version.
+        """
+        client = self.client(service)
+        api_name = client.meta.method_to_api_mapping.get(operation)
+        if api_name is not None:
+            check_request(client.meta.service_model.operation_model(api_name), params)
+
     async def call(self, service: str, operation: str, /, **params: Any) -> Any:
         """One API call: ``await aws.call("bedrock", "get_model_customization_job", ...)``."""
 
         def invoke() -> Any:
+            self.check(service, operation, params)
             return getattr(self.client(service), operation)(**params)
 
         return await self.run(invoke)
@@ -102,6 +116,7 @@ class Aws:
         """Walk a paginator: up to ``limit`` items of result key ``key`` that pass ``where``."""
 
         def walk() -> list[Any]:
+            self.check(service, operation, params)
             items: list[Any] = []
             paginator = self.client(service).get_paginator(operation)
             for page in paginator.paginate(**params):

@@ -42,7 +42,7 @@ from rlft_providers.bedrock import _rules
 from rlft_providers.bedrock._aws import Aws
 from rlft_providers.bedrock._errors import CONFLICT_CODES, map_bedrock_errors
 from rlft_providers.bedrock._iam import check_invoke_permission
-from rlft_providers.bedrock._lambda import grader_arn
+from rlft_providers.bedrock._lambda import function_name, grader_arn, native_lambda_arn
 from rlft_providers.bedrock._settings import BedrockSettings
 from rlft_providers.bedrock._translate import (
     checkpoints,
@@ -154,7 +154,9 @@ class BedrockProvider(Provider):
         Raises:
             ConfigurationError: ``role_arn`` or ``s3_uri`` is not set.
             HyperparameterError: A value out of Bedrock's range, or a setting it lacks.
-            UsageError: A model without RFT, a label Bedrock can't tag, a response format.
+            UsageError: A model without RFT, a label Bedrock can't tag, a response format, or
+                any value of the create request that botocore's service model forbids (an
+                enum, pattern, length or range), named with the model and botocore version.
         """
         if _rules.is_open_weight(spec.model):
             raise UsageError(
@@ -172,6 +174,8 @@ class BedrockProvider(Provider):
                 "field); describe the output format in the system prompt and let the grader "
                 "score it"
             )
+        with map_bedrock_errors():
+            self._check_draft(spec)
         if self._aws.region != "us-east-1":
             log.warning(
                 "Nova RFT is documented in us-east-1 only; the region is %s", self._aws.region
@@ -215,6 +219,67 @@ class BedrockProvider(Provider):
 
     # --- jobs ----------------------------------------------------------------------------------
 
+    def _create_params(
+        self,
+        spec: JobSpec,
+        *,
+        key: str,
+        lambda_arn: str,
+        training_file: str,
+        validation_file: str | None,
+    ) -> dict[str, Any]:
+        """The ``CreateModelCustomizationJob`` request for ``spec``."""
+        job_name, model_name = _rules.job_names(spec.name, key)
+        rft_config: dict[str, Any] = {"graderConfig": {"lambdaGrader": {"lambdaArn": lambda_arn}}}
+        hyperparameters = _rules.rft_hyperparameters(spec.hyperparameters)
+        if hyperparameters:
+            rft_config["hyperParameters"] = hyperparameters
+        params: dict[str, Any] = {
+            "jobName": job_name,
+            "customModelName": model_name,
+            "roleArn": self._require("role_arn"),
+            "clientRequestToken": _rules.client_token(key),
+            "baseModelIdentifier": _rules.check_model(
+                spec.model, allow_unknown=self.settings.allow_unknown_models
+            ),
+            "customizationType": "REINFORCEMENT_FINE_TUNING",
+            "trainingDataConfig": {"s3Uri": training_file},
+            "outputDataConfig": {"s3Uri": self.settings.output_uri()},
+            "customizationConfig": {"rftConfig": rft_config},
+        }
+        if validation_file:
+            params["validationDataConfig"] = {"validators": [{"s3Uri": validation_file}]}
+        if self.settings.kms_key_id:
+            params["customModelKmsKeyId"] = self.settings.kms_key_id
+        vpc = self.settings.vpc_config()
+        if vpc:
+            params["vpcConfig"] = vpc
+        tags = _rules.check_labels(spec.labels)
+        if tags:
+            params["jobTags"] = tags
+        return params
+
+    def _check_draft(self, spec: JobSpec) -> None:
+        """Check the create request ``spec`` will produce against botocore's service model,
+        before anything is uploaded. Only the S3 keys, the grader's account and version, and
+        the idempotency hash are stand-ins: each has a fixed shape rlft controls."""
+        bucket, prefix = self.settings.staging()
+        staged = "/".join(p for p in (prefix, "datasets", "0" * 64) if p)
+        uri = f"s3://{bucket}/{staged}.jsonl"
+        native = getattr(spec.grader, "payload", None)
+        lambda_arn = native_lambda_arn(native) if isinstance(native, Mapping) else None
+        if lambda_arn is None:
+            name = function_name(self.settings.lambda_function_prefix, spec.grader.name)
+            lambda_arn = f"arn:aws:lambda:{self._aws.region}:000000000000:function:{name}:1"
+        draft = self._create_params(
+            spec,
+            key="preflight",
+            lambda_arn=lambda_arn,
+            training_file=uri,
+            validation_file=uri if spec.validation is not None else None,
+        )
+        self._aws.check("bedrock", "create_model_customization_job", draft)
+
     async def create_job(self, request: CreateJobRequest) -> JobRecord:
         """Deploy the grader, check the job role may invoke it, and create the RFT job.
 
@@ -233,33 +298,13 @@ class BedrockProvider(Provider):
 
         job_name, model_name = _rules.job_names(spec.name, request.idempotency_key)
         token = _rules.client_token(request.idempotency_key)
-        rft_config: dict[str, Any] = {"graderConfig": {"lambdaGrader": {"lambdaArn": lambda_arn}}}
-        hyperparameters = _rules.rft_hyperparameters(spec.hyperparameters)
-        if hyperparameters:
-            rft_config["hyperParameters"] = hyperparameters
-        params: dict[str, Any] = {
-            "jobName": job_name,
-            "customModelName": model_name,
-            "roleArn": role_arn,
-            "clientRequestToken": token,
-            "baseModelIdentifier": _rules.check_model(
-                spec.model, allow_unknown=self.settings.allow_unknown_models
-            ),
-            "customizationType": "REINFORCEMENT_FINE_TUNING",
-            "trainingDataConfig": {"s3Uri": request.training_file},
-            "outputDataConfig": {"s3Uri": self.settings.output_uri()},
-            "customizationConfig": {"rftConfig": rft_config},
-        }
-        if request.validation_file:
-            params["validationDataConfig"] = {"validators": [{"s3Uri": request.validation_file}]}
-        if self.settings.kms_key_id:
-            params["customModelKmsKeyId"] = self.settings.kms_key_id
-        vpc = self.settings.vpc_config()
-        if vpc:
-            params["vpcConfig"] = vpc
-        tags = _rules.check_labels(spec.labels)
-        if tags:
-            params["jobTags"] = tags
+        params = self._create_params(
+            spec,
+            key=request.idempotency_key,
+            lambda_arn=lambda_arn,
+            training_file=request.training_file,
+            validation_file=request.validation_file,
+        )
         try:
             created = await self._aws.call("bedrock", "create_model_customization_job", **params)
         except BadRequestError as exc:
