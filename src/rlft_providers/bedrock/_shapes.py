@@ -7,8 +7,12 @@ was uploaded. ``check_request`` walks an operation's input shape in the installe
 refuses such a value with one line: the field, what the model allows, and which model (service,
 API version, botocore version) says so.
 
-Patterns follow Smithy's rule: not implicitly anchored, so ``re.search``. A pattern Python's
-``re`` cannot compile is skipped (none in the shapes rlft sends today; a test pins that).
+A pattern must match the whole value. The models' patterns carry no ``^...$`` anchors, yet a
+partial match cannot be what they mean: ``TagKey``'s ``[a-zA-Z0-9\\s._:/=+@-]*`` would then accept
+any key, while AWS's tagging rules allow only those characters. Unicode classes Python's ``re``
+lacks (``\\p{L}``, ``\\p{N}``, ``\\p{Z}`` in IAM's and Lambda's tag patterns) become ``\\w`` and
+``\\s``: a little wider, so nothing valid is refused. A pattern ``re`` still cannot compile is
+skipped (none in the shapes rlft sends; a test pins that).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from botocore.model import OperationModel, Shape
 
 from rlft.exceptions import UsageError
 
-__all__ = ["Violation", "check_request", "model_source", "violations"]
+__all__ = ["Violation", "check_request", "model_source", "python_pattern", "violations"]
 
 _SHOWN = 80  # characters of an offending value shown in an error (never a blob)
 
@@ -52,10 +56,20 @@ class Violation:
         return f"{self.path} = {shown}: {self.allowed} (shape {self.shape})"
 
 
+_UNICODE_CLASSES = {r"\p{L}": r"\w", r"\p{N}": r"\w", r"\p{Z}": r"\s"}
+
+
+def python_pattern(pattern: str) -> str:
+    """A model pattern in Python's ``re`` dialect (Unicode classes widened to ``\\w``/``\\s``)."""
+    for unicode_class, python in _UNICODE_CLASSES.items():
+        pattern = pattern.replace(unicode_class, python)
+    return pattern
+
+
 @functools.lru_cache(maxsize=256)
 def _compiled(pattern: str) -> re.Pattern[str] | None:
     try:
-        return re.compile(pattern)
+        return re.compile(python_pattern(pattern))
     except re.error:
         return None
 
@@ -113,7 +127,7 @@ def violations(shape: Shape, value: Any, path: str = "") -> Iterator[Violation]:
         yield from _sized(shape, path, value, len(value), " characters")
         pattern = shape.metadata.get("pattern")
         compiled = _compiled(pattern) if pattern else None
-        if compiled is not None and compiled.search(value) is None:
+        if compiled is not None and compiled.fullmatch(value) is None:
             yield Violation(path, shape.name, value, f"must match the pattern {pattern}")
     elif kind in ("integer", "long", "float", "double"):
         if isinstance(value, int | float) and not isinstance(value, bool):

@@ -6,22 +6,30 @@ wrapped in a botocore ``Stubber``.
 
 from __future__ import annotations
 
+import copy
+import functools
+import hashlib
 import io
 import json
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 from urllib.parse import unquote
 
 import boto3
 import pytest
+from botocore.model import ServiceModel
+from botocore.validate import ParamValidator
 from moto import mock_aws
-from moto.bedrock.models import BedrockBackend
+from moto.bedrock.models import BedrockBackend, ModelCustomizationJob
 
+from rlft_providers.bedrock._aws import Aws
 from rlft_providers.bedrock._provider import BedrockProvider
 from rlft_providers.bedrock._settings import BedrockSettings
+from rlft_providers.bedrock._shapes import violations
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"  # moto's default account
@@ -49,6 +57,70 @@ INVOKE_ANY_GRADER = {
         }
     ],
 }
+
+
+# --- every request rlft sends, checked against the vendored botocore models ---------------------
+
+UPSTREAM = Path(__file__).parent / "upstream"
+SENT: list[tuple[str, str, dict[str, Any]]] = []
+"""(service, operation, params) of every call rlft's providers made in the current test."""
+
+
+@functools.cache
+def vendored_model(service: str) -> ServiceModel:
+    """The pruned botocore model vendored under ``upstream/`` (scripts/refresh_bedrock_model.py)."""
+    data = json.loads((UPSTREAM / f"botocore_{service}.json").read_text())
+    return ServiceModel({k: data[k] for k in ("metadata", "operations", "shapes")}, service)
+
+
+def check_sent(sent: list[tuple[str, str, dict[str, Any]]]) -> list[str]:
+    """What the vendored models refuse in ``sent``: botocore's own ``ParamValidator`` (types,
+    required members, minimums), then the patterns, lengths, ranges and enums it skips."""
+    problems = []
+    for service, operation, params in sent:
+        if not (UPSTREAM / f"botocore_{service}.json").is_file():
+            problems.append(f"{service}.{operation}: no vendored model for {service}")
+            continue
+        model = vendored_model(service)
+        if operation not in model.operation_names:
+            problems.append(f"{service}.{operation}: not in the vendored model's operations")
+            continue
+        shape = model.operation_model(operation).input_shape
+        report = ParamValidator().validate(params, shape)
+        if report.has_errors():
+            problems.append(f"{service}.{operation}: {report.generate_report()}")
+        problems += [f"{service}.{operation}: {v.describe()}" for v in violations(shape, params)]
+    return problems
+
+
+def _record(params: dict[str, Any], model: Any, **_: Any) -> None:
+    SENT.append((model.service_model.service_name, model.name, copy.deepcopy(params)))
+
+
+@pytest.fixture(autouse=True)
+def every_request_fits_the_botocore_model(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Record every call rlft's providers make through boto3 (moto and Stubber tests alike) and
+    fail the test if the vendored service model refuses one."""
+    original = Aws.client
+
+    def client(self: Aws, service: str) -> Any:
+        made = original(self, service)
+        made.meta.events.register("provide-client-params", _record, unique_id="rlft-test-record")
+        return made
+
+    monkeypatch.setattr(Aws, "client", client)
+    SENT.clear()
+    yield
+    problems = check_sent(SENT)
+    assert not problems, "requests the botocore model refuses:\n" + "\n".join(problems)
+
+
+@pytest.fixture
+def botocore_model() -> SimpleNamespace:
+    """The request recorder and the vendored models, for tests (they can't import conftest)."""
+    return SimpleNamespace(
+        sent=SENT, upstream=UPSTREAM, check_sent=check_sent, vendored=vendored_model
+    )
 
 
 def make_settings(**overrides: Any) -> BedrockSettings:
@@ -109,9 +181,25 @@ def _by_arn(original: Any) -> Any:
     return lookup
 
 
+def _real_arn(original: Any) -> Any:
+    # moto names jobs .../model-customization-job/<jobName>; the service answers
+    # .../model-customization-job/<base model id>/<12-char id> (reference/bedrock.md §9), the
+    # only form its model's ModelCustomizationJobIdentifier pattern takes for an ARN.
+    def init(self: ModelCustomizationJob, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        base = self.base_model_identifier.rsplit("/", 1)[-1]
+        digest = hashlib.sha256(self.job_name.encode()).hexdigest()[:12]
+        self.job_arn = self.job_arn.rsplit("/", 1)[0] + f"/{base}/{digest}"
+
+    return init
+
+
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """moto for S3, IAM, Lambda (no Docker: code is never run) and Bedrock."""
+    monkeypatch.setattr(
+        ModelCustomizationJob, "__init__", _real_arn(ModelCustomizationJob.__init__)
+    )
     monkeypatch.setattr(
         BedrockBackend,
         "get_model_customization_job",

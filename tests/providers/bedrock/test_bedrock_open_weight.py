@@ -1,4 +1,4 @@
-"""Provider ``bedrock-open-weight``: Bedrock's OpenAI-compatible endpoint, on the shared fake server.
+"""Provider ``bedrock-open-weight``: Bedrock's OpenAI-compatible endpoint on the shared fake server.
 
 The grader Lambda runs on moto; the endpoint is ``rlft.testing``'s ``FakeFineTuningServer``
 behind an ``httpx.MockTransport``. The mantle metrics event is vendored from AWS's gpt-oss RFT
