@@ -389,16 +389,32 @@ class RowChecker:
             )
 
     def _check_single_turn(self, roles: list[str | None]) -> None:
-        users = roles.count("user")
-        if users > 1:
-            self._report(
-                "error",
-                "multi-turn",
-                f"{self.rules.label if self.rules else 'this backend'} is single-turn, and the "
-                f"row has {users} user messages",
-                "keep one user message per row (merge earlier turns into it)",
-                field="messages",
-            )
+        # One model answer per row. Earlier assistant turns are few-shot examples (AWS's RFT data
+        # guide allows them): each answers the user turn before it, so the turns alternate.
+        label = self.rules.label if self.rules else "this backend"
+        previous: str | None = None
+        for index, role in enumerate(roles):
+            if role == "system":
+                continue
+            if role == "user" and previous == "user":
+                self._report(
+                    "error",
+                    "multi-turn",
+                    f"{label} is single-turn, and messages[{index}] is a second user message in "
+                    "a row",
+                    "merge the user messages into one, or put a few-shot assistant answer "
+                    "between them",
+                    field=f"messages[{index}]",
+                )
+            elif role == "assistant" and previous != "user":
+                self._report(
+                    "error",
+                    "few-shot-order",
+                    f"messages[{index}] is an assistant turn that answers no user turn",
+                    "give each few-shot assistant answer the user turn it answers, just before it",
+                    field=f"messages[{index}]",
+                )
+            previous = role
         if "system" in roles[1:]:
             self._report(
                 "error",

@@ -34,7 +34,9 @@ class TargetRules:
         min_rows / max_rows: Training-set size limits (``warn_min_rows``: a soft minimum).
         max_validation_rows: Validation-set size limit.
         validation: Whether a validation set is required, recommended or optional.
-        single_turn: Only one user turn (plus an optional leading system turn).
+        single_turn: The model answers once: an optional leading system turn, then user turns;
+            assistant turns before the last user turn are few-shot examples, so user and
+            assistant alternate.
         reference_answer: Rows carry a non-empty ``reference_answer`` (str or object).
         reserved_item_fields: Item field names that collide with the backend's own names.
         ignores_tools: Per-row ``tools`` are dropped by this backend.
@@ -98,13 +100,13 @@ TARGETS: dict[str, TargetRules] = {
     "bedrock": TargetRules(
         name="bedrock",
         label="Bedrock RFT",
-        # Single-turn prompts: a system turn and one user turn [D7]. AWS's Forge validator also
-        # lists developer/assistant/tool/bot roles, but a second speaker makes it multi-turn.
-        roles=frozenset({"system", "user"}),
+        # System, user and assistant roles [D2]; single-turn [D7]: the model answers once, so
+        # assistant turns are few-shot examples inside the prompt, alternating with user turns.
+        roles=frozenset({"system", "user", "assistant"}),
         role_fixes={
             "developer": 'use role "system" for instructions on Bedrock',
-            "assistant": "Bedrock RFT is single-turn: keep one user turn (and a system turn)",
-            "tool": "Bedrock RFT is single-turn: keep one user turn (and a system turn)",
+            "tool": "Bedrock RFT is single-turn without tools: keep system, user and assistant "
+            "(few-shot) turns",
         },
         part_types=frozenset({"text"}),  # "Text only. Multimodal inputs are not supported" [D7]
         min_rows=100,  # [D2]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -182,3 +183,71 @@ def test_labels_become_job_tags() -> None:
         _rules.check_labels({"aws:owner": "me"})
     with pytest.raises(UsageError, match="team"):
         _rules.check_labels({"team": "a|b"})
+
+
+# --- dataset roles: few-shot assistant turns (AWS's RFT data guide: system, user, assistant) ------
+
+
+def _rows(messages: list[dict[str, str]]) -> list[dict[str, object]]:
+    # 100 distinct rows (Bedrock's minimum): the last turn carries the row number.
+    return [
+        {"messages": [*messages[:-1], {**messages[-1], "content": f"{i}"}], "reference_answer": "4"}
+        for i in range(100)
+    ]
+
+
+FEW_SHOT = [
+    {"role": "system", "content": "Answer with a number."},
+    {"role": "user", "content": "1 + 1?"},
+    {"role": "assistant", "content": "2"},
+    {"role": "user", "content": "2 + 2?"},
+]
+
+
+def test_few_shot_assistant_turns_are_accepted_and_uploaded_as_written() -> None:
+    from rlft.datasets import Dataset, render
+
+    data = Dataset.from_records(_rows(FEW_SHOT))
+    report = data.validate(provider="bedrock")
+    assert not report.errors and not report.warnings
+    first = json.loads(render(data, "bedrock").splitlines()[0])
+    assert first["messages"] == [*FEW_SHOT[:-1], {"role": "user", "content": "0"}]
+    assert first["reference_answer"] == "4"
+
+
+@pytest.mark.parametrize(
+    ("messages", "code", "field"),
+    [
+        (  # two user turns in a row: a conversation, not one prompt
+            [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}],
+            "multi-turn",
+            "messages[1]",
+        ),
+        (  # an example answer before any question
+            [{"role": "assistant", "content": "2"}, {"role": "user", "content": "b"}],
+            "few-shot-order",
+            "messages[0]",
+        ),
+        (  # the model must answer last: an assistant turn can't end the prompt
+            [{"role": "user", "content": "a"}, {"role": "assistant", "content": "2"}],
+            "last-not-user",
+            "messages[1].role",
+        ),
+        ([{"role": "tool", "content": "x"}, {"role": "user", "content": "b"}], None, None),
+    ],
+)
+def test_few_shot_turns_must_alternate_and_end_with_the_user(
+    messages: list[dict[str, str]], code: str | None, field: str | None
+) -> None:
+    from rlft.datasets import Dataset
+    from rlft.exceptions import DatasetValidationError
+
+    try:
+        report = Dataset.from_records(_rows(messages)).validate(provider="bedrock")
+    except DatasetValidationError as exc:  # rules of every backend fail at load already
+        report = exc.report
+    found = {(p.code, p.field) for p in report.errors}
+    if code is None:
+        assert ("role-not-supported", "messages[0].role") in found
+    else:
+        assert (code, field) in found
