@@ -16,9 +16,11 @@ job role's ``lambda:InvokeFunction`` is checked; then the RFT job starts. Nova j
 the native API reports only the status and final losses. Ctrl-C stops *watching*; the job keeps
 running (and billing) until you cancel it.
 
-For gpt-oss or Qwen3 set ``RLFT_EXAMPLE_MODEL=openai.gpt-oss-20b``: the same code runs through
-Bedrock's OpenAI-compatible endpoint (us-west-2 in AWS's samples). CI runs this file with
-``RLFT_PROVIDER=fake``: the same calls against rlft's in-memory backend.
+For gpt-oss or Qwen3 set ``RLFT_PROVIDER=bedrock-open-weight`` and
+``RLFT_EXAMPLE_MODEL=openai.gpt-oss-20b``: the same code runs on Bedrock's OpenAI-compatible
+endpoint (us-west-2 in AWS's samples; ``RLFT_BEDROCK_OPEN_WEIGHT_REGION``), data going straight
+to its ``/files``. CI runs this file with ``RLFT_PROVIDER=fake``: the same calls against rlft's
+in-memory backend.
 """
 
 from __future__ import annotations
