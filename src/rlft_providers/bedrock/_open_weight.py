@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import logging
 import os
 import threading
 import time
@@ -30,7 +31,14 @@ import httpx
 from botocore.auth import SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
 
-from rlft.exceptions import ConfigurationError, UsageError
+from rlft.exceptions import (
+    CapabilityError,
+    ConfigurationError,
+    ProviderConnectionError,
+    RLFTError,
+    ServerError,
+    UsageError,
+)
 from rlft.openai_compat import (
     Dialect,
     OpenAICompatClient,
@@ -56,6 +64,14 @@ TOKEN_ENV = "AWS_BEARER_TOKEN_BEDROCK"
 _TOKEN_HOST = "bedrock.amazonaws.com"
 _TOKEN_TTL = 3600  # seconds a generated key is valid; regenerated well before that
 _TOKEN_REFRESH = 3000
+_NO_PAUSE = (
+    "pause and resume are not among the operations AWS documents for Bedrock's "
+    "OpenAI-compatible endpoint (files, jobs, events, checkpoints, cancel); use job.cancel(), "
+    "then start a new job"
+)
+_RECONCILE_WINDOW = 20  # newest jobs compared when reconciling a create that may have landed
+
+log = logging.getLogger("rlft.bedrock")
 
 
 class TokenSource:
@@ -195,6 +211,7 @@ class BedrockOpenWeight(OpenAICompatProvider):
         )
         self.tokens = TokenSource(session=session, region=region)
         tokens = self.tokens
+        self._created: dict[str, str] = {}  # idempotency key -> job id, this process
 
         async def auth() -> dict[str, str]:
             token = await anyio.to_thread.run_sync(tokens.token)
@@ -235,12 +252,52 @@ class BedrockOpenWeight(OpenAICompatProvider):
         super().check_spec(spec)
 
     async def create_job(self, request: CreateJobRequest) -> JobRecord:
-        """Deploy the grader Lambda (or use a ``Native`` grader's ARN) and create the job."""
+        """Deploy the grader Lambda (or use a ``Native`` grader's ARN) and create the job.
+
+        The endpoint documents no job ``metadata`` to find a job by its idempotency key, so a
+        retry is reconciled instead: the same key in this process returns the job it created,
+        and a create that fails ambiguously (a timeout, a 5xx: it may have landed) looks for a
+        job that appeared since, with the same model, files and grader (a pinned Lambda
+        version), before raising.
+        """
+        key = request.idempotency_key
+        if key in self._created:
+            return await self.get_job(self._created[key])
         arn = await grader_arn(self._aws, self.settings, request)
         spec = request.spec.model_copy(update={"name": None})  # suffix: "not supported"
-        return await super().create_job(
-            dataclasses.replace(request, spec=spec, grader_payload=lambda_grader(arn))
-        )
+        opened = dataclasses.replace(request, spec=spec, grader_payload=lambda_grader(arn))
+        before = {job.id for job in await self.list_jobs(limit=_RECONCILE_WINDOW)}
+        try:
+            record = await super().create_job(opened)
+        except (ProviderConnectionError, ServerError):
+            landed = await self._landed(opened, before=before)
+            if landed is None:
+                raise
+            log.info("create of %s landed despite the error: job %s", spec.model, landed.id)
+            record = landed
+        self._created[key] = record.id
+        return record
+
+    async def _landed(self, request: CreateJobRequest, *, before: set[str]) -> JobRecord | None:
+        """The job a failed create may have started: new since ``before``, same request."""
+        try:
+            jobs = await self.list_jobs(limit=_RECONCILE_WINDOW)
+        except RLFTError:
+            return None
+        files = (request.training_file, request.validation_file)
+        for job in jobs:
+            raw: dict[str, Any] = dict(job.raw or {})
+            method = raw.get("method")
+            inner = method.get("reinforcement") if isinstance(method, dict) else None
+            grader = inner.get("grader") if isinstance(inner, dict) else None
+            if (
+                job.id not in before
+                and raw.get("model") == request.spec.model
+                and (raw.get("training_file"), raw.get("validation_file")) == files
+                and grader == request.grader_payload
+            ):
+                return job
+        return None
 
     async def list_events(self, job_id: str, *, after: str | None = None) -> list[JobEvent]:
         """The endpoint's events; metrics events carry mantle's keys, mapped by
@@ -261,6 +318,14 @@ class BedrockOpenWeight(OpenAICompatProvider):
                 checkpoint = checkpoint.model_copy(update={"metrics": mapped})
             out.append(checkpoint)
         return out
+
+    async def pause_job(self, job_id: str) -> JobRecord:
+        """Not documented on the endpoint: raises ``CapabilityError``."""
+        raise CapabilityError(provider=self.name, operation="pause", reason=_NO_PAUSE)
+
+    async def resume_job(self, job_id: str) -> JobRecord:
+        """Not documented on the endpoint: raises ``CapabilityError``."""
+        raise CapabilityError(provider=self.name, operation="resume", reason=_NO_PAUSE)
 
     async def deploy_checkpoint(self, checkpoint: Checkpoint, *, name: str | None = None) -> str:
         """Nothing to deploy: the fine-tuned model is called as it is on the same endpoint."""

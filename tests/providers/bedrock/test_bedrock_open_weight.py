@@ -21,9 +21,15 @@ import pytest
 
 from rlft._models import Checkpoint, Hyperparameters, JobStatus, StepMetrics
 from rlft.datasets import Dataset
-from rlft.exceptions import AuthenticationError, HyperparameterError, UsageError
+from rlft.exceptions import (
+    AuthenticationError,
+    CapabilityError,
+    HyperparameterError,
+    ServerError,
+    UsageError,
+)
 from rlft.testing._fake_openai_api import FakeFineTuningServer
-from rlft_providers.bedrock._open_weight import BedrockOpenWeight
+from rlft_providers.bedrock._open_weight import BedrockOpenWeight, lambda_grader
 from rlft_providers.bedrock._provider import BedrockProvider
 from rlft_providers.bedrock._settings import BedrockOpenWeightSettings
 from rlft_providers.bedrock._translate import mantle_metrics
@@ -86,7 +92,9 @@ async def test_data_goes_straight_to_the_endpoint_and_the_grader_is_a_lambda(
 
     assert record.id.startswith("ftjob-") and record.provider == "bedrock-open-weight"
     assert (record.status, record.provider_status) == (JobStatus.PENDING, "validating_files")
-    create = next(r for r in server.requests if r.url.path == "/v1/fine_tuning/jobs")
+    create = next(
+        r for r in server.requests if r.method == "POST" and r.url.path == "/v1/fine_tuning/jobs"
+    )
     body = json.loads(create.content)
     function = boto3.client("lambda").get_function_configuration(FunctionName="rlft-grader-label")
     assert body == {
@@ -179,6 +187,58 @@ async def test_a_native_grader_arn_is_used_as_is(
     assert [job.id for job in await provider.list_jobs()] == [record.id]
     cancelled = await provider.cancel_job(record.id)
     assert cancelled.status is JobStatus.CANCELLED
+    await provider.aclose()
+
+
+async def test_a_create_that_landed_despite_an_error_is_found_not_repeated(
+    server: FakeFineTuningServer, make_request: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_BEARER_TOKEN_BEDROCK", "bedrock-api-key-from-env")
+    lost = {"creates": 0}
+
+    def flaky(request: httpx.Request) -> httpx.Response:
+        answer = server(request)  # the job is created...
+        if request.method == "POST" and request.url.path == "/v1/fine_tuning/jobs":
+            lost["creates"] += 1
+            return httpx.Response(502, json={"error": {"message": "bad gateway"}})  # ...unseen
+        return answer
+
+    provider = BedrockOpenWeight(
+        settings=BedrockOpenWeightSettings(
+            region="us-east-1", file_poll_interval=0.001, max_attempts=1
+        ),
+        session=boto3.Session(),
+        transport=httpx.MockTransport(flaky),
+    )
+    file_id = await provider.upload_dataset(_dataset(), role="train")
+    mine = "arn:aws:lambda:us-east-1:123456789012:function:mine"
+    request = make_request({"lambda_arn": mine}, model="openai.gpt-oss-20b", key="lost")
+    request = dataclasses.replace(request, training_file=file_id)
+    record = await provider.create_job(request)
+    assert lost["creates"] == 1 and list(server.jobs) == [record.id]
+    again = await provider.create_job(request)  # a retry with the same key: the same job
+    assert again.id == record.id and lost["creates"] == 1
+    # Only a new job with the same model, files and grader counts as the lost create.
+    sent = dataclasses.replace(request, grader_payload=lambda_grader(mine))  # as create sends it
+    found = await provider._landed(sent, before=set())
+    assert found is not None and found.id == record.id
+    assert await provider._landed(sent, before={record.id}) is None  # not new
+    v2 = dataclasses.replace(sent, grader_payload=lambda_grader(mine + "-v2"))
+    assert await provider._landed(v2, before=set()) is None  # another grader
+    other = make_request({"lambda_arn": mine + "-v2"}, model="openai.gpt-oss-20b", key="x")
+    # Nothing landed at all (the server refused before creating): the error is raised.
+    server.fail_next.append(httpx.Response(503, json={"error": {"message": "down"}}))
+    with pytest.raises(ServerError):
+        await provider.create_job(dataclasses.replace(other, training_file=file_id))
+    await provider.aclose()
+
+
+async def test_pause_and_resume_say_why_not(server: FakeFineTuningServer) -> None:
+    provider = _provider(server)
+    with pytest.raises(CapabilityError, match="job.cancel"):
+        await provider.pause_job("ftjob-1")
+    with pytest.raises(CapabilityError, match="job.cancel"):
+        await provider.resume_job("ftjob-1")
     await provider.aclose()
 
 
