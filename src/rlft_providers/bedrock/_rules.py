@@ -175,11 +175,12 @@ def check_model(model: str | None, *, allow_unknown: bool = False) -> str:
     model_id = arn.group(2) if arn else model
     if model_id in NOVA_RFT_MODELS or allow_unknown:
         return model
-    known = ", ".join(sorted(NOVA_RFT_MODELS | OPEN_WEIGHT_MODELS))
+    known = ", ".join(sorted(NOVA_RFT_MODELS))
     raise UsageError(
         f"model {model!r} does not support reinforcement fine-tuning on Bedrock as far as rlft "
-        f"knows; use one of {known}, or a custom-model ARN from an earlier job. If AWS added "
-        "the model since, set [bedrock] allow_unknown_models = true"
+        f"knows; use {known}, or a custom-model ARN from an earlier job (open-weight models: "
+        "provider 'bedrock-open-weight'). If AWS added the model since, set [bedrock] "
+        "allow_unknown_models = true"
     )
 
 
