@@ -225,3 +225,12 @@ async def test_a_value_the_model_forbids_is_refused_before_any_upload(
     assert "\n" not in message
     assert boto3.client("s3").list_objects_v2(Bucket=bedrock.bucket).get("KeyCount") == 0
     assert boto3.client("lambda").list_functions()["Functions"] == []
+
+
+async def test_every_call_is_checked_at_run_time_not_only_the_create(
+    bedrock: SimpleNamespace, botocore_model: SimpleNamespace
+) -> None:
+    provider = BedrockProvider(settings=bedrock.make_settings(), session=boto3.Session())
+    with pytest.raises(UsageError, match=r"GetModelCustomizationJob: jobIdentifier = 'my job'"):
+        await provider.get_job("my job")
+    assert botocore_model.sent == []  # refused before botocore saw it: nothing was sent
