@@ -11,6 +11,7 @@ import respx
 from click.testing import CliRunner
 
 import rlft
+from rlft._preflight import run_preflight
 from rlft.cli import main
 from rlft.exceptions import CapabilityError
 from rlft.testing import default_conformance_spec
@@ -99,3 +100,46 @@ def test_rlft_preflight_command_reports_the_skip_reason_for_the_tiny_model(
     result = CliRunner().invoke(main, ["preflight", str(ROOT / "examples/quickstart/job.toml")])
     assert "no base model to sample" in result.output
     assert "Traceback" not in result.output
+
+
+async def test_preflight_samples_bedrock_nova_through_its_inference_profile(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import boto3
+    from botocore.stub import Stubber
+
+    from rlft_providers.bedrock._provider import BedrockProvider
+    from rlft_providers.bedrock._settings import BedrockSettings
+
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_CONFIG_FILE": str(tmp_path / "none"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+    }.items():
+        monkeypatch.setenv(name, value)
+    spec = default_conformance_spec().model_copy(update={"model": "amazon.nova-2-lite-v1:0:256k"})
+    provider = BedrockProvider(
+        settings=BedrockSettings(region="us-east-1"), session=boto3.Session(region_name="us-east-1")
+    )
+    runtime = provider._aws.client("bedrock-runtime")
+    asked: list[str] = []
+    runtime.meta.events.register(
+        "provide-client-params.bedrock-runtime.Converse",
+        lambda params, **_: asked.append(params["modelId"]),
+    )
+    answer = {
+        "output": {"message": {"role": "assistant", "content": [{"text": "billing"}]}},
+        "stopReason": "end_turn",
+        "usage": {"inputTokens": 1, "outputTokens": 1, "totalTokens": 2},
+        "metrics": {"latencyMs": 1},
+    }
+    with Stubber(runtime) as stubber:
+        for _ in range(3 * 2):
+            stubber.add_response("converse", answer)
+        report = await run_preflight(provider, spec, samples=3, per_prompt=2)
+        stubber.assert_no_pending_responses()
+    # The fine-tuning id is not invocable: every sample went to the inference profile.
+    assert asked == ["us.amazon.nova-2-lite-v1:0"] * 6
+    assert len(report.prompts) == 3 and all(p.flat for p in report.prompts)
+    assert report.model == "amazon.nova-2-lite-v1:0:256k"
