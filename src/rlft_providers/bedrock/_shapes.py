@@ -44,10 +44,15 @@ class Violation:
     value: Any
     allowed: str
     """What the model allows, in words."""
+    sensitive: bool = False
+    """The model marks the shape (or one around it) sensitive, or the member is unknown: the
+    value is never shown."""
 
     def describe(self) -> str:
-        """``path = value: allowed (shape X)``."""
-        if isinstance(self.value, bytes | bytearray):
+        """``path = value: allowed (shape X)``; sensitive values and blobs are not shown."""
+        if self.sensitive:
+            shown = "<not shown>"
+        elif isinstance(self.value, bytes | bytearray):
             shown = f"<{len(self.value)} bytes>"
         else:
             shown = repr(self.value)
@@ -82,15 +87,26 @@ def _range(low: Any, high: Any, unit: str) -> str:
     return f"at most {high:g}{unit}"
 
 
-def _sized(shape: Shape, path: str, value: Any, size: int, unit: str) -> Iterator[Violation]:
+def _violation(shape: Shape, path: str, value: Any, allowed: str, hidden: bool) -> Violation:
+    return Violation(path, shape.name, value, allowed, hidden)
+
+
+def _sized(
+    shape: Shape, path: str, value: Any, size: int, unit: str, hidden: bool
+) -> Iterator[Violation]:
     low, high = shape.metadata.get("min"), shape.metadata.get("max")
     if (low is not None and size < low) or (high is not None and size > high):
-        yield Violation(path, shape.name, value, _range(low, high, unit))
+        yield _violation(shape, path, value, _range(low, high, unit), hidden)
 
 
-def violations(shape: Shape, value: Any, path: str = "") -> Iterator[Violation]:
+def violations(
+    shape: Shape, value: Any, path: str = "", *, hidden: bool = False
+) -> Iterator[Violation]:
     """Every value under ``value`` that ``shape`` forbids: enums, patterns, lengths, ranges and
-    unknown or missing structure members. Types are botocore's ``ParamValidator``'s job."""
+    unknown or missing structure members. Types are botocore's ``ParamValidator``'s job.
+
+    Values under a shape the model marks ``sensitive`` (``hidden``) are never shown."""
+    hidden = hidden or bool(shape.metadata.get("sensitive"))
     kind = shape.type_name
     if kind == "structure":
         if not isinstance(value, Mapping):
@@ -103,39 +119,40 @@ def violations(shape: Shape, value: Any, path: str = "") -> Iterator[Violation]:
             where = f"{path}.{name}".lstrip(".")
             if name not in members:
                 allowed = "not a member; members: " + ", ".join(sorted(members))
-                yield Violation(where, shape.name, item, allowed)
+                yield Violation(where, shape.name, item, allowed, sensitive=True)
             else:
-                yield from violations(members[name], item, where)
+                yield from violations(members[name], item, where, hidden=hidden)
     elif kind == "list":
         if isinstance(value, list | tuple):
-            yield from _sized(shape, path, value, len(value), " items")
+            yield from _sized(shape, path, value, len(value), " items", hidden)
             for index, item in enumerate(value):
-                yield from violations(shape.member, item, f"{path}[{index}]")  # type: ignore[attr-defined]
+                yield from violations(shape.member, item, f"{path}[{index}]", hidden=hidden)  # type: ignore[attr-defined]
     elif kind == "map":
         if isinstance(value, Mapping):
-            yield from _sized(shape, path, value, len(value), " entries")
+            yield from _sized(shape, path, value, len(value), " entries", hidden)
             for key, item in value.items():
-                yield from violations(shape.key, key, f"{path} key")  # type: ignore[attr-defined]
-                yield from violations(shape.value, item, f"{path}[{key!r}]")  # type: ignore[attr-defined]
+                yield from violations(shape.key, key, f"{path} key", hidden=hidden)  # type: ignore[attr-defined]
+                where = f"{path}[…]" if hidden else f"{path}[{key!r}]"  # a key may be secret too
+                yield from violations(shape.value, item, where, hidden=hidden)  # type: ignore[attr-defined]
     elif kind == "string":
         if not isinstance(value, str):
             return
         enum: list[str] = getattr(shape, "enum", [])
         if enum and value not in enum:
-            yield Violation(path, shape.name, value, "one of " + " | ".join(enum))
+            yield _violation(shape, path, value, "one of " + " | ".join(enum), hidden)
             return
-        yield from _sized(shape, path, value, len(value), " characters")
+        yield from _sized(shape, path, value, len(value), " characters", hidden)
         pattern = shape.metadata.get("pattern")
         compiled = _compiled(pattern) if pattern else None
         if compiled is not None and compiled.fullmatch(value) is None:
-            yield Violation(path, shape.name, value, f"must match the pattern {pattern}")
+            yield _violation(shape, path, value, f"must match the pattern {pattern}", hidden)
     elif kind in ("integer", "long", "float", "double"):
         if isinstance(value, int | float) and not isinstance(value, bool):
             low, high = shape.metadata.get("min"), shape.metadata.get("max")
             if (low is not None and value < low) or (high is not None and value > high):
-                yield Violation(path, shape.name, value, _range(low, high, ""))
+                yield _violation(shape, path, value, _range(low, high, ""), hidden)
     elif kind == "blob" and isinstance(value, bytes | bytearray):
-        yield from _sized(shape, path, value, len(value), " bytes")
+        yield from _sized(shape, path, value, len(value), " bytes", hidden)
 
 
 def model_source(operation: OperationModel) -> str:

@@ -123,7 +123,7 @@ def test_the_checker_catches_each_kind_and_botocore_catches_the_rest(
         "1 to 256 characters",
         f"{rft}.hyperParameters.batchSize = 8: 16 to 512 (shape RFTBatchSize)",
         f"{rft}.graderConfig.lambdaGrader.lambdaArn = 'arn:aws:lambda:x': must match",
-        f"{rft}.hyperParameters.warmup = 1: not a member",
+        f"{rft}.hyperParameters.warmup = <not shown>: not a member",
         "roleArn = None: required",
         # botocore's own ParamValidator: the type it checks and we leave to it.
         "Invalid type for parameter customizationConfig.rftConfig.hyperParameters.epochCount",
@@ -145,6 +145,12 @@ def test_a_refusal_names_the_field_the_allowed_values_and_the_model(
     assert message.startswith("StopModelCustomizationJob: jobIdentifier = 'no spaces allowed'")
     assert "must match the pattern" in message
     assert f"botocore {botocore.__version__} service model bedrock/2023-04-20" in message
+    # Values under a shape the model marks sensitive never appear in a message.
+    environment = vendored_model("lambda").shape_for("Environment")
+    secret = {"Variables": {"1BAD": "hunter2-secret"}}  # the name breaks the pattern
+    (leak,) = violations(environment, secret, "Environment")
+    assert "hunter2" not in leak.describe() and "1BAD" not in leak.describe()
+    assert leak.describe().startswith("Environment.Variables key = <not shown>: must match")
     blob = list(violations(vendored_model("lambda").shape_for("CreateFunctionRequest"), {}))
     assert {v.path for v in blob} >= {"FunctionName", "Role", "Code"}  # required members
 
