@@ -298,13 +298,13 @@ class JobManager:
         return targets
 
     async def _refresh_group(self, jobs: list[Job]) -> None:
-        records = await self._fetch(jobs[0]._provider, jobs)
+        records = await self._fetch(jobs[0].backend, jobs)
         await self._apply(jobs, records)
 
     def _groups(self, jobs: Sequence[Job]) -> list[list[Job]]:
         groups: dict[int, list[Job]] = {}
         for job in jobs:
-            groups.setdefault(id(job._provider), []).append(job)
+            groups.setdefault(id(job.backend), []).append(job)
         return list(groups.values())
 
     async def _fetch(
@@ -440,10 +440,12 @@ class JobManager:
             return {}
         unrecorded = [job for job in jobs if job.local_id is None]
         if unrecorded:
-            scope = self.client._scope(unrecorded[0]._provider)  # one provider instance per group
+            from rlft._store import scope_of
+
+            scope = scope_of(unrecorded[0].backend)  # one provider instance per group
             adopted = await store.adopt_many([job.record for job in unrecorded], scope=scope)
             for job, row in zip(unrecorded, adopted, strict=True):
-                job._local_id, job._store = row.local_id, store
+                job.attach_to(store, row.local_id)
         return await store.get_many([job.local_id for job in jobs if job.local_id])
 
     async def _start(
@@ -530,7 +532,7 @@ class JobManager:
         after: dict[str, str | None],
     ) -> None:
         """The poller of one provider: refresh, read events, run guards, sleep; until done."""
-        provider = jobs[0]._provider
+        provider = jobs[0].backend
         name = provider.name
         want_events = (events or bool(self.guards)) and provider.capabilities.events
         rows = await self._recorded(jobs)

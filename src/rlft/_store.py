@@ -14,15 +14,18 @@ payloads (``JobRecord.raw`` and ``JobEvent.raw`` are dropped), so a secret canno
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import secrets
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import anyio.lowlevel
@@ -31,9 +34,21 @@ import anyio.to_thread
 from rlft._models import JobErrorInfo, JobEvent, JobRecord, JobStatus
 from rlft.exceptions import ConfigurationError, UsageError
 
-__all__ = ["CREATING", "SCHEMA_VERSION", "JobStore", "StoredJob", "default_store_path"]
+if TYPE_CHECKING:
+    from rlft.provider import Provider
+
+__all__ = [
+    "CREATING",
+    "SCHEMA_VERSION",
+    "JobStore",
+    "StoredJob",
+    "default_store_path",
+    "scope_of",
+]
 
 T = TypeVar("T")
+
+logger = logging.getLogger("rlft")
 
 CREATING = "creating"
 """The status of a row whose remote create has not been confirmed yet."""
@@ -88,6 +103,19 @@ _MIGRATIONS: tuple[str, ...] = (
     """,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
+
+
+def scope_of(provider: Provider) -> str:
+    """Which account or endpoint of a provider: a hash of its non-secret settings.
+
+    Keys remembered uploads and create records in the store, so a file uploaded to one endpoint
+    is never reused on another. Secret fields are left out, so nothing secret is hashed.
+    """
+    settings = provider.settings
+    secret = set(getattr(type(settings), "secret_fields", ()))
+    data = settings.model_dump(mode="json", exclude=secret)
+    blob = json.dumps({"provider": provider.name, "settings": data}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def default_store_path() -> Path:
@@ -354,6 +382,57 @@ class JobStore:
         """Close the connection (async spelling). Idempotent."""
         await self._run(self.close)
 
+    # --- create reservations ------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def reserve(
+        self, *, provider: str, scope: str, idempotency_key: str
+    ) -> AsyncIterator[None]:
+        """Hold the create reservation of one idempotency key, across processes.
+
+        While one process (or task) holds it, another creating the same key waits, then finds
+        the first one's job in the store instead of creating a second one: this is what keeps
+        a backend that ignores idempotency keys from running two paid jobs. The reservation is
+        an exclusive ``flock`` on a file in ``<store folder>/locks``, so a holder killed at any
+        moment releases it (the OS drops the lock with the process) and the next one reclaims
+        it. Where ``flock`` does not exist (Windows) there is no reservation.
+        """
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows: creates rely on the backend's keys
+            yield
+            return
+        digest = hashlib.sha256(f"{provider}\0{scope}\0{idempotency_key}".encode()).hexdigest()
+        folder = self.path.parent / "locks"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            handle = (folder / f"create-{digest[:32]}.lock").open("a")
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot reserve a create in {folder}: {exc}; set RLFT_HOME to a writable "
+                "folder or pass Client(store=...)"
+            ) from exc
+        with handle:
+            delay, told = 0.01, False
+            while True:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if not told:
+                        logger.info(
+                            "waiting: another process is creating the same %s job (key %s)",
+                            provider,
+                            idempotency_key[:12],
+                        )
+                        told = True
+                    await anyio.sleep(delay)  # a remote create takes seconds: poll gently
+                    delay = min(delay * 2, 0.5)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
     # --- jobs ---------------------------------------------------------------------------------
 
     async def begin_create(
@@ -408,6 +487,21 @@ class JobStore:
             return _row(_select(conn, local_id))
 
         return await self._run(lambda: self._write(run))
+
+    async def find_create(
+        self, *, provider: str, scope: str, idempotency_key: str
+    ) -> StoredJob | None:
+        """The latest row created with this provider endpoint and key, if any."""
+
+        def run(conn: sqlite3.Connection) -> StoredJob | None:
+            found = conn.execute(
+                f"SELECT {_COLUMNS} FROM jobs WHERE provider=? AND scope=? AND idempotency_key=? "
+                "ORDER BY recorded_at DESC LIMIT 1",
+                (provider, scope, idempotency_key),
+            ).fetchone()
+            return _row(found) if found is not None else None
+
+        return await self._run(lambda: self._read(run))
 
     async def finish_create(self, local_id: str, record: JobRecord) -> StoredJob:
         """Attach the backend's answer to a ``begin_create`` row.
