@@ -35,7 +35,7 @@ from rlft.guards import Guard, GuardTrip, enforce
 
 if TYPE_CHECKING:
     from rlft._client import Client
-    from rlft._spec import JobSpec
+    from rlft._spec import CheckedSpec, JobSpec
     from rlft._store import StoredJob
     from rlft.provider import Provider
 
@@ -221,14 +221,19 @@ class JobManager:
 
     # --- creating -----------------------------------------------------------------------------
 
-    async def submit(self, specs: Iterable[JobSpec], *, provider: str | None = None) -> list[Job]:
+    async def submit(
+        self, specs: Iterable[JobSpec | CheckedSpec], *, provider: str | None = None
+    ) -> list[Job]:
         """Create one job per spec, a few at a time; every spec is checked before any upload.
+
+        Each spec is checked once: a ``CheckedSpec`` from ``client.jobs.check`` for the same
+        provider is not checked again, and the create does not repeat the check.
 
         Creates are idempotent: submitting the same specs again (after a crash, a timeout or a
         partial failure) returns the jobs already created instead of paying twice.
 
         Args:
-            specs: The job specs (a sweep: graders x hyperparameters).
+            specs: The job specs (a sweep: graders x hyperparameters), checked or not.
             provider: The provider id to run them on (default: the client's).
 
         Returns:
@@ -238,17 +243,15 @@ class JobManager:
             UsageError: A spec fails a check; nothing was uploaded or created.
             ExceptionGroup: Some creates failed; the others finished and are in ``self.jobs``.
         """
-        specs = list(specs)
         target = self.client.provider_for(provider)
-        for spec in specs:
-            self.client.jobs.check(spec, provider=target.name)
+        specs = [self.client.jobs.check(spec, provider=target.name) for spec in specs]
         results: list[Job | None] = [None] * len(specs)
         errors: list[RLFTError] = []
         if target.name not in self._create_limiters:
             self._create_limiters[target.name] = anyio.CapacityLimiter(self._create_concurrency)
         limiter = self._create_limiters[target.name]
 
-        async def create(index: int, spec: JobSpec) -> None:
+        async def create(index: int, spec: CheckedSpec) -> None:
             try:
                 async with limiter:
                     await self._gate(target.name).wait()

@@ -28,7 +28,7 @@ from rlft.cli._jobs_view import (
     summarise,
     watch_jobs,
 )
-from rlft.exceptions import CapabilityError, UsageError
+from rlft.exceptions import RLFTError, UsageError
 
 if TYPE_CHECKING:
     from rlft._client import Client
@@ -54,6 +54,17 @@ def _run(fn: Callable[[], Awaitable[T]]) -> T:
         for leaf in leaves:
             click.secho(f"error: {leaf}", fg="red", err=True)
         raise SystemExit(EXIT_FAILED) from None
+
+
+def _one_line(exc: BaseException) -> str:
+    """An error's message on one line (a group's errors joined)."""
+    if isinstance(exc, BaseExceptionGroup):
+        return "; ".join(_one_line(leaf) for leaf in _leaves(exc))
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _rlft_errors_only(group: BaseExceptionGroup[BaseException]) -> bool:
+    return all(isinstance(leaf, RLFTError) for leaf in _leaves(group))
 
 
 def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
@@ -163,7 +174,7 @@ def run(
     async def main() -> int:
         async with _client(provider, profile, job_file.parent) as client:
             target = client.provider
-            client.jobs.check(spec)
+            checked = client.jobs.check(spec)  # the one check of this run: submit reuses it
             say(f"{job_file}: valid for {target.name} ({len(spec.train)} training rows)")
             guards = guards_from_options(options, target.name)
             for guard in guards:  # a guard that can't work must fail before anything is paid
@@ -172,15 +183,21 @@ def run(
             if not no_preflight:
                 try:
                     report = await client.jobs.preflight(spec, samples=samples)
-                except CapabilityError as exc:  # no inference, or no base model (local tiny)
-                    say(f"preflight skipped: {exc}")
+                except (RLFTError, BaseExceptionGroup) as exc:
+                    # Preflight is advice: whatever rlft error stops it (no inference, no base
+                    # model, a refused or failed call) is said, and the create still goes ahead.
+                    if isinstance(exc, BaseExceptionGroup) and not _rlft_errors_only(exc):
+                        raise
+                    if as_json:
+                        echo_json({"kind": "preflight_skipped", "reason": _one_line(exc)})
+                    say(f"preflight skipped: {_one_line(exc)}")
                 else:
                     if as_json:
                         echo_json({"kind": "preflight", **report.model_dump(mode="json")})
                     else:
                         click.echo(report.format())
             manager = JobManager(client=client, guards=guards)
-            (job,) = await manager.submit([spec])
+            (job,) = await manager.submit([checked])
             state["job"] = job
             if job.status.is_terminal:
                 say(
