@@ -244,8 +244,8 @@ class JobManager:
             ExceptionGroup: Some creates failed; the others finished and are in ``self.jobs``.
         """
         target = self.client.provider_for(provider)
-        specs = [self.client.jobs.check(spec, provider=target.name) for spec in specs]
-        results: list[Job | None] = [None] * len(specs)
+        checked = [self.client.jobs.check(spec, provider=target.name) for spec in specs]
+        results: list[Job | None] = [None] * len(checked)
         errors: list[RLFTError] = []
         if target.name not in self._create_limiters:
             self._create_limiters[target.name] = anyio.CapacityLimiter(self._create_concurrency)
@@ -260,13 +260,13 @@ class JobManager:
                 errors.append(exc)
 
         async with anyio.create_task_group() as tg:
-            for index, spec in enumerate(specs):
-                tg.start_soon(create, index, spec, name=f"rlft-create-{index}")
+            for index, one in enumerate(checked):
+                tg.start_soon(create, index, one, name=f"rlft-create-{index}")
         created = [job for job in results if job is not None]
         self._track(created)
         if errors:
             raise ExceptionGroup(
-                f"{len(errors)} of {len(specs)} jobs could not be created; the {len(created)} "
+                f"{len(errors)} of {len(checked)} jobs could not be created; the {len(created)} "
                 "created are in manager.jobs and the job store, and submitting the same specs "
                 "again reuses them",
                 errors,
