@@ -23,7 +23,7 @@ import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from rlft._store import StoredJob
     from rlft.provider import Provider
 
-__all__ = ["JobManager", "JobUpdate"]
+__all__ = ["Clock", "JobManager", "JobUpdate"]
 
 T = TypeVar("T")
 
@@ -82,23 +82,46 @@ class JobUpdate:
         return self.job.id if self.job is not None else None
 
 
+class Clock(Protocol):
+    """What the manager paces with: the event loop's clock by default, a virtual one in tests."""
+
+    def now(self) -> float:
+        """Seconds, monotonic."""
+        ...
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` on this clock."""
+        ...
+
+
+class _LoopClock:
+    """The event loop's clock."""
+
+    def now(self) -> float:
+        return anyio.current_time()
+
+    async def sleep(self, seconds: float) -> None:
+        await anyio.sleep(seconds)
+
+
 class _Gate:
     """Paces one provider's calls: at most ``rate`` per second, none before a Retry-After ends."""
 
-    def __init__(self, rate: float | None) -> None:
+    def __init__(self, rate: float | None, clock: Clock) -> None:
         self._interval = 1.0 / rate if rate else 0.0
+        self._clock = clock
         self._next = 0.0
         self._blocked_until = 0.0
 
     async def wait(self) -> None:
-        now = anyio.current_time()
+        now = self._clock.now()
         start = max(now, self._next, self._blocked_until)
         self._next = start + self._interval
         if start > now:
-            await anyio.sleep(start - now)
+            await self._clock.sleep(start - now)
 
     def block(self, seconds: float) -> None:
-        self._blocked_until = max(self._blocked_until, anyio.current_time() + seconds)
+        self._blocked_until = max(self._blocked_until, self._clock.now() + seconds)
 
 
 @dataclass(eq=False)
@@ -147,6 +170,8 @@ class JobManager:
             otherwise. A ``RateLimitError`` with ``Retry-After`` also pauses that provider.
         poll_interval: Seconds between polls (default: each provider's suggestion), jittered.
         list_limit: Most jobs one status listing walks.
+        clock: What polls and pacing wait on (default: the event loop's clock). Tests pass a
+            virtual clock, so timing assertions never depend on how busy the machine is.
     """
 
     def __init__(
@@ -159,6 +184,7 @@ class JobManager:
         rate_limits: Mapping[str, float] | None = None,
         poll_interval: float | None = None,
         list_limit: int = 2000,
+        clock: Clock | None = None,
     ) -> None:
         if concurrency < 1 or create_concurrency < 1:
             raise UsageError("JobManager concurrency and create_concurrency must be >= 1")
@@ -171,6 +197,7 @@ class JobManager:
         self._rates = dict(rate_limits or {})
         self._poll_interval = poll_interval
         self._list_limit = list_limit
+        self._clock: Clock = clock or _LoopClock()
         self._limiters: dict[str, anyio.CapacityLimiter] = {}
         self._create_limiters: dict[str, anyio.CapacityLimiter] = {}
         self._gates: dict[str, _Gate] = {}
@@ -189,7 +216,7 @@ class JobManager:
 
     def _gate(self, name: str) -> _Gate:
         if name not in self._gates:
-            self._gates[name] = _Gate(self._rates.get(name))
+            self._gates[name] = _Gate(self._rates.get(name), self._clock)
         return self._gates[name]
 
     async def _call(self, name: str, fn: Callable[[], Awaitable[T]]) -> T:
@@ -586,7 +613,7 @@ class JobManager:
             if all(w.done for w in watched):
                 return
             delay = self._interval(provider) * min(2**failures, _MAX_BACKOFF)
-            await anyio.sleep(delay * random.uniform(0.8, 1.2))  # noqa: S311 - spreading polls
+            await self._clock.sleep(delay * random.uniform(0.8, 1.2))  # noqa: S311 - spreading polls
 
     async def _pull(
         self, provider: Provider, watched: _Watched, sink: _Sink, errors: list[JobUpdate]

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
 import anyio
+import anyio.lowlevel
 
 import rlft
 from rlft._models import Capabilities, JobRecord
@@ -77,6 +78,8 @@ class FlakyFake(FakeProvider):
     creates_in_flight: ClassVar[int] = 0
     most_creates_in_flight: ClassVar[int] = 0
     create_delay: ClassVar[float] = 0.0
+    clock: ClassVar[Callable[[], float]] = anyio.current_time
+    """What ``list_times`` records (a test's virtual clock, or the event loop's)."""
 
     async def create_job(self, request: CreateJobRequest) -> JobRecord:
         cls = type(self)
@@ -94,7 +97,7 @@ class FlakyFake(FakeProvider):
 
     async def list_jobs(self, *, limit: int = 100) -> list[JobRecord]:
         cls = type(self)
-        cls.list_times.append(anyio.current_time())
+        cls.list_times.append(cls.clock())
         if cls.rate_limited_lists > 0:
             cls.rate_limited_lists -= 1
             raise RateLimitError(
@@ -109,6 +112,7 @@ class FlakyFake(FakeProvider):
         cls.list_times = []
         cls.creates_in_flight = cls.most_creates_in_flight = 0
         cls.create_delay = 0.0
+        cls.clock = anyio.current_time
 
 
 class ExtraProviders:
@@ -125,6 +129,25 @@ class ExtraProviders:
             registry.add(
                 ProviderSpec(name=name, settings=FakeSettings, factory=f"jobs_helpers:{cls}")
             )
+
+
+class VirtualClock:
+    """A ``JobManager`` clock whose time moves only when something sleeps on it.
+
+    Sleeping yields to the event loop, then sets the time to the end of the sleep, so what a
+    test measures on it is what the manager scheduled, whatever the machine's load.
+    """
+
+    def __init__(self) -> None:
+        self.time = 0.0
+
+    def now(self) -> float:
+        return self.time
+
+    async def sleep(self, seconds: float) -> None:
+        until = self.time + seconds
+        await anyio.lowlevel.checkpoint()
+        self.time = max(self.time, until)
 
 
 def make_client(

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import anyio
 import pytest
-from jobs_helpers import FlakyFake, make_client, spec
+from jobs_helpers import FlakyFake, VirtualClock, make_client, spec
 
 import rlft
 from rlft import JobStatus
@@ -206,13 +206,28 @@ async def test_retry_after_pauses_that_providers_polling(tmp_path: Path) -> None
 
 
 async def test_rate_limits_space_out_calls(tmp_path: Path) -> None:
+    # Measured on a virtual clock: the spacing the manager schedules, not the machine's speed.
+    clock = VirtualClock()
+    FlakyFake.clock = clock.now
     async with make_client(tmp_path / "jobs.db", provider="flaky", settings={"steps": 3}) as client:
-        manager = JobManager(client=client, rate_limits={"flaky": 20.0}, poll_interval=0.001)
+        manager = JobManager(
+            client=client, rate_limits={"flaky": 20.0}, poll_interval=0.001, clock=clock
+        )
         jobs = await manager.submit([spec("a", epochs=1), spec("b", epochs=2)])
         await manager.wait_all(jobs, timeout=20)
+        assert {j.status for j in jobs} == {JobStatus.SUCCEEDED}
         times = FlakyFake.list_times
         assert len(times) >= 3
-        assert min(b - a for a, b in zip(times, times[1:], strict=False)) >= 0.049
+        gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+        assert min(gaps) == pytest.approx(0.05)  # 20 per second, and no closer
+        unpaced = VirtualClock()
+        FlakyFake.list_times, FlakyFake.clock = [], unpaced.now
+        others = await JobManager(client=client, poll_interval=0.001, clock=unpaced).submit(
+            [spec("c", epochs=3), spec("d", epochs=4)]
+        )
+        await JobManager(client=client, poll_interval=0.001, clock=unpaced).wait_all(others)
+        free = FlakyFake.list_times
+        assert max(b - a for a, b in zip(free, free[1:], strict=False)) < 0.01  # only the polls
 
 
 async def test_a_job_deleted_remotely_is_reported_and_dropped(tmp_path: Path) -> None:
