@@ -115,6 +115,31 @@ class FlakyFake(FakeProvider):
         cls.clock = anyio.current_time
 
 
+class HoldingFake(FakeProvider):
+    """A backend whose create waits for a line on stdin (for the two-process tests).
+
+    It prints ``creating`` when a create begins; with ``HOLD_AFTER`` set, it creates the job
+    first and then waits, so a kill lands after the job exists but before the store knows.
+    """
+
+    name: ClassVar[str] = "holding"
+
+    async def create_job(self, request: CreateJobRequest) -> JobRecord:
+        import os
+        import sys
+
+        import anyio.to_thread
+
+        print("creating", flush=True)
+        if os.environ.get("HOLD_AFTER"):
+            record = await super().create_job(request)
+            print(f"landed {record.id}", flush=True)
+            await anyio.to_thread.run_sync(sys.stdin.readline)
+            return record
+        await anyio.to_thread.run_sync(sys.stdin.readline)
+        return await super().create_job(request)
+
+
 class ExtraProviders:
     """A plugin registering the scripted backends above."""
 
@@ -125,6 +150,7 @@ class ExtraProviders:
             ("nopause", "NoPauseFake"),
             ("nolist", "NoListFake"),
             ("flaky", "FlakyFake"),
+            ("holding", "HoldingFake"),
         ):
             registry.add(
                 ProviderSpec(name=name, settings=FakeSettings, factory=f"jobs_helpers:{cls}")
