@@ -590,6 +590,7 @@ class JobsNamespace:
         status: JobStatus | str | Iterable[JobStatus | str] | None = None,
         labels: Mapping[str, str] | None = None,
         active: bool | None = None,
+        settled: bool | None = None,
         limit: int | None = 100,
         remote: bool = False,
     ) -> list[Job]:
@@ -602,6 +603,8 @@ class JobsNamespace:
             status: Only jobs in these statuses.
             labels: Only jobs carrying all of these labels.
             active: ``True`` for jobs not yet terminal, ``False`` for finished ones.
+            settled: ``False`` for jobs a watcher still has to read: not terminal, or terminal
+                with their last events not yet stored (a watcher killed in between).
             limit: At most this many.
             remote: List the backend's recent jobs instead (one provider: ``provider`` or the
                 configured one), including jobs rlft did not create. Needs ``list_jobs``.
@@ -617,7 +620,12 @@ class JobsNamespace:
             wanted = [status] if isinstance(status, str | JobStatus) else list(status)
             statuses = [str(JobStatus(s).value) for s in wanted]
         rows = await store.jobs(
-            provider=provider, status=statuses, labels=labels, active=active, limit=None
+            provider=provider,
+            status=statuses,
+            labels=labels,
+            active=active,
+            settled=settled,
+            limit=None,
         )
         jobs = [self._handle(row) for row in rows if not row.creating]
         return jobs[:limit] if limit is not None else jobs

@@ -301,12 +301,14 @@ class JobManager:
         return created
 
     async def attach(self, ids: Iterable[str] | None = None) -> list[Job]:
-        """Reattach to jobs from the job store: these ids, or every job not yet terminal.
+        """Reattach to jobs from the job store: these ids, or every job not yet settled.
 
+        Without ids: every job not yet terminal, and every terminal job whose last events were
+        not stored yet (its watcher was killed in between), so watching them loses nothing.
         Jobs attached without ids are not refreshed until watched (no network here).
         """
         if ids is None:
-            jobs = await self.client.jobs.list(active=True, limit=None)
+            jobs = await self.client.jobs.list(settled=False, limit=None)
         else:
             jobs = [await self.client.jobs.get(job_id) for job_id in ids]
         self._track(jobs)
@@ -609,11 +611,19 @@ class JobManager:
                 )
                 if settled and w.drained:
                     w.done = True
+                    if not provider.capabilities.events and w.job.status.is_terminal:
+                        await self._settle(w.job)  # no events to read: ended is settled
             failures = failures + 1 if errors else 0
             if all(w.done for w in watched):
                 return
             delay = self._interval(provider) * min(2**failures, _MAX_BACKOFF)
             await self._clock.sleep(delay * random.uniform(0.8, 1.2))  # noqa: S311 - spreading polls
+
+    async def _settle(self, job: Job) -> None:
+        store = self.client.store
+        if store is not None and job.local_id:
+            with anyio.CancelScope(shield=True):
+                await store.record_events(job.local_id, [], final=True)
 
     async def _pull(
         self, provider: Provider, watched: _Watched, sink: _Sink, errors: list[JobUpdate]
@@ -636,11 +646,14 @@ class JobManager:
             await sink(update)
             return
         store = self.client.store
+        if (batch or settled) and store is not None and job.local_id:
+            # Saved before delivery, shielded: the log and cursor never disagree. Read after
+            # the end, they are the last ones: stored with them, the job is settled.
+            with anyio.CancelScope(shield=True):
+                await store.record_events(
+                    job.local_id, batch, final=settled and job.status.is_terminal
+                )
         if batch:
-            if store is not None and job.local_id:
-                # Saved before delivery, shielded: the log and cursor never disagree.
-                with anyio.CancelScope(shield=True):
-                    await store.record_events(job.local_id, batch)
             watched.cursor = batch[-1].id
             self._cursors[_key(job)] = watched.cursor
         for event in batch:
