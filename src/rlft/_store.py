@@ -276,7 +276,7 @@ class _BadRow(Exception):
         self.table, self.key = table, key
 
 
-def _row(row: sqlite3.Row) -> StoredJob:
+def _row(row: sqlite3.Row | Mapping[str, Any]) -> StoredJob:
     try:
         job = _decode_row(row)
         if job.status != CREATING:
@@ -286,7 +286,7 @@ def _row(row: sqlite3.Row) -> StoredJob:
     return job
 
 
-def _safe_key(row: sqlite3.Row, column: str) -> object:
+def _safe_key(row: sqlite3.Row | Mapping[str, Any], column: str) -> object:
     try:
         return row[column]
     except (IndexError, KeyError):  # pragma: no cover - the column itself is gone
@@ -302,7 +302,7 @@ def _decode_event(local_id: str, body: object) -> JobEvent:
         raise _BadRow("events", local_id, exc) from exc
 
 
-def _decode_row(row: sqlite3.Row) -> StoredJob:
+def _decode_row(row: sqlite3.Row | Mapping[str, Any]) -> StoredJob:
     error = row["error"]
     labels = json.loads(row["labels"] or "{}")
     if not isinstance(labels, dict):

@@ -441,3 +441,26 @@ def watch(job_ids: tuple[str, ...], as_json: bool, **options: Any) -> None:
         click.echo("\nstopped watching; the jobs keep running", err=True)
         sys.exit(EXIT_INTERRUPTED)
     sys.exit(code)
+
+
+@jobs.command("doctor")
+@click.option("--check", "check_only", is_flag=True, help="Only report; change nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def doctor(check_only: bool, as_json: bool) -> None:
+    """Check the job store; back it up and repair it when it is damaged.
+
+    Rows that cannot be read are set aside in a quarantine file next to the store, dropped
+    tables are recreated, and the original file is copied next to itself first. Run it while
+    no other rlft process uses the store.
+    """
+    from rlft._doctor import doctor as run_doctor
+    from rlft._store import default_store_path
+
+    report = run_doctor(default_store_path(), repair=not check_only)
+    if as_json:
+        echo_json(report.as_dict())
+    else:
+        for line in report.lines():
+            click.echo(line)
+    if not report.ok or (check_only and report.problems):
+        sys.exit(EXIT_FAILED)
