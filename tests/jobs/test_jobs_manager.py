@@ -193,15 +193,17 @@ async def test_one_poller_per_provider_across_providers(tmp_path: Path) -> None:
 async def test_retry_after_pauses_that_providers_polling(tmp_path: Path) -> None:
     FlakyFake.rate_limited_lists = 1
     FlakyFake.retry_after = 0.3
+    clock = VirtualClock()  # what the manager scheduled, not how busy the machine was
+    FlakyFake.clock = clock.now
     async with make_client(tmp_path / "jobs.db", provider="flaky", settings={"steps": 2}) as client:
-        manager = JobManager(client=client, poll_interval=0.001)
+        manager = JobManager(client=client, poll_interval=0.001, clock=clock)
         jobs = await manager.submit([spec("a", epochs=1), spec("b", epochs=2)])
         seen = await collect(manager, jobs, events=False)
         errors = [u for u in seen if u.kind == "error"]
         assert len(errors) == 1 and isinstance(errors[0].error, RateLimitError)
         assert errors[0].job is None  # a whole-provider poll failed, not one job
         gap = FlakyFake.list_times[1] - FlakyFake.list_times[0]
-        assert gap >= 0.29  # waited out the Retry-After, no sooner
+        assert gap == pytest.approx(0.3)  # waited out the Retry-After: no sooner, no longer
         assert {j.status for j in jobs} == {JobStatus.SUCCEEDED}  # and carried on
 
 
