@@ -152,7 +152,7 @@ def _pad_if_truncated(path: Path, report: DoctorReport) -> Path | None:
 def _inspect(path: Path, report: DoctorReport, salvage: _Salvage, *, quick: bool) -> int | None:
     """Read every row that can be read; note each problem. Returns the schema version."""
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
     except sqlite3.Error as exc:
         report.problems.append(f"the file cannot be opened: {_one_line(exc)}")
         return None

@@ -123,11 +123,14 @@ class StoreDamagedError(ConfigurationError):
     """
 
     def __init__(self, message: str = "", *, path: Path, detail: str) -> None:
+        command = "rlft jobs doctor"
+        if path != default_store_path():
+            command += f" --store {path}"
         super().__init__(
             message
             or (
-                f"the job store {path} is damaged ({detail}); run `rlft jobs doctor` to back it "
-                "up and repair it, or move the file aside (a new store starts empty)"
+                f"the job store {path} is damaged ({detail}); run `{command}` to back it up "
+                "and repair it, or move the file aside (a new store starts empty)"
             ),
             path=path,
             detail=detail,

@@ -92,14 +92,21 @@ def test_every_jobs_command_and_the_client_give_one_clear_line(tmp_path: Path, d
         assert result.exit_code != 0, (args, result.output)
         one_clear_line(result.output, db)
 
+    moved = tmp_path / "elsewhere" / "jobs.db"  # a store of its own: Client(store=path)
+    moved.parent.mkdir()
+    db.rename(moved)
+
     async def use() -> None:
-        async with make_client(db) as client:
+        async with make_client(moved) as client:
             with pytest.raises(StoreDamagedError) as info:
                 await client.jobs.list()
             message = str(info.value)
-            assert "\n" not in message and str(db) in message and "rlft jobs doctor" in message
+            assert "\n" not in message and str(moved) in message
+            assert f"rlft jobs doctor --store {moved}" in message
 
     anyio.run(use)
+    repaired = invoke("jobs", "doctor", "--store", moved)
+    assert repaired.exit_code == 0 and "backed up the original" in repaired.output
 
 
 @pytest.mark.parametrize("damage", DAMAGE)

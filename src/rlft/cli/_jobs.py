@@ -445,8 +445,13 @@ def watch(job_ids: tuple[str, ...], as_json: bool, **options: Any) -> None:
 
 @jobs.command("doctor")
 @click.option("--check", "check_only", is_flag=True, help="Only report; change nothing.")
+@click.option(
+    "--store",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The store file (default: the job store of RLFT_HOME).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def doctor(check_only: bool, as_json: bool) -> None:
+def doctor(check_only: bool, store: Path | None, as_json: bool) -> None:
     """Check the job store; back it up and repair it when it is damaged.
 
     Rows that cannot be read are set aside in a quarantine file next to the store, dropped
@@ -456,7 +461,7 @@ def doctor(check_only: bool, as_json: bool) -> None:
     from rlft._doctor import doctor as run_doctor
     from rlft._store import default_store_path
 
-    report = run_doctor(default_store_path(), repair=not check_only)
+    report = run_doctor(store or default_store_path(), repair=not check_only)
     if as_json:
         echo_json(report.as_dict())
     else:
