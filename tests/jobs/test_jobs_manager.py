@@ -196,7 +196,7 @@ async def test_retry_after_pauses_that_providers_polling(tmp_path: Path) -> None
     clock = VirtualClock()  # what the manager scheduled, not how busy the machine was
     FlakyFake.clock = clock.now
     async with make_client(tmp_path / "jobs.db", provider="flaky", settings={"steps": 2}) as client:
-        manager = JobManager(client=client, poll_interval=0.001, clock=clock)
+        manager = JobManager(client=client, guards=[], poll_interval=0.001, clock=clock)
         jobs = await manager.submit([spec("a", epochs=1), spec("b", epochs=2)])
         seen = await collect(manager, jobs, events=False)
         errors = [u for u in seen if u.kind == "error"]
@@ -212,8 +212,8 @@ async def test_rate_limits_space_out_calls(tmp_path: Path) -> None:
     clock = VirtualClock()
     FlakyFake.clock = clock.now
     async with make_client(tmp_path / "jobs.db", provider="flaky", settings={"steps": 3}) as client:
-        manager = JobManager(
-            client=client, rate_limits={"flaky": 20.0}, poll_interval=0.001, clock=clock
+        manager = JobManager(  # no guards: only status listings go through the gate
+            client=client, guards=[], rate_limits={"flaky": 20.0}, poll_interval=0.001, clock=clock
         )
         jobs = await manager.submit([spec("a", epochs=1), spec("b", epochs=2)])
         await manager.wait_all(jobs, timeout=20)
@@ -224,10 +224,9 @@ async def test_rate_limits_space_out_calls(tmp_path: Path) -> None:
         assert min(gaps) == pytest.approx(0.05)  # 20 per second, and no closer
         unpaced = VirtualClock()
         FlakyFake.list_times, FlakyFake.clock = [], unpaced.now
-        others = await JobManager(client=client, poll_interval=0.001, clock=unpaced).submit(
-            [spec("c", epochs=3), spec("d", epochs=4)]
-        )
-        await JobManager(client=client, poll_interval=0.001, clock=unpaced).wait_all(others)
+        free_manager = JobManager(client=client, guards=[], poll_interval=0.001, clock=unpaced)
+        others = await free_manager.submit([spec("c", epochs=3), spec("d", epochs=4)])
+        await free_manager.wait_all(others)
         free = FlakyFake.list_times
         assert max(b - a for a, b in zip(free, free[1:], strict=False)) < 0.01  # only the polls
 
