@@ -122,3 +122,25 @@ def test_a_reservation_whose_owner_died_is_reclaimed(tmp_path: Path, landed: boo
     (row,) = anyio.run(JobStore(path=db).jobs)
     assert row.local_id == orphan.local_id and not row.creating
     assert remote_jobs(state) == [row.provider_job_id]  # still one paid job
+
+
+def test_two_tasks_creating_the_same_job_make_one(tmp_path: Path) -> None:
+    from jobs_helpers import make_client, spec
+
+    async def together() -> tuple[list[str], list[str]]:
+        settings = {"state_dir": tmp_path / "state", "ignore_idempotency": True}
+        ids: list[str] = []
+        async with make_client(tmp_path / "jobs.db", settings=settings) as client:
+
+            async def create() -> None:
+                ids.append((await client.jobs.create(spec=spec("same"))).id)
+
+            async with anyio.create_task_group() as tg:
+                for _ in range(4):
+                    tg.start_soon(create)
+            provider = client.provider
+            assert isinstance(provider, FakeProvider)
+            return ids, [record.id for record in await provider.list_jobs()]
+
+    ids, remote = anyio.run(together)
+    assert len(set(ids)) == 1 and remote == ids[:1]  # four callers, one paid job
