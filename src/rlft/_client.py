@@ -666,7 +666,10 @@ def _checked(spec: JobSpec | CheckedSpec, provider: Provider) -> CheckedSpec:
 
 
 def _check_grader(grader: Grader, provider: Provider) -> None:
-    """Refuse a grader the backend can't run, without compiling it (the user of it compiles)."""
+    """Refuse a grader the backend can't run, without compiling it (the user of it compiles).
+
+    The same support check ``compile`` starts with, so nothing it would refuse gets uploaded.
+    """
     from rlft.graders._compile import check_support
 
     check_support(grader, provider.capabilities.grader_target)

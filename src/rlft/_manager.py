@@ -566,7 +566,8 @@ class JobManager:
         """The poller of one provider: refresh, read events, run guards, sleep; until done."""
         provider = jobs[0].backend
         name = provider.name
-        want_events = (events or bool(self.guards)) and provider.capabilities.events
+        has_events = provider.capabilities.events
+        want_events = (events or bool(self.guards)) and has_events
         rows = await self._recorded(jobs)
         watched = [
             await self._start(job, rows.get(job.local_id or ""), sink, after, want_events)
@@ -611,7 +612,7 @@ class JobManager:
                 )
                 if settled and w.drained:
                     w.done = True
-                    if not provider.capabilities.events and w.job.status.is_terminal:
+                    if not has_events and w.job.status.is_terminal:
                         await self._settle(w.job)  # no events to read: ended is settled
             failures = failures + 1 if errors else 0
             if all(w.done for w in watched):
