@@ -406,7 +406,11 @@ def events(job_id: str, after: str | None, follow: bool, stored: bool, as_json: 
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a live view.")
 @guard_options
 def watch(job_ids: tuple[str, ...], as_json: bool, **options: Any) -> None:
-    """Watch jobs until they end (default: every unfinished job in the store)."""
+    """Watch jobs until they end (default: every job in the store not yet settled).
+
+    Unsettled: not finished, or finished with its last events not stored yet (a watcher was
+    killed in between). Watching them stores those events; then they are settled.
+    """
     from rlft._manager import JobManager
 
     async def main() -> int:
