@@ -77,7 +77,10 @@ class FlakyFake(FakeProvider):
     list_times: ClassVar[list[float]] = []
     creates_in_flight: ClassVar[int] = 0
     most_creates_in_flight: ClassVar[int] = 0
-    create_delay: ClassVar[float] = 0.0
+    overlap: ClassVar[int] = 0
+    """Hold each create until this many are in flight at once (then let every one through):
+    proves the creates overlap by an event, not by a sleep that a busy machine can outlast."""
+    _overlapped: ClassVar[anyio.Event | None] = None
     clock: ClassVar[Callable[[], float]] = anyio.current_time
     """What ``list_times`` records (a test's virtual clock, or the event loop's)."""
 
@@ -86,7 +89,12 @@ class FlakyFake(FakeProvider):
         cls.creates_in_flight += 1
         cls.most_creates_in_flight = max(cls.most_creates_in_flight, cls.creates_in_flight)
         try:
-            await anyio.sleep(cls.create_delay)
+            if cls.overlap:
+                if cls._overlapped is None:
+                    cls._overlapped = anyio.Event()
+                if cls.creates_in_flight >= cls.overlap:
+                    cls._overlapped.set()
+                await cls._overlapped.wait()
             record = await super().create_job(request)
         finally:
             cls.creates_in_flight -= 1
@@ -111,7 +119,7 @@ class FlakyFake(FakeProvider):
         cls.rate_limited_lists = 0
         cls.list_times = []
         cls.creates_in_flight = cls.most_creates_in_flight = 0
-        cls.create_delay = 0.0
+        cls.overlap, cls._overlapped = 0, None
         cls.clock = anyio.current_time
 
 

@@ -52,7 +52,7 @@ async def test_submit_checks_everything_before_any_upload(tmp_path: Path) -> Non
 
 
 async def test_submit_bounds_create_concurrency_and_is_idempotent(tmp_path: Path) -> None:
-    FlakyFake.create_delay = 0.02
+    FlakyFake.overlap = 2  # the first create waits for a second: 2 in flight, never 3
     state = tmp_path / "state"
     async with make_client(
         tmp_path / "jobs.db", provider="flaky", settings={"state_dir": state}
