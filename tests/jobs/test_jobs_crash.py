@@ -17,7 +17,7 @@ from rlft._store import JobStore
 from rlft.testing import FakeProvider, FakeSettings
 
 WATCHER = Path(__file__).with_name("jobs_watcher.py")
-STEPS = 30
+STEPS = 200  # long enough that a busy machine never lets the job end before the kill
 
 
 def watcher(db: Path, state: Path, local_id: str, *extra: str) -> subprocess.Popen[str]:
