@@ -258,6 +258,7 @@ class StoredJob:
             "recorded_at": _iso(self.recorded_at),
             "updated_at": _iso(self.updated_at),
             "event_cursor": self.event_cursor,
+            "settled": self.settled,
             "spec_hash": self.spec_hash,
             "idempotency_key": self.idempotency_key,
             "profile": self.profile,
