@@ -79,11 +79,17 @@ def check_sent(sent: list[tuple[str, str, dict[str, Any]]]) -> list[str]:
     problems = []
     for service, operation, params in sent:
         if not (UPSTREAM / f"botocore_{service}.json").is_file():
-            problems.append(f"{service}.{operation}: no vendored model for {service}")
+            problems.append(
+                f"{service}.{operation}: no vendored model for {service}; add it to OPERATIONS "
+                "in scripts/refresh_bedrock_model.py and run the script"
+            )
             continue
         model = vendored_model(service)
         if operation not in model.operation_names:
-            problems.append(f"{service}.{operation}: not in the vendored model's operations")
+            problems.append(
+                f"{service}.{operation}: not in the vendored model's operations; add it to "
+                "OPERATIONS in scripts/refresh_bedrock_model.py and run the script"
+            )
             continue
         shape = model.operation_model(operation).input_shape
         report = ParamValidator().validate(params, shape)
