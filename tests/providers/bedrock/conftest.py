@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import unquote
 
 import boto3
+import botocore.session
 import pytest
 from botocore.model import ServiceModel
 from botocore.validate import ParamValidator
@@ -73,9 +74,16 @@ def vendored_model(service: str) -> ServiceModel:
     return ServiceModel({k: data[k] for k in ("metadata", "operations", "shapes")}, service)
 
 
+@functools.cache
+def installed_model(service: str) -> ServiceModel:
+    """The installed botocore's own model of ``service``."""
+    return botocore.session.get_session().get_service_model(service)
+
+
 def check_sent(sent: list[tuple[str, str, dict[str, Any]]]) -> list[str]:
-    """What the vendored models refuse in ``sent``: botocore's own ``ParamValidator`` (types,
-    required members, minimums), then the patterns, lengths, ranges and enums it skips."""
+    """What the service models refuse in ``sent``: botocore's own ``ParamValidator`` (types,
+    required members, minimums), then the patterns, lengths, ranges and enums it skips; against
+    the vendored model and the installed botocore's."""
     problems = []
     for service, operation, params in sent:
         if not (UPSTREAM / f"botocore_{service}.json").is_file():
@@ -84,18 +92,24 @@ def check_sent(sent: list[tuple[str, str, dict[str, Any]]]) -> list[str]:
                 "in scripts/refresh_bedrock_model.py and run the script"
             )
             continue
-        model = vendored_model(service)
-        if operation not in model.operation_names:
-            problems.append(
-                f"{service}.{operation}: not in the vendored model's operations; add it to "
-                "OPERATIONS in scripts/refresh_bedrock_model.py and run the script"
-            )
-            continue
-        shape = model.operation_model(operation).input_shape
-        report = ParamValidator().validate(params, shape)
-        if report.has_errors():
-            problems.append(f"{service}.{operation}: {report.generate_report()}")
-        problems += [f"{service}.{operation}: {v.describe()}" for v in violations(shape, params)]
+        for origin, model in (
+            ("vendored", vendored_model(service)),
+            ("installed", installed_model(service)),
+        ):
+            if operation not in model.operation_names:
+                problems.append(
+                    f"{service}.{operation}: not in the {origin} model's operations; add it to "
+                    "OPERATIONS in scripts/refresh_bedrock_model.py and run the script"
+                )
+                continue
+            shape = model.operation_model(operation).input_shape
+            report = ParamValidator().validate(params, shape)
+            if report.has_errors():
+                problems.append(f"{service}.{operation} ({origin}): {report.generate_report()}")
+            problems += [
+                f"{service}.{operation} ({origin}): {v.describe()}"
+                for v in violations(shape, params)
+            ]
     return problems
 
 
