@@ -51,6 +51,7 @@ __all__ = [
     "Judge",
     "Outcome",
     "evaluate",
+    "evaluate_many",
     "label_schema",
     "parse_label",
     "parse_score",
@@ -275,6 +276,11 @@ async def _python(
         result = await pool.run(spec["source"], sample, item)
     except Exception as exc:  # a closed pool, a worker that cannot start, unserialisable input
         return _fail("python_server", f"python sandbox: {type(exc).__name__}: {exc}")
+    return _python_outcome(result)
+
+
+def _python_outcome(result: Any) -> Outcome:
+    """A sandbox result (``SandboxResult`` or the Lambda's twin) as an engine outcome."""
     if result.error is not None or result.error_kind is not None:
         kind = _SANDBOX_KINDS.get(str(result.error_kind), "python_runtime")
         return _fail(kind, str(result.error or result.error_kind))
@@ -282,6 +288,121 @@ async def _python(
     if isinstance(score, bool) or not isinstance(score, int | float) or not math.isfinite(score):
         return _fail("python_invalid_return", f"grade() returned {score!r}, not a finite number")
     return Outcome(score=float(score))
+
+
+# -- many samples at once: one sandbox round trip per python grader -------------------------------
+
+
+def _python_sources(spec: Mapping[str, Any]) -> list[str]:
+    """The sources of the python graders ``spec`` runs (itself, a native payload, sub-graders)."""
+    kind = spec.get("type")
+    if kind == "python":
+        return [spec["source"]]
+    if kind == "native" and spec.get("target") in ("openai", "azure"):
+        payload = spec.get("payload")
+        return _python_sources(payload) if isinstance(payload, Mapping) else []
+    if kind == "multi":
+        graders = spec.get("graders")
+        if isinstance(graders, Mapping):
+            return [
+                s
+                for sub in graders.values()
+                if isinstance(sub, Mapping)
+                for s in _python_sources(sub)
+            ]
+    return []
+
+
+def _waits_beyond_python(spec: Mapping[str, Any]) -> bool:
+    """Whether grading ``spec`` waits on I/O other than the python sandbox."""
+    kind = spec.get("type")
+    if kind == "multi":
+        return any(_waits_beyond_python(sub) for sub in spec["graders"].values())
+    if kind == "native":
+        payload = spec.get("payload")
+        return isinstance(payload, Mapping) and _waits_beyond_python(payload)
+    return kind != "python" and _waits(spec)
+
+
+class _Answered:
+    """A pool stand-in that returns one row's results, graded beforehand in a batch."""
+
+    def __init__(self, answers: dict[str, Any]) -> None:
+        self.answers = answers
+
+    async def run(self, source: str, sample: Any, item: Any) -> Any:
+        answer = self.answers[source]
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+
+async def evaluate_many(
+    spec: Mapping[str, Any],
+    samples: Sequence[Any],
+    items: Sequence[Any],
+    options: EngineOptions | None = None,
+    *,
+    concurrency: int = 8,
+) -> list[Outcome]:
+    """``[evaluate(spec, s, i) for s, i in zip(samples, items)]``, same scores, faster.
+
+    Each python grader in ``spec`` (top level or a sub-grader) grades every row in one
+    ``pool.run_batch`` call, one sandbox round trip per worker instead of one per row; the rest
+    runs per row with at most ``concurrency`` rows in flight. ``latency_s`` is the batch's time
+    shared equally among its rows. Never raises (only cancellation propagates).
+    """
+    options = options or EngineOptions()
+    start = time.perf_counter()
+    count = len(samples)
+    parsed: list[tuple[dict[str, Any], dict[str, Any]] | Outcome] = []
+    for sample, item in zip(samples, items, strict=True):
+        try:
+            parsed.append((normalize_sample(sample), normalize_item(item)))
+        except SampleError as exc:
+            parsed.append(_fail("sample_parse", str(exc)))
+    good = [index for index, row in enumerate(parsed) if not isinstance(row, Outcome)]
+    answers: list[dict[str, Any]] = [{} for _ in range(count)]
+    sources = list(dict.fromkeys(_python_sources(spec)))
+    pool = None
+    if sources and good:
+        try:
+            pool = options.get_pool()
+        except ImportError:
+            pool = None  # each row reports it, through _python
+    if pool is not None and hasattr(pool, "run_batch"):
+        rows = [row for row in parsed if not isinstance(row, Outcome)]
+
+        async def batch(source: str) -> None:
+            try:
+                results: list[Any] = await pool.run_batch(
+                    source, [row[0] for row in rows], [row[1] for row in rows]
+                )
+            except Exception as exc:  # a closed pool, a worker that cannot start
+                results = [exc] * len(good)
+            for index, result in zip(good, results, strict=True):
+                answers[index][source] = result
+
+        async with anyio.create_task_group() as group:
+            for source in sources:
+                group.start_soon(batch, source)
+
+    async def one(index: int) -> Outcome:
+        row = parsed[index]
+        if isinstance(row, Outcome):
+            return row
+        row_options = options
+        if answers[index]:
+            row_options = replace(options, pool=_Answered(answers[index]))
+        return await _run(spec, row[0], row[1], row_options)
+
+    batched = pool is not None and hasattr(pool, "run_batch")
+    if _waits_beyond_python(spec) or (sources and not batched):
+        outcomes = await map_bounded(one, count, concurrency)
+    else:  # the python results are in: nothing left waits, so no task per row
+        outcomes = [await one(index) for index in range(count)]
+    share = (time.perf_counter() - start) / count if count else 0.0
+    return [replace(outcome, latency_s=share) for outcome in outcomes]
 
 
 # -- model graders ---------------------------------------------------------------------------
