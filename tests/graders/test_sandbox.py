@@ -561,6 +561,29 @@ async def test_concurrent_calls_from_threads_and_event_loops() -> None:
     assert 1 <= len(pids) <= 2
 
 
+async def test_workers_outlive_the_thread_that_started_them(pool: SandboxPool) -> None:
+    """bubblewrap's die-with-parent follows the starting *thread*: a short-lived caller thread
+    (an event loop in a thread, as TRL's) must not take the jailed worker down with it."""
+    source = TOKEN + "# outlive\n"
+    info = pool_module._inspect_source(source, LIMITS.max_source_bytes)
+    first: list[Any] = []
+    native: list[int] = []
+
+    def call() -> None:  # grades in this very thread, so this thread starts the worker
+        native.append(threading.get_native_id())
+        first.extend(pool._run_blocking(info, [b"[{},{}]"], pool.jailed, threading.Event()))
+
+    thread = threading.Thread(target=call)
+    thread.start()
+    await anyio.to_thread.run_sync(thread.join)
+    deadline = time.monotonic() + 10
+    while await anyio.Path(f"/proc/self/task/{native[0]}").exists():  # the thread has exited
+        assert time.monotonic() < deadline
+        await anyio.sleep(0.01)
+    second = await pool.run(source, {}, {})
+    assert first[0][2] is None and (second.score, second.error) == (first[0][0], None)
+
+
 async def test_called_like_trl_from_a_foreign_loop_thread(pool: SandboxPool) -> None:
     loop = asyncio.new_event_loop()
     runner = threading.Thread(target=loop.run_forever, daemon=True)

@@ -8,6 +8,7 @@ protocol is described in ``worker``; the jail in ``jail``.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import json
 import math
@@ -404,6 +405,39 @@ def _signal_name(signum: int) -> str:
         return f"signal {signum}"
 
 
+_spawner: tuple[int, concurrent.futures.ThreadPoolExecutor] | None = None
+_spawner_lock = threading.Lock()
+
+
+def _popen(argv: list[str], **options: Any) -> subprocess.Popen[bytes]:
+    """``subprocess.Popen`` from one thread that lives as long as the process.
+
+    bubblewrap's ``--die-with-parent`` is ``PR_SET_PDEATHSIG``, which fires when the *thread*
+    that started it exits; the threads that call the pool come and go (anyio recycles them).
+    """
+    global _spawner
+    with _spawner_lock:
+        if _spawner is None or _spawner[0] != os.getpid():
+            executor = concurrent.futures.ThreadPoolExecutor(1, "rlft-sandbox-spawner")
+            _spawner = (os.getpid(), executor)
+        executor = _spawner[1]
+
+    def start() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(argv, **options)
+
+    return executor.submit(start).result()
+
+
+def _after_fork_in_child() -> None:
+    global _spawner_lock, _spawner
+    _spawner_lock = threading.Lock()
+    _spawner = None  # the parent's spawner thread does not exist here
+
+
+if sys.platform != "win32":
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def _nltk_data() -> list[str]:
     """NLTK's corpora directories of the caller (``$NLTK_DATA``, else ``~/nltk_data``)."""
     if "NLTK_DATA" in os.environ:
@@ -492,7 +526,7 @@ def spawn(
             repr(float(timeout_s)),
             digest,
         ]
-        proc = subprocess.Popen(
+        proc = _popen(
             argv,
             stdin=subprocess.DEVNULL,
             stdout=output_w,
