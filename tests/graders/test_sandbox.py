@@ -356,6 +356,59 @@ async def test_segfault_traceback_is_in_the_output(pool: SandboxPool) -> None:
     assert "Segmentation fault" in result.stdout and "in grade" in result.stdout
 
 
+# --- batches ------------------------------------------------------------------------------------
+
+
+async def test_a_batch_blames_only_the_rows_that_failed(fast_pool: SandboxPool) -> None:
+    source = src(
+        """
+        import os, time
+        def grade(sample, item):
+            if item["k"] == "hang":
+                time.sleep(60)
+            if item["k"] == "exit":
+                os._exit(3)
+            if item["k"] == "raise":
+                raise ValueError("bad row")
+            return len(sample["output_text"])
+        """
+    )
+    kinds = ["ok", "hang", "ok", "exit", "raise", "ok"]
+    samples = [{"output_text": "x" * n} for n in range(6)]
+    results = await fast_pool.run_batch(source, samples, [{"k": k} for k in kinds])
+    assert [(r.score, r.error_kind) for r in results] == [
+        (0.0, None),
+        (0.0, "timeout"),
+        (2.0, None),
+        (0.0, "crash"),
+        (0.0, "exception"),
+        (5.0, None),
+    ]
+    assert results[3].error is not None and "status 3" in results[3].error
+    await assert_serves(fast_pool)
+
+
+async def test_the_timeout_is_per_row_in_a_batch(fast_pool: SandboxPool) -> None:
+    source = "import time\ndef grade(sample, item):\n    time.sleep(0.6)\n    return 1.0\n"
+    started = time.monotonic()
+    results = await fast_pool.run_batch(source, [{}] * 3, [{}] * 3)  # 1.8 s, 1 s per row
+    assert [r.error_kind for r in results] == [None, None, None]
+    assert time.monotonic() - started >= 1.8
+
+
+async def test_a_module_that_fails_fails_every_row_once(
+    fast_pool: SandboxPool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spawned = record_spawns(monkeypatch)
+    source = "import os\nos._exit(4)\ndef grade(sample, item):\n    return 1.0\n"
+    results = await fast_pool.run_batch(source, [{}] * 20, [{}] * 20)
+    assert {(r.score, r.error_kind) for r in results} == {(0.0, "crash")}
+    assert len(spawned) == 1  # not one worker per row
+    with pytest.raises(UsageError, match="2 samples but 1 items"):
+        await fast_pool.run_batch(source, [{}, {}], [{}])
+    assert await fast_pool.run_batch(source, [], []) == []
+
+
 # --- output -------------------------------------------------------------------------------------
 
 
