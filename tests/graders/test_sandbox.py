@@ -624,7 +624,7 @@ async def test_workers_outlive_the_thread_that_started_them(pool: SandboxPool) -
 
     def call() -> None:  # grades in this very thread, so this thread starts the worker
         native.append(threading.get_native_id())
-        first.extend(pool._run_blocking(info, [b"[{},{}]"], pool.jailed, threading.Event()))
+        first.extend(pool._run_blocking(info, [({}, {})], pool.jailed, threading.Event()))
 
     thread = threading.Thread(target=call)
     thread.start()

@@ -185,9 +185,9 @@ def test_python_graders_grade_a_batch_in_one_round_trip(
     calls: list[int] = []
     real = proc.Worker.call
 
-    def counting(self: Any, digest: str, source: bytes, rows: list[bytes], *rest: Any) -> Any:
-        calls.append(len(rows))
-        return real(self, digest, source, rows, *rest)
+    def counting(self: Any, digest: str, source: bytes, rows: bytes, count: int, *rest: Any) -> Any:
+        calls.append(count)
+        return real(self, digest, source, rows, count, *rest)
 
     monkeypatch.setattr(proc.Worker, "call", counting)
     fn = g.compile(TRIAGE, "trl", pool=pool)

@@ -52,6 +52,7 @@ __all__ = [
     "Outcome",
     "evaluate",
     "evaluate_many",
+    "evaluate_python_batch",
     "label_schema",
     "parse_label",
     "parse_score",
@@ -279,15 +280,19 @@ async def _python(
     return _python_outcome(result)
 
 
-def _python_outcome(result: Any) -> Outcome:
+def _python_outcome(result: Any, latency_s: float = 0.0) -> Outcome:
     """A sandbox result (``SandboxResult`` or the Lambda's twin) as an engine outcome."""
+    if isinstance(result, Exception):  # the batch could not run: a closed pool, no worker
+        reason = f"python sandbox: {type(result).__name__}: {result}"
+        return Outcome(0.0, ("python_server",), reason, latency_s)
     if result.error is not None or result.error_kind is not None:
         kind = _SANDBOX_KINDS.get(str(result.error_kind), "python_runtime")
-        return _fail(kind, str(result.error or result.error_kind))
+        return Outcome(0.0, (kind,), str(result.error or result.error_kind), latency_s)
     score = result.score
     if isinstance(score, bool) or not isinstance(score, int | float) or not math.isfinite(score):
-        return _fail("python_invalid_return", f"grade() returned {score!r}, not a finite number")
-    return Outcome(score=float(score))
+        reason = f"grade() returned {score!r}, not a finite number"
+        return Outcome(0.0, ("python_invalid_return",), reason, latency_s)
+    return Outcome(float(score), latency_s=latency_s)
 
 
 # -- many samples at once: one sandbox round trip per python grader -------------------------------
@@ -324,6 +329,15 @@ def _waits_beyond_python(spec: Mapping[str, Any]) -> bool:
     return kind != "python" and _waits(spec)
 
 
+@dataclass(frozen=True, slots=True)
+class _Result:
+    """A sandbox row result, as ``_python_outcome`` reads it."""
+
+    score: float
+    error: str | None
+    error_kind: str | None
+
+
 class _Answered:
     """A pool stand-in that returns one row's results, graded beforehand in a batch."""
 
@@ -335,6 +349,74 @@ class _Answered:
         if isinstance(answer, BaseException):
             raise answer
         return answer
+
+
+def _parse_rows(
+    samples: Sequence[Any], items: Sequence[Any]
+) -> list[tuple[dict[str, Any], dict[str, Any]] | Outcome]:
+    parsed: list[tuple[dict[str, Any], dict[str, Any]] | Outcome] = []
+    for sample, item in zip(samples, items, strict=True):
+        try:
+            parsed.append((normalize_sample(sample), normalize_item(item)))
+        except SampleError as exc:
+            parsed.append(_fail("sample_parse", str(exc)))
+    return parsed
+
+
+def evaluate_python_batch(
+    spec: Mapping[str, Any],
+    samples: Sequence[Any],
+    items: Sequence[Any],
+    options: EngineOptions | None = None,
+) -> list[Outcome] | None:
+    """``evaluate_many`` for a top-level python grader, blocking this thread; no event loop.
+
+    For callers that may block (TRL's reward function): one ``pool.run_batch_rows`` call.
+    Returns ``None`` when ``spec`` is not a python grader or the pool has no blocking batch
+    call (then use ``evaluate_many``). Never raises.
+    """
+    if spec.get("type") != "python" or not spec.get("source"):
+        return None
+    options = options or EngineOptions()
+    try:
+        pool = options.get_pool()
+    except ImportError:
+        return None
+    run_batch_rows = getattr(pool, "run_batch_rows", None)
+    if run_batch_rows is None:
+        return None
+    start = time.perf_counter()
+    parsed = _parse_rows(samples, items)
+    rows = [row for row in parsed if not isinstance(row, Outcome)]
+    results: list[Any] = []
+    if rows:
+        try:
+            results = run_batch_rows(
+                spec["source"], [row[0] for row in rows], [row[1] for row in rows]
+            )
+        except Exception as exc:  # a closed pool, a worker that cannot start, required isolation
+            results = [exc] * len(rows)
+    share = (time.perf_counter() - start) / len(parsed) if parsed else 0.0
+    answers = iter(results)
+    scored: dict[float, Outcome] = {}  # Outcomes are immutable: one per distinct score
+    outcomes: list[Outcome] = []
+    for row in parsed:
+        if isinstance(row, Outcome):
+            outcomes.append(row)
+            continue
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            outcomes.append(_python_outcome(answer, share))
+            continue
+        score, error, kind = answer[0], answer[1], answer[2]
+        if error is None and kind is None:
+            outcome = scored.get(score)
+            if outcome is None:
+                outcome = scored[score] = _python_outcome(_Result(score, None, None), share)
+        else:
+            outcome = _python_outcome(_Result(score, error, kind), share)
+        outcomes.append(outcome)
+    return outcomes
 
 
 async def evaluate_many(
@@ -355,12 +437,7 @@ async def evaluate_many(
     options = options or EngineOptions()
     start = time.perf_counter()
     count = len(samples)
-    parsed: list[tuple[dict[str, Any], dict[str, Any]] | Outcome] = []
-    for sample, item in zip(samples, items, strict=True):
-        try:
-            parsed.append((normalize_sample(sample), normalize_item(item)))
-        except SampleError as exc:
-            parsed.append(_fail("sample_parse", str(exc)))
+    parsed = _parse_rows(samples, items)
     good = [index for index, row in enumerate(parsed) if not isinstance(row, Outcome)]
     answers: list[dict[str, Any]] = [{} for _ in range(count)]
     sources = list(dict.fromkeys(_python_sources(spec)))
@@ -383,9 +460,12 @@ async def evaluate_many(
             for index, result in zip(good, results, strict=True):
                 answers[index][source] = result
 
-        async with anyio.create_task_group() as group:
-            for source in sources:
-                group.start_soon(batch, source)
+        if len(sources) == 1:
+            await batch(sources[0])
+        else:
+            async with anyio.create_task_group() as group:
+                for source in sources:
+                    group.start_soon(batch, source)
 
     async def one(index: int) -> Outcome:
         row = parsed[index]
@@ -397,6 +477,13 @@ async def evaluate_many(
         return await _run(spec, row[0], row[1], row_options)
 
     batched = pool is not None and hasattr(pool, "run_batch")
+    if batched and spec.get("type") == "python":  # the common case, without a _run per row
+        share = (time.perf_counter() - start) / count
+        (source,) = sources
+        return [
+            row if isinstance(row, Outcome) else _python_outcome(answers[index][source], share)
+            for index, row in enumerate(parsed)
+        ]
     if _waits_beyond_python(spec) or (sources and not batched):
         outcomes = await map_bounded(one, count, concurrency)
     else:  # the python results are in: nothing left waits, so no task per row

@@ -23,7 +23,6 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -61,12 +60,8 @@ class StopCall(Exception):
         self.index = index
 
 
-@dataclass(frozen=True, slots=True)
-class CallReply:
-    score: float
-    error: str | None
-    kind: Any  # one of the sandbox's error kinds, or None
-    output: str
+CallReply = tuple[float, str | None, Any, str]
+"""One row's result: score, error, error kind (one of the sandbox's, or None), output."""
 
 
 class _Output:
@@ -137,11 +132,12 @@ class Worker:
         self,
         digest: str,
         source_json: bytes,
-        rows: list[bytes],
+        rows: bytes,
+        count: int,
         timeout_s: float,
         cancel: threading.Event,
     ) -> list[CallReply]:
-        """Grade a batch of rows (each ``[sample,item]`` as JSON) in one round trip.
+        """Grade ``count`` rows (``[[sample,item],...]`` as JSON) in one round trip.
 
         ``timeout_s`` is per row: the deadline moves whenever the worker starts another row.
         The batch's output goes with the first reply. Raises ``StopCall`` (and the worker is
@@ -156,7 +152,7 @@ class Worker:
         if not self.loaded:
             head += b',"source":' + source_json
             self.loaded = True
-        body = head + b',"rows":[' + b",".join(rows) + b"]}"
+        body = head + b',"rows":' + rows + b"}"
         self._cell[0] = -1
         try:
             reply = self._exchange(
@@ -165,13 +161,19 @@ class Worker:
             if reply.get("id") != self._calls:
                 raise self._stop("crash", "the worker's reply does not match the request")
             results = reply.get("results")
-            if not isinstance(results, list) or len(results) != len(rows):
+            if not isinstance(results, list) or len(results) != count:
                 raise self._stop("crash", "the worker sent a malformed reply")
-            replies = [self._parse(result) for result in results]
+            parse = self._parse
+            replies = [
+                (result, None, None, "")
+                if type(result) is float and math.isfinite(result)
+                else parse(result)
+                for result in results
+            ]
         except StopCall as stop:
             stop.output = output.text()
             index = self._cell[0]
-            stop.index = index if 0 <= index < len(rows) else None
+            stop.index = index if 0 <= index < count else None
             raise
         except BaseException:
             self.terminate()  # interrupted half-way: the protocol state is unknown
@@ -180,20 +182,20 @@ class Worker:
         text = output.text()
         if text and replies:
             first = replies[0]
-            replies[0] = CallReply(first.score, first.error, first.kind, text)
+            replies[0] = (first[0], first[1], first[2], text)
         return replies
 
     def _parse(self, result: Any) -> CallReply:
         if isinstance(result, float | int) and not isinstance(result, bool):
             if math.isfinite(result):
-                return CallReply(float(result), None, None, "")
+                return (float(result), None, None, "")
         elif (
             isinstance(result, list)
             and len(result) == 2
             and result[0] in _KINDS
             and isinstance(result[1], str)
         ):
-            return CallReply(0.0, result[1], result[0], "")
+            return (0.0, result[1], result[0], "")
         raise self._stop("crash", "the worker sent a malformed reply")
 
     def _exchange(

@@ -251,7 +251,8 @@ def _check_value(value: Any) -> Reply:
     return _failure("invalid_return", f"grade() returned {shown}; return a float")
 
 
-def _call(grade: Grade, sample: Any, item: Any, memory_mb: int) -> Reply:
+def _call(grade: Grade, sample: Any, item: Any, memory_mb: int) -> Reply | float:
+    """A finite float score as it is (the fast path), or a reply dict."""
     global _reserve
     memory_line: int | None = None
     try:
@@ -262,6 +263,8 @@ def _call(grade: Grade, sample: Any, item: Any, memory_mb: int) -> Reply:
     except BaseException as exc:
         return _describe(exc, "grade()")
     else:
+        if type(value) is float and math.isfinite(value):
+            return value
         try:
             return _check_value(value)
         except BaseException as exc:  # a hostile __repr__ or __float__
@@ -298,13 +301,15 @@ class _Worker:
                 else:
                     self.grade = loaded
         results: list[Any] = []
-        grade = self.grade
+        grade, progress, memory_mb = self.grade, self.progress, self.memory_mb
         for index, (sample, item) in enumerate(rows):
-            self.progress[0] = index
-            reply = self.broken if grade is None else _call(grade, sample, item, self.memory_mb)
-            assert reply is not None
-            score = reply.get("score", 0.0)
-            results.append([reply["kind"], reply["error"]] if "kind" in reply else score)
+            progress[0] = index
+            reply = self.broken if grade is None else _call(grade, sample, item, memory_mb)
+            if type(reply) is float:  # the common case: a finite float, as it is
+                results.append(reply)
+                continue
+            assert isinstance(reply, dict)
+            results.append([reply["kind"], reply["error"]] if "kind" in reply else reply["score"])
         return results
 
     def restore(self) -> None:

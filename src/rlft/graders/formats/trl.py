@@ -33,6 +33,7 @@ from rlft.graders._runtime.engine import (
     Outcome,
     evaluate_inline,
     evaluate_many,
+    evaluate_python_batch,
     waits_on_io,
 )
 from rlft.graders._runtime.sync import run_sync
@@ -125,8 +126,9 @@ class RewardFunction:
                 evaluate_inline(self._spec, sample, item, self._options)
                 for sample, item in zip(rows_in, items_in, strict=True)
             ]
-        else:
-            graded = run_sync(self._grade_all, rows_in, items_in)
+        else:  # a python grader blocks this thread for one round trip; the rest needs the loop
+            python = evaluate_python_batch(self._spec, rows_in, items_in, self._options)
+            graded = python if python is not None else run_sync(self._grade_all, rows_in, items_in)
         outcomes: list[Outcome] = [
             item if isinstance(item, Outcome) else Outcome(score=0.0) for item in items
         ]
@@ -166,6 +168,8 @@ class RewardFunction:
         kinds: Counter[str] = Counter()
         failed = 0
         for outcome in outcomes:
+            if not (outcome.errors or outcome.sub):
+                continue  # the common case, without building all_errors
             errors = outcome.all_errors
             if errors:
                 failed += 1
