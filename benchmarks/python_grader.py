@@ -25,7 +25,6 @@ import os
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -59,8 +58,8 @@ def cases(n: int) -> tuple[list[str], list[str], list[float]]:
     return completions, answers, [float(i % 7 == i % 3) for i in range(n)]
 
 
-def in_process_s(batch: int, repeats: int) -> float:
-    """Seconds per grade, calling grade() directly on the dicts the sandbox would receive."""
+def in_process_s(batch: int, repeats: int) -> tuple[float, float]:
+    """Median and best seconds per grade, calling grade() on the dicts the sandbox receives."""
     namespace: dict[str, Any] = {}
     exec(GRADER, namespace)
     grade = namespace["grade"]
@@ -75,24 +74,50 @@ def in_process_s(batch: int, repeats: int) -> float:
         timings.append((time.perf_counter() - started) / (20 * batch))
     if scores != expected:
         raise SystemExit("in-process: wrong scores")
-    return statistics.median(timings)
+    return statistics.median(timings), min(timings)
 
 
-def reward_s(pool: SandboxPool, batch: int, repeats: int) -> float:
-    """Seconds per completion through the compiled TRL reward function, called as TRL does."""
+def workers_cpu_s(pool: SandboxPool) -> float:
+    """CPU seconds used so far by the pool's worker processes and their jails (Linux)."""
+    pids = {worker.pid for worker in pool._live}
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    fields = stat.read().rsplit(") ", 1)[1].split()
+            except OSError:
+                continue
+            parents[int(entry)] = int(fields[1])
+            times[int(entry)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    frontier = list(pids)
+    while frontier:
+        current = frontier.pop()
+        children = [pid for pid, parent in parents.items() if parent == current]
+        pids.update(children)
+        frontier += children
+    return sum(times.get(pid, 0.0) for pid in pids)
+
+
+def reward_s(pool: SandboxPool, batch: int, repeats: int) -> tuple[float, float, float]:
+    """Per completion through the compiled TRL reward function, called as TRL does: the
+    median and best wall seconds, and the CPU seconds (this process plus the workers)."""
     reward = g.compile(g.Python(name="exact", source=GRADER), "trl", pool=pool)
     completions, answers, expected = cases(batch)
     prompts = [[{"role": "user", "content": "count"}]] * batch
     for _ in range(3):  # start and warm the workers
         reward(prompts=prompts, completions=completions, answer=answers)
     timings = []
+    cpu_started, workers_started = time.process_time(), workers_cpu_s(pool)
     for _ in range(repeats):
         started = time.perf_counter()
         scores = reward(prompts=prompts, completions=completions, answer=answers)
         timings.append((time.perf_counter() - started) / batch)
         if scores != expected or reward.failures:
             raise SystemExit(f"reward function: wrong scores ({dict(reward.failures)})")
-    return statistics.median(timings)
+    cpu = time.process_time() - cpu_started + workers_cpu_s(pool) - workers_started
+    return statistics.median(timings), min(timings), cpu / (repeats * batch)
 
 
 async def single_calls_rate(pool: SandboxPool, calls: int, concurrency: int) -> float:
@@ -164,13 +189,13 @@ def main() -> None:
 
     support = jail.jail_support()
     print(f"CPUs: {os.cpu_count()}, workers: {args.workers}, python {sys.version.split()[0]}")
-    print(
-        f"jail: {'bubblewrap + seccomp' if support.available else 'UNAVAILABLE: ' + support.reason}"
-    )
-    inline = in_process_s(args.batch, args.repeats)
-    results: dict[str, tuple[float, float]] = {}
+    print(f"load average before: {os.getloadavg()[0]:.1f}")
+    jail_name = "bubblewrap + seccomp" if support.available else "UNAVAILABLE: " + support.reason
+    print(f"jail: {jail_name}")
+    inline, inline_best = in_process_s(args.batch, args.repeats)
+    results: dict[str, tuple[tuple[float, float, float], float]] = {}
 
-    def measure(isolation: str) -> tuple[float, float]:
+    def measure(isolation: str) -> tuple[tuple[float, float, float], float]:
         pool = SandboxPool(workers=args.workers, isolation=isolation)  # type: ignore[arg-type]
         try:
             batched = reward_s(pool, args.batch, args.repeats)
@@ -185,33 +210,36 @@ def main() -> None:
     jailed_start = start_s(True, 5) if support.available else float("nan")
     plain_start = start_s(False, 5)
 
-    jail_batched, jail_single = results["auto"]
-    off_batched, off_single = results["off"]
-    ratio = inline / jail_batched
-    print(f"grade() in-process         : {inline * 1e6:9.2f} us/grade  ({1 / inline:12,.0f}/s)")
+    (jail_batched, jail_best, jail_cpu), jail_single = results["auto"]
+    (off_batched, off_best, off_cpu), off_single = results["off"]
+    us = 1e6
+    print(f"{'':28s}  median us/grade    best us/grade   CPU us/grade")
+    print(f"{'grade() in-process':28s}: {inline * us:13.2f}  {inline_best * us:15.2f}")
     print(
-        f"TRL reward fn, jailed      : {jail_batched * 1e6:9.2f} us/grade  "
-        f"({1 / jail_batched:12,.0f}/s)  batches of {args.batch}"
+        f"{'TRL reward fn, jailed':28s}: {jail_batched * us:13.2f}  {jail_best * us:15.2f}"
+        f"  {jail_cpu * us:13.2f}   (batches of {args.batch})"
     )
     print(
-        f"TRL reward fn, no jail     : {off_batched * 1e6:9.2f} us/grade  "
-        f"({1 / off_batched:12,.0f}/s)"
+        f"{'TRL reward fn, no jail':28s}: {off_batched * us:13.2f}  {off_best * us:15.2f}"
+        f"  {off_cpu * us:13.2f}"
     )
+    print(f"{'pool.run() 1/trip, jailed':28s}: {us / jail_single:13.2f}  ({jail_single:,.0f}/s)")
+    print(f"{'pool.run() 1/trip, no jail':28s}: {us / off_single:13.2f}  ({off_single:,.0f}/s)")
+    print(f"{'fresh subprocess per grade':28s}: {us / fresh:13.0f}  ({fresh:,.1f}/s)")
+    print(f"worker start: jailed {jailed_start * 1e3:.1f} ms, no jail {plain_start * 1e3:.1f} ms")
+    ratio = jail_batched / inline
+    best = jail_best / inline_best
+    cpu_ratio = jail_cpu / inline_best
+    verdict = "met" if ratio <= 100 else "MISSED"
     print(
-        f"pool.run() 1/trip, jailed  : {1e6 / jail_single:9.2f} us/grade  ({jail_single:12,.0f}/s)"
+        f"ratio, jailed reward fn vs in-process grade(): 1/{ratio:,.0f} median (goal >= 1/100: "
+        f"{verdict}), 1/{best:,.0f} best, 1/{cpu_ratio:,.0f} in CPU time"
     )
-    print(f"pool.run() 1/trip, no jail : {1e6 / off_single:9.2f} us/grade  ({off_single:12,.0f}/s)")
-    print(f"fresh subprocess per grade : {1e6 / fresh:9.0f} us/grade  ({fresh:12,.1f}/s)")
-    print(f"worker start, jailed       : {jailed_start * 1e3:9.1f} ms")
-    print(f"worker start, no jail      : {plain_start * 1e3:9.1f} ms")
-    print(
-        f"ratio reward fn (jailed) / in-process : 1/{ratio:,.0f}  "
-        f"(goal >= 1/100: {'met' if ratio <= 100 else 'MISSED'})"
-    )
-    print(f"jail cost, batched path    : {jail_batched / off_batched:6.2f}x the time of no jail")
-    print(f"jail cost, one per trip    : {off_single / jail_single:6.2f}x the time of no jail")
-    print(f"batched vs one per trip    : {1 / (jail_single * jail_batched):6.1f}x faster (jailed)")
-    print(f"pool.run() vs fresh subprocess: {jail_single / fresh:6.1f}x faster (jailed)")
+    print(f"jail cost, batched path : {jail_batched / off_batched:5.2f}x the time without it")
+    print(f"jail cost, one per trip : {off_single / jail_single:5.2f}x the time without it")
+    print(f"batched vs one per trip : {1 / (jail_single * jail_batched):5.1f}x faster (jailed)")
+    print(f"pool.run() vs a fresh subprocess: {jail_single / fresh:5.1f}x faster (jailed)")
+    print(f"load average after: {os.getloadavg()[0]:.1f} (a busy machine slows round trips most)")
 
 
 if __name__ == "__main__":
