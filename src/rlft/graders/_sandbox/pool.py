@@ -1,43 +1,47 @@
-"""Run user-written Python graders, ``def grade(sample, item) -> float``, in sandboxed processes.
+"""Run user-written Python graders, ``def grade(sample, item) -> float``, in jailed processes.
 
-``SandboxPool`` keeps a few worker processes (``python -I _sandbox_worker.py``, started with
-``subprocess``, so it also works in AWS Lambda, which has no ``/dev/shm``) and reuses them; each
-worker compiles a grader once and caches it by the SHA-256 of its source. ``run()`` may be
-called from any thread and any event loop (TRL calls reward functions from its own thread and
-loop): idle workers sit in a thread-safe queue, and each call's blocking pipe I/O runs in
-``anyio.to_thread.run_sync`` under a per-event-loop ``CapacityLimiter`` the size of the pool.
+``SandboxPool`` keeps worker processes (``python -I worker.py``, started with ``subprocess``) and
+reuses them. A worker serves exactly one grader (one SHA-256 of source) for its whole life, so
+graders never share a process, modules or globals; a grader's own module-level state persists
+between its calls in its worker. At most ``workers`` workers grade at once; up to
+``2 * workers`` stay alive, the least recently used idle one is killed when another grader needs
+a slot. ``run()`` grades one sample; ``run_batch()`` (async) and ``run_batch_sync()`` /
+``run_batch_rows()`` (blocking, for TRL's thread) grade many in one round trip per worker. Calls
+may come from any thread and any event loop.
+
+Isolation (``isolation=``, default ``$RLFT_GRADER_ISOLATION`` or ``"auto"``; docs/security.md):
+on Linux with bubblewrap, user namespaces and libseccomp, every worker runs in a jail
+(``jail.py``): new user, PID, network, mount, IPC, UTS and cgroup namespaces, uid 65534 with no
+capabilities, a read-only view of only the system and Python directories, a private size-capped
+``/tmp`` as its home, no network at all, a seccomp filter under which no process can be started
+(threads can) and the usual escape routes fail, and death with its parent. ``"required"`` refuses
+to run graders where the jail is unavailable; ``"auto"`` then warns once
+(``SandboxIsolationWarning`` and a log line) and runs plain processes; ``"off"`` never jails. A
+plain process still gets a clean environment (only ``PATH``, ``LANG``, ``LC_ALL``, ``LC_CTYPE``,
+``TZ`` and ``NLTK_DATA`` pass through), a fresh temporary home, Python's isolated mode, a new
+session and best-effort network denial (``socket.socket`` and DNS raise), but it can read the
+user's files, start processes and reach the network through them: it contains accidents, not
+hostile code.
 
 Limits (``SandboxLimits``; the defaults mirror OpenAI's hosted python grader)
 
-- ``timeout_s``, 120 s per call (OpenAI: 2 min). The parent's deadline; the worker is killed with
-  its process group and replaced. Exceeded: ``"timeout"``.
+- ``timeout_s``, 120 s per sample (OpenAI: 2 min). The parent's deadline, moved on as a batch
+  starts each row (a shared progress cell says which); the worker is killed and replaced, the
+  row scores ``"timeout"`` and the batch's other rows are graded again on a fresh worker.
 - ``memory_mb``, 2048 MB per worker (OpenAI: 2 GB). ``RLIMIT_AS`` (address space, not RSS), set
-  by the worker on itself; the worker is replaced after. Exceeded: ``"memory"``.
+  by the worker on itself; in the jail no process can be forked to multiply it. ``"memory"``.
+- ``disk_mb``, 1024 MiB: the jail's ``/tmp`` (a tmpfs, so it counts as memory).
 - ``max_source_bytes``, 256,000 bytes of UTF-8 (OpenAI: code < 256 kB). ``check_source`` at build
   time and ``run()``. Exceeded: ``GraderValidationError``, or ``"syntax"`` from ``run()``.
 - ``max_output_bytes``, 64,000 bytes per call. The first bytes of stdout + stderr are kept; the
-  rest is dropped with a one-line note. Never fatal.
+  rest is dropped with a one-line note. Never fatal. In a batch the output comes with the
+  first row of each worker's share.
 
-Fixed backstops: a CPU-time limit (``RLIMIT_CPU``, the timeout times the core count plus 5 s,
-re-armed per call) that only matters if the parent dies mid-call; a watchdog thread that ends
-the worker when its parent dies; no core files; at most 1 GiB per written file (OpenAI: 1 GB
-disk); ``OMP_NUM_THREADS=OPENBLAS_NUM_THREADS=MKL_NUM_THREADS=1``. POSIX only (Linux, macOS;
-macOS does not enforce ``RLIMIT_AS``).
-
-Isolation: each worker is a separate process (no access to the caller's objects) with a clean
-environment (only ``PATH``, ``LANG``, ``LC_ALL``, ``LC_CTYPE``, ``TZ`` and ``NLTK_DATA`` pass
-through, so API keys and other secrets never reach grader code; ``NLTK_DATA`` defaults to the
-caller's ``~/nltk_data`` when that exists), ``HOME``, ``TMPDIR`` and the working directory set to
-a fresh temporary directory removed with the worker, Python's isolated mode (``-I``: no
-``PYTHON*`` variables, no user site-packages; graders import what the interpreter running rlft
-has installed), stdin from ``/dev/null``, and a new session (Ctrl-C in the caller does not reach
-it). Results travel on a dedicated pipe, never on stdout, so printing cannot corrupt them.
-Network denial is **best effort**: ``socket.socket`` (except ``AF_UNIX``) and DNS lookups raise,
-which stops ``urllib``, ``http.client``, ``requests`` and ``httpx``, but a C extension or a
-subprocess can still reach the network. The sandbox contains accidents (loops, leaks, crashes,
-floods of output); it is not a security boundary against hostile code. Graders in one worker
-share the process and its imported modules; a grader's module-level state persists between its
-calls in that worker (as it may in a hosted sandbox), so do not rely on it either way.
+Fixed backstops: a CPU-time limit (``RLIMIT_CPU``, the timeout times the core count per row plus
+5 s, re-armed per call) that only matters if the parent dies mid-call; a watchdog thread and
+bubblewrap's ``--die-with-parent`` end the worker when its parent dies; no core files; at most
+1 GiB per written file; ``OMP_NUM_THREADS=OPENBLAS_NUM_THREADS=MKL_NUM_THREADS=1``. POSIX only
+(Linux, macOS; macOS does not enforce ``RLIMIT_AS`` and has no jail).
 
 A process that forks (``multiprocessing`` with ``fork``) gets fresh pools in the child; the
 parent's workers stay the parent's.
