@@ -36,6 +36,8 @@ pytestmark = pytest.mark.anyio
 LIMITS = SandboxLimits(timeout_s=10.0, memory_mb=512, max_output_bytes=20_000)
 RATIO = "def grade(sample, item):\n    return len(sample['output_text']) / item['n']\n"
 SECRET = "sk-jail-canary-5f0c2a"
+PYTHON = g.Python(name="py", source="def grade(sample, item):\n    return 1.0\n")
+MULTI = g.Multi(name="m", graders={"py": PYTHON}, calculate_output="py")
 
 # Runs each attempt and prints {name: "OK <result>" | "<exception>"} as one JSON line.
 ATTEMPTS = """
@@ -388,6 +390,20 @@ async def test_the_environment_variable_chooses(monkeypatch: pytest.MonkeyPatch)
     with pytest.raises(UsageError, match="RLFT_GRADER_ISOLATION='sometimes': .* required, auto"):
         SandboxPool(workers=1)
     assert resolve_isolation(" Required ") == "required"
+
+
+@pytest.mark.parametrize("grader", [PYTHON, MULTI], ids=["python", "multi"])
+def test_a_bad_setting_fails_each_grade_closed(
+    grader: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The engine never raises: a bad RLFT_GRADER_ISOLATION scores 0 with the reason."""
+    monkeypatch.setenv("RLFT_GRADER_ISOLATION", "maybe")
+    monkeypatch.setattr(pool_module, "_default", None)  # the process-wide pool is made anew
+    reward = g.compile(grader, "trl")
+    assert reward(completions=["a", "b"], label=["a", "b"]) == [0.0, 0.0]
+    assert reward.failures["python_server"] == 2
+    (result,) = anyio.run(g.grade_many, grader, ["a"], [{}])
+    assert result.score == 0.0 and "RLFT_GRADER_ISOLATION='maybe'" in (result.reason or "")
 
 
 def test_other_platforms_are_told_plainly(monkeypatch: pytest.MonkeyPatch) -> None:

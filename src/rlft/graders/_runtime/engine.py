@@ -271,7 +271,7 @@ async def _python(
 ) -> Outcome:
     try:
         pool = options.get_pool()
-    except ImportError as exc:
+    except Exception as exc:  # no sandbox module, or a bad RLFT_GRADER_ISOLATION
         return _fail("python_server", f"the python sandbox is not available: {exc}")
     try:
         result = await pool.run(spec["source"], sample, item)
@@ -380,7 +380,7 @@ def evaluate_python_batch(
     options = options or EngineOptions()
     try:
         pool = options.get_pool()
-    except ImportError:
+    except Exception:  # evaluate_many reports it on every row
         return None
     run_batch_rows = getattr(pool, "run_batch_rows", None)
     if run_batch_rows is None:
@@ -445,8 +445,9 @@ async def evaluate_many(
     if sources and good:
         try:
             pool = options.get_pool()
-        except ImportError:
-            pool = None  # each row reports it, through _python
+        except Exception as exc:  # no sandbox module, or a bad RLFT_GRADER_ISOLATION
+            for index in good:  # each row reports it, through _python
+                answers[index] = {source: exc for source in sources}
     if pool is not None and hasattr(pool, "run_batch"):
         rows = [row for row in parsed if not isinstance(row, Outcome)]
 
