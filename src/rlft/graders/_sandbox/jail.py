@@ -135,11 +135,24 @@ def _add(rules: Any, action: int, name: str) -> None:
         rules.add_rule(action, name)
 
 
+# sys.path, plus the source folders of setuptools' editable installs, whose import finders map
+# package names to folders that are not on sys.path.
+_PATHS_PROBE = """
+import json, sys
+paths = list(sys.path)
+for finder in sys.meta_path:
+    mapping = getattr(sys.modules.get(getattr(finder, "__module__", ""), None), "MAPPING", None)
+    if isinstance(mapping, dict):
+        paths += [str(path) for path in mapping.values()]
+print(json.dumps(paths))
+"""
+
+
 @functools.lru_cache(maxsize=1)
 def _python_paths() -> tuple[str, ...]:
     """The directories the isolated worker interpreter reads: its prefixes and ``sys.path``."""
     done = subprocess.run(
-        [sys.executable, "-I", "-c", "import json, sys; print(json.dumps(sys.path))"],
+        [sys.executable, "-I", "-c", _PATHS_PROBE],
         capture_output=True,
         text=True,
         timeout=_PROBE_TIMEOUT_S,
