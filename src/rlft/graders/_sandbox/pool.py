@@ -777,6 +777,8 @@ def _check_rows(
 ) -> list[_Pair]:
     rows = list(zip(samples, items, strict=True))
     for sample, item in rows:
+        if type(sample) is dict and type(item) is dict:  # the common case, without ABC checks
+            continue
         if not isinstance(sample, Mapping):
             raise UsageError(
                 f"python grader sample must be a dict of JSON values, not {type(sample).__name__}"
