@@ -795,10 +795,9 @@ _fast_json = json.JSONEncoder(separators=(",", ":"), check_circular=False).encod
 def _encode_rows(rows: list[_Pair]) -> bytes:
     """``[[sample,item],...]`` as JSON for the worker: one encoder pass when it can be."""
     try:
-        plain = [
-            [s if type(s) is dict else dict(s), i if type(i) is dict else dict(i)] for s, i in rows
-        ]
-        return _fast_json(plain).encode()
+        if all(type(s) is dict and type(i) is dict for s, i in rows):
+            return _fast_json(rows).encode()  # the (sample, item) tuples become JSON arrays
+        return _fast_json([[dict(s), dict(i)] for s, i in rows]).encode()
     except (TypeError, ValueError, RecursionError):  # RecursionError: a cycle, or too deep
         return b"[" + b",".join(_encode_row(sample, item) for sample, item in rows) + b"]"
 
