@@ -856,7 +856,11 @@ _default_lock = threading.Lock()
 def default_pool() -> SandboxPool:
     """The process-wide pool (default limits, one worker per CPU), started on first use.
 
-    It is closed at interpreter exit; if someone closed it earlier, a new one is made.
+    Its isolation comes from ``$RLFT_GRADER_ISOLATION`` (default ``"auto"``). It is closed at
+    interpreter exit; if someone closed it earlier, a new one is made.
+
+    Raises:
+        UsageError: ``$RLFT_GRADER_ISOLATION`` is not ``required``, ``auto`` or ``off``.
     """
     global _default
     with _default_lock:
