@@ -396,6 +396,17 @@ async def test_the_timeout_is_per_row_in_a_batch(fast_pool: SandboxPool) -> None
     assert time.monotonic() - started >= 1.6
 
 
+async def test_huge_errors_are_cut_not_fatal_to_the_batch(
+    fast_pool: SandboxPool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spawned = record_spawns(monkeypatch)
+    source = "import sys\ndef grade(sample, item):\n    sys.exit('\u00e9' * 1_000_000)\n"
+    results = await fast_pool.run_batch(source, [{}] * 40, [{}] * 40)
+    assert {r.error_kind for r in results} == {"crash"}
+    assert all(r.error is not None and len(r.error) <= 2003 for r in results)
+    assert len(spawned) == 1  # one worker graded all 40 rows: the reply was not refused
+
+
 async def test_a_module_that_fails_fails_every_row_once(
     fast_pool: SandboxPool, monkeypatch: pytest.MonkeyPatch
 ) -> None:

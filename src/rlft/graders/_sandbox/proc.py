@@ -40,6 +40,7 @@ _CHUNK = 1 << 16
 _DRAIN_CHUNKS = 16  # read at most this much output per wake-up, so deadlines still get checked
 _PIPE_SIZE = 1 << 20
 _MAX_REPLY = 1 << 20  # a reply is small; more means the pipe carries garbage
+_MAX_REPLY_ROW = 32 << 10  # plus this per row: an error's 2,000 characters, JSON-escaped
 _PASSTHROUGH_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "NLTK_DATA")
 _UNKNOWN_STATUS = 1 << 16  # exited, but another waitpid() took the status
 _KINDS = frozenset(
@@ -158,7 +159,12 @@ class Worker:
         self._cell[0] = -1
         try:
             reply = self._exchange(
-                _HEADER.pack(len(body)) + body, timeout_s, cancel, output, progress=True
+                _HEADER.pack(len(body)) + body,
+                timeout_s,
+                cancel,
+                output,
+                progress=True,
+                max_reply=_MAX_REPLY + count * _MAX_REPLY_ROW,
             )
             if reply.get("id") != self._calls:
                 raise self._stop("crash", "the worker's reply does not match the request")
@@ -208,6 +214,7 @@ class Worker:
         output: _Output,
         *,
         progress: bool = False,
+        max_reply: int = _MAX_REPLY,
     ) -> dict[str, Any]:
         """Write ``request``, drain output, and return the next reply frame before the deadline.
 
@@ -254,7 +261,7 @@ class Worker:
                     if not chunk:
                         raise self._died(output)
                     buffer += chunk
-                    frame = self._frame(buffer)
+                    frame = self._frame(buffer, max_reply)
                     if frame is not None:
                         # The worker flushed its prints before replying: they are in the pipe.
                         self._drain(output, limit=_DRAIN_CHUNKS * 4)
@@ -266,11 +273,11 @@ class Worker:
                             raise self._stop("crash", "the worker sent a malformed reply")
                         return message
 
-    def _frame(self, buffer: bytearray) -> bytes | None:
+    def _frame(self, buffer: bytearray, max_reply: int) -> bytes | None:
         if len(buffer) < _HEADER.size:
             return None
         (size,) = _HEADER.unpack_from(buffer)
-        if size > _MAX_REPLY:
+        if size > max_reply:
             raise self._stop("crash", "the worker sent a malformed reply")
         if len(buffer) < _HEADER.size + size:
             return None

@@ -50,6 +50,7 @@ from typing import IO, Any, NoReturn
 
 _HEADER = struct.Struct(">I")
 _TRACEBACK_CHARS = 2000  # the tail of a traceback kept in a reply
+_ERROR_CHARS = 2000  # the tail of any error kept in a reply (the parent bounds replies per row)
 _FILE_SIZE_LIMIT = 1 << 30  # OpenAI's python grader sandbox has 1 GB of disk
 _PARENT_CHECK_S = 1.0  # how often the watchdog checks that the parent is still alive
 _NETWORK_DENIED = "network access is disabled in the rlft python grader sandbox"
@@ -309,7 +310,13 @@ class _Worker:
                 results.append(reply)
                 continue
             assert isinstance(reply, dict)
-            results.append([reply["kind"], reply["error"]] if "kind" in reply else reply["score"])
+            if "kind" in reply:  # the error's tail: a reply's size is bounded per row
+                error = reply["error"]
+                if len(error) > _ERROR_CHARS:
+                    error = "..." + error[-_ERROR_CHARS:]
+                results.append([reply["kind"], error])
+            else:
+                results.append(reply["score"])
         return results
 
     def restore(self) -> None:
