@@ -158,9 +158,9 @@ def test_grade_remote_scores_beside_local(files: dict[str, Path]) -> None:
             '{"type": "string_check", "name": "x", "input": "{{ itm.a }}", "reference": "b", '
             '"operation": "eq"}',
             "bad.json",
-            "bad.json: input: unknown template namespace 'itm'",
+            "bad.json:1: input: unknown template namespace 'itm'",
         ),
-        ("{not json", "broken.json", "broken.json: not valid JSON"),
+        ("{not json", "broken.json", "broken.json:1: not valid JSON"),
         (
             '{"type": "multi", "name": "m", "graders": {"a": {"type": "python", "name": "a", '
             '"source": "print(1)"}}, "calculate_output": "a"}',

@@ -251,10 +251,10 @@ def test_save_and_load_round_trip(tmp_path: Path, suffix: str) -> None:
 
 def test_load_errors_name_the_file(tmp_path: Path) -> None:
     (tmp_path / "bad.json").write_text("{not json")
-    with pytest.raises(GraderValidationError, match=r"bad\.json: not valid JSON"):
+    with pytest.raises(GraderValidationError, match=r"bad\.json:1: not valid JSON"):
         g.load(tmp_path / "bad.json")
     (tmp_path / "bad.yaml").write_text("a: [1, 2\n")
-    with pytest.raises(GraderValidationError, match=r"bad\.yaml: not valid YAML"):
+    with pytest.raises(GraderValidationError, match=r"bad\.yaml:2: not valid YAML"):
         g.load(tmp_path / "bad.yaml")
     (tmp_path / "invalid.yaml").write_text("type: string_check\nname: x\ninput: a\nreference: b\n")
     with pytest.raises(GraderValidationError, match=r"invalid\.yaml: operation: required"):

@@ -27,7 +27,12 @@ from pydantic import (
     model_validator,
 )
 
-from rlft.exceptions import GraderNotSupportedError, GraderValidationError, UsageError
+from rlft.exceptions import (
+    GraderNotSupportedError,
+    GraderValidationError,
+    RLFTError,
+    UsageError,
+)
 from rlft.graders._runtime.formula import FormulaSyntaxError, parse_formula
 from rlft.graders._runtime.template import Template, TemplateSyntaxError, parse_template
 
@@ -602,6 +607,14 @@ class Native(BaseGrader):
     target: NativeTarget
     payload: dict[str, Any]
 
+    @field_validator("payload", mode="before")
+    @classmethod
+    def _bounded_payload(cls, value: Any) -> Any:
+        from rlft.graders._load import check_grader_data
+
+        check_grader_data(value)  # a ValueError names the limit; shared parts count each time
+        return value
+
     @model_validator(mode="after")
     def _check_payload(self) -> Self:
         if self.target == "bedrock":
@@ -661,6 +674,12 @@ def from_openai(data: Mapping[str, Any]) -> Grader:
         return data
     if not isinstance(data, Mapping):
         raise GraderValidationError(f"a grader is a JSON object, got {type(data).__name__}")
+    from rlft.graders._load import check_grader_data
+
+    try:
+        check_grader_data(data)
+    except ValueError as exc:
+        raise GraderValidationError(str(exc)) from None
     kind = data.get("type")
     cls = _BY_TYPE.get(kind) if isinstance(kind, str) else None
     if cls is None:
@@ -677,35 +696,26 @@ def from_openai(data: Mapping[str, Any]) -> Grader:
 def load(path: str | Path) -> Grader:
     """Load a grader from a ``.json``, ``.yaml`` or ``.yml`` file.
 
+    The file must be UTF-8 text of at most 8 MB, nested at most 64 levels, with at most 100,000
+    values once YAML aliases are expanded (see docs/security.md, "Bad input and limits").
+
     Raises:
-        GraderValidationError: The file can't be parsed or holds an invalid grader; the message
-            starts with the file name.
+        GraderValidationError: The file can't be read or parsed, exceeds a limit, or holds an
+            invalid grader; the message is ``file:line: field: problem`` with the fix.
         UsageError: The file is missing or has another suffix.
     """
-    source = Path(path)
-    if not source.is_file():
-        raise UsageError(f"{source}: no such grader file")
-    text = source.read_text()
-    suffix = source.suffix.lower()
-    try:
-        if suffix == ".json":
-            data = json.loads(text)
-        elif suffix in (".yaml", ".yml"):
-            import yaml
+    from rlft.graders._load import field_line, read_grader_file
 
-            data = yaml.safe_load(text)
-        else:
-            raise UsageError(f"{source}: grader files are .json, .yaml or .yml, not {suffix!r}")
-    except (json.JSONDecodeError, ValueError) as exc:
-        raise GraderValidationError(f"{source}: not valid {suffix[1:].upper()}: {exc}") from None
-    except Exception as exc:  # yaml.YAMLError, without importing yaml at module level
-        if type(exc).__module__.startswith("yaml"):
-            raise GraderValidationError(f"{source}: not valid YAML: {exc}") from None
-        raise
+    source = Path(path)
+    data, text, node = read_grader_file(source)
     try:
         return from_openai(data)
     except GraderValidationError as exc:
-        raise GraderValidationError(f"{source}: {exc}", path=exc.path) from None
+        line = field_line(text, node, exc.path) if exc.path else None
+        where = f"{source}:{line}" if line else str(source)
+        located = GraderValidationError.__new__(GraderValidationError)
+        RLFTError.__init__(located, f"{where}: {exc}", path=exc.path)  # keep path, not re-prefix
+        raise located from None
 
 
 def grader_error_from_validation(exc: ValidationError) -> GraderValidationError:
