@@ -75,7 +75,8 @@ def test_plain_completions_and_logging(pool: SandboxPool) -> None:
         label=["billing", "billing", "billing", "tech"],
         other=[1, 2, 3, 4],
     )
-    assert scores == [1.0, 0.25, 0.0, 0.0]  # the third fails closed (sample_parse)
+    # The third's label sub-grader fails (sample_parse) and scores 0; the formula still runs.
+    assert scores == [1.0, 0.25, 0.25, 0.0]
     assert recorder.metrics["triage/failure_rate"] == [0.5]  # 3rd: not JSON; 4th: not JSON
     assert recorder.metrics["triage/errors/sample_parse"] == [0.5]
     assert recorder.metrics["triage/label"] == [0.25]

@@ -485,14 +485,18 @@ async def _multi(
         for key, sub in graders.items():
             await one(key, sub)
     ordered = {key: results[key] for key in graders}
+    # A failed sub-grader scores 0 in the formula, as on OpenAI; its error stays in `sub` (and in
+    # `all_errors`), so the failure is counted. Only a formula that cannot be evaluated fails the
+    # multi as a whole.
     failed = [key for key, outcome in ordered.items() if outcome.errors]
+    reason = None
     if failed:
-        # Fail closed: a formula like `1 - wrong` must not turn a failed sub-grader into reward.
         details = "; ".join(f"{key}: {ordered[key].reason}" for key in failed)
-        return Outcome(score=0.0, errors=(), reason=f"sub-grader failed ({details})", sub=ordered)
+        reason = f"sub-grader failed and scored 0 ({details})"
     formula = _formula(spec["calculate_output"], frozenset(graders))
     try:
         score = formula.evaluate({key: outcome.score for key, outcome in ordered.items()})
     except FormulaError as exc:
-        return Outcome(score=0.0, errors=("formula",), reason=str(exc), sub=ordered)
-    return Outcome(score=score, sub=ordered)
+        why = f"{exc}; {reason}" if reason else str(exc)
+        return Outcome(score=0.0, errors=("formula",), reason=why, sub=ordered)
+    return Outcome(score=score, reason=reason, sub=ordered)
