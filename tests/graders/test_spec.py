@@ -167,7 +167,7 @@ BAD: list[tuple[str, dict[str, Any], str, str]] = [
         "not one of",
     ),
     ("empty name", {**STRING_CHECK, "name": "  "}, "name", "name is empty"),
-    ("no name", {k: v for k, v in STRING_CHECK.items() if k != "name"}, "name", "missing"),
+    ("null name", {**STRING_CHECK, "name": None}, "name", "valid string"),
     (
         "namespace",
         {**STRING_CHECK, "input": "{{ output.text }}"},
@@ -198,7 +198,12 @@ BAD: list[tuple[str, dict[str, Any], str, str]] = [
         "sampling_params",
         "max_completions_tokens",
     ),
-    ("evals only", {**TEXT_SIMILARITY, "pass_threshold": 0.5}, "pass_threshold", "Evals"),
+    (
+        "threshold on a string check",
+        {**STRING_CHECK, "pass_threshold": 0.5},
+        "pass_threshold",
+        "read on text_similarity, python, score_model and multi",
+    ),
     ("unknown field", {**STRING_CHECK, "operator": "eq"}, "operator", "unknown field"),
     ("type", {**STRING_CHECK, "type": "regex"}, "type", "unknown grader type 'regex'"),
     (

@@ -120,6 +120,17 @@ class BaseGrader(BaseModel):
         finally:
             _NESTED.reset(token)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _derive_name(cls, data: Any) -> Any:
+        # OpenAI's guide prints some graders without a name (its python grader); the schema
+        # requires one, so derive it: the grader's type (a multi names sub-graders by key).
+        if isinstance(data, Mapping) and "name" not in data:
+            kind = data.get("type") or cls.model_fields["type"].default
+            if isinstance(kind, str):
+                return {**data, "name": kind}
+        return data
+
     @field_validator("name")
     @classmethod
     def _name_not_blank(cls, value: str) -> str:
@@ -218,14 +229,23 @@ class BaseGrader(BaseModel):
 def _message_templates(prefix: str, messages: list[Message]) -> Iterator[tuple[str, Template]]:
     for index, message in enumerate(messages):
         base = f"{prefix}[{index}].content"
-        if isinstance(message.content, str):
-            yield base, parse_template(message.content)
+        content = message.content
+        if isinstance(content, str):
+            yield base, parse_template(content)
             continue
-        for part_index, part in enumerate(message.content):
+        parts = (
+            [(base, content)]
+            if isinstance(content, dict)
+            else [(f"{base}[{part_index}]", part) for part_index, part in enumerate(content)]
+        )
+        for where, part in parts:
+            if isinstance(part, str):
+                yield where, parse_template(part)
+                continue
             for key in ("text", "image_url", "data"):
                 value = part.get(key)
                 if isinstance(value, str):
-                    yield f"{base}[{part_index}].{key}", parse_template(value)
+                    yield f"{where}.{key}", parse_template(value)
 
 
 class StringCheck(BaseGrader):
@@ -273,6 +293,8 @@ class TextSimilarity(BaseGrader):
     input: str
     reference: str
     evaluation_metric: SimilarityMetric
+    pass_threshold: float | None = None
+    """Score at or above which a sample passes (``GradeResult.passed``); see ``_PASS``."""
 
     @field_validator("input", "reference")
     @classmethod
@@ -310,6 +332,8 @@ class Python(BaseGrader):
     """Python source defining ``grade(sample, item)``; at most 256 kB."""
     image_tag: str | None = None
     """OpenAI's sandbox image (e.g. ``"2025-05-08"``); passed through, unused locally."""
+    pass_threshold: float | None = None
+    """Score at or above which a sample passes (``GradeResult.passed``)."""
 
     @field_validator("source")
     @classmethod
@@ -419,31 +443,50 @@ def _check_source_fallback(source: str) -> None:
         )
 
 
+ContentPart = dict[str, Any]
+Content = Union[str, ContentPart, list[Union[str, ContentPart]]]  # noqa: UP007
+"""A message's content in every form OpenAI's types allow: a string, one content part
+(``{"type": "input_text", "text": ...}``, ``output_text``, ``input_image``, ``input_audio``), or
+a list mixing strings and parts."""
+
+
+def _check_part(part: Any, where: str) -> None:
+    if isinstance(part, str):
+        try:
+            parse_template(part)
+        except TemplateSyntaxError as exc:
+            raise ValueError(f"{where}: {exc}") from None
+        return
+    if "type" not in part:
+        raise ValueError(f"{where} has no 'type' (input_text, output_text, input_image, ...)")
+    for key in ("text", "image_url", "data"):
+        if isinstance(part.get(key), str):
+            try:
+                parse_template(part[key])
+            except TemplateSyntaxError as exc:
+                raise ValueError(f"{where}.{key}: {exc}") from None
+
+
 class Message(BaseModel):
-    """One judge prompt message. ``content`` is a template string or a list of content parts."""
+    """One judge prompt message. ``content`` is a template string, one content part, or a list
+    of strings and parts, as printed by OpenAI's types; every string is a template."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     role: Literal["user", "assistant", "system", "developer"]
-    content: str | list[dict[str, Any]]
+    content: Content
     type: Literal["message"] | None = None
 
     @field_validator("content")
     @classmethod
-    def _check_content(cls, value: str | list[dict[str, Any]]) -> str | list[dict[str, Any]]:
+    def _check_content(cls, value: Content) -> Content:
         if isinstance(value, str):
             return _template(value)
+        if isinstance(value, dict):
+            _check_part(value, "content")
+            return value
         for index, part in enumerate(value):
-            if "type" not in part:
-                raise ValueError(
-                    f"content[{index}] has no 'type' (input_text, output_text, input_image, ...)"
-                )
-            for key in ("text", "image_url", "data"):
-                if isinstance(part.get(key), str):
-                    try:
-                        parse_template(part[key])
-                    except TemplateSyntaxError as exc:
-                        raise ValueError(f"content[{index}].{key}: {exc}") from None
+            _check_part(part, f"content[{index}]")
         return value
 
 
@@ -496,6 +539,8 @@ class ScoreModel(_ModelGrader):
     range: tuple[float, float] | None = None
     """``[min, max]``; OpenAI's default is ``[0, 1]``."""
     sampling_params: SamplingParams | None = None
+    pass_threshold: float | None = None
+    """Score at or above which a sample passes (``GradeResult.passed``)."""
 
     @field_validator("range")
     @classmethod
@@ -547,6 +592,8 @@ class Multi(BaseGrader):
     type: Literal["multi"] = "multi"
     graders: dict[str, SubGrader] = Field(min_length=1)
     calculate_output: str
+    pass_threshold: float | None = None
+    """Score at or above which a sample passes (``GradeResult.passed``)."""
 
     @field_validator("graders", mode="before")
     @classmethod
@@ -576,6 +623,11 @@ class Multi(BaseGrader):
                         f"grader key {key!r} must be a name like 'accuracy' (letters, digits, _) "
                         "so calculate_output can refer to it"
                     )
+            # A sub-grader printed without a name is named by its key.
+            value = {
+                key: {**sub, "name": key} if isinstance(sub, Mapping) and "name" not in sub else sub
+                for key, sub in value.items()
+            }
         return value
 
     @field_validator("calculate_output")
@@ -727,7 +779,10 @@ def grader_error_from_validation(exc: ValidationError) -> GraderValidationError:
         if error["type"] == "extra_forbidden":
             message = f"unknown field {path.rsplit('.', 1)[-1]!r} (not in the grader schema)"
             if path.endswith("pass_threshold"):
-                message += "; pass_threshold belongs to OpenAI Evals, not fine-tuning: remove it"
+                message += (
+                    "; pass_threshold is read on text_similarity, python, score_model and multi "
+                    "graders: remove it here"
+                )
         elif error["type"] == "missing":
             message = "required field is missing"
         problems.append((path, message))

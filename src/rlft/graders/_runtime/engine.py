@@ -85,6 +85,8 @@ class Outcome:
     reason: str | None = None
     latency_s: float = 0.0
     sub: dict[str, Outcome] = field(default_factory=dict)
+    passed: bool | None = None
+    """``score >= pass_threshold`` for a grader that has one (a failed grade never passes)."""
 
     @property
     def all_errors(self) -> tuple[str, ...]:
@@ -183,6 +185,20 @@ async def evaluate(
 
 
 async def _run(
+    spec: Mapping[str, Any],
+    sample: dict[str, Any],
+    item: dict[str, Any],
+    options: EngineOptions,
+) -> Outcome:
+    outcome = await _run_kind(spec, sample, item, options)
+    threshold = spec.get("pass_threshold")
+    if isinstance(threshold, int | float) and not isinstance(threshold, bool):
+        # pass_threshold (OpenAI's and Azure's examples): a pass/fail beside the score.
+        return replace(outcome, passed=not outcome.errors and outcome.score >= threshold)
+    return outcome
+
+
+async def _run_kind(
     spec: Mapping[str, Any],
     sample: dict[str, Any],
     item: dict[str, Any],
@@ -373,8 +389,13 @@ def parse_label(text: str, labels: Sequence[str], passing: Sequence[str]) -> Out
 def _chat_content(content: Any, sample: dict[str, Any], item: dict[str, Any]) -> Any:
     if isinstance(content, str):
         return _render(content, sample, item)
+    if isinstance(content, Mapping):  # one content part, not in a list (OpenAI's types allow it)
+        content = [content]
     parts: list[dict[str, Any]] = []
     for part in content:
+        if isinstance(part, str):  # plain strings may sit among the parts
+            parts.append({"type": "text", "text": _render(part, sample, item)})
+            continue
         kind = part.get("type")
         if kind in ("input_text", "output_text", "text"):
             parts.append({"type": "text", "text": _render(part["text"], sample, item)})

@@ -1,0 +1,141 @@
+"""Providers' own graders load and compile as printed (issue 13 items 5, 6 and 11).
+
+The artifacts and their provenance are in ``tests/graders/upstream/README.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rlft import graders as g
+from rlft.graders._sandbox.pool import SandboxPool
+
+from .conftest import ScriptedJudge
+
+pytestmark = pytest.mark.anyio
+
+UPSTREAM = Path(__file__).parent / "upstream"
+GUIDE: dict[str, dict[str, Any]] = json.loads(
+    (UPSTREAM / "openai_graders_guide_examples.json").read_text()
+)
+COUNTDOWN_ROWS = [
+    json.loads(line)
+    for line in (UPSTREAM / "microsoft_countdown_valid_3.jsonl").read_text().splitlines()
+]
+
+
+def test_microsofts_countdown_score_model_loads_with_its_pass_threshold() -> None:
+    grader = g.load(UPSTREAM / "microsoft_countdown_grader_config_aoai.json")
+    assert isinstance(grader, g.ScoreModel)
+    assert (grader.name, grader.pass_threshold, grader.range) == ("custom_grader", 5, (0.0, 5.0))
+    azure = g.compile(grader, "azure")
+    assert azure["pass_threshold"] == 5  # Azure's RFT page documents it on score_model
+    assert azure == json.loads(
+        (UPSTREAM / "microsoft_countdown_grader_config_aoai.json").read_text()
+    )
+
+
+def test_pass_threshold_is_dropped_with_a_notice_where_the_target_refuses_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    grader = g.load(UPSTREAM / "microsoft_countdown_grader_config_aoai.json")
+    with caplog.at_level(logging.WARNING, logger="rlft.graders"):
+        openai = g.compile(grader, "openai")
+    assert "pass_threshold" not in openai
+    assert "pass_threshold=5.0 dropped for openai" in caplog.text
+    multi = g.from_openai({**GUIDE["multigrader_with_pass_threshold"], "pass_threshold": 0.5})
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="rlft.graders"):
+        azure = g.compile(multi, "azure")
+    assert "pass_threshold" not in azure  # Azure documents it on text_similarity/score_model only
+    assert azure["graders"]["name"]["pass_threshold"] == 0.9  # kept on the text_similarity
+    assert "pass_threshold=0.5 dropped for azure" in caplog.text
+    assert g.compile(multi, "local").pass_threshold == 0.5  # type: ignore[union-attr]
+
+
+async def test_microsofts_countdown_judge_grades_locally_with_pass_fail() -> None:
+    grader = g.load(UPSTREAM / "microsoft_countdown_grader_config_aoai.json")
+    row = COUNTDOWN_ROWS[0]
+    item = {k: v for k, v in row.items() if k != "messages"}
+    answer = '{"expression": "98 - 58 + 48 - 35", "result": "53"}'
+    full = await grader.grade(answer, item, judge=ScriptedJudge('{"result": 5, "steps": []}'))
+    assert (full.score, full.passed) == (5.0, True)
+    part = await grader.grade(answer, item, judge=ScriptedJudge('{"result": 4, "steps": []}'))
+    assert (part.score, part.passed) == (4.0, False)
+
+
+async def test_microsofts_python_grader_without_a_name_loads_and_scores(
+    pool: SandboxPool,
+) -> None:
+    grader = g.load(UPSTREAM / "microsoft_countdown_python_grader.json")
+    assert isinstance(grader, g.Python) and grader.name == "python"  # derived from its type
+    assert g.compile(grader, "openai")["name"] == "python"  # the FT schema requires a name
+    row = COUNTDOWN_ROWS[0]  # target 73 from [48, 58, 35, 98]
+    item = {k: v for k, v in row.items() if k != "messages"}
+    exact = '{"expression": "98 - 58 + 48 - 35 + 20", "result": "73"}'  # uses 20: wrong numbers
+    assert (await grader.grade(exact, item, pool=pool)).score == 0.0
+    right = '{"expression": "(98 - 58) + (48 - 35) + 0", "result": "53"}'
+    assert (await grader.grade(right, item, pool=pool)).score == 0.0  # a stray 0: still wrong
+    close = '{"expression": "98 - 58 + 35 - 48", "result": "27"}'
+    assert (await grader.grade(close, item, pool=pool)).score == 2.0  # valid, off by > 5
+
+
+@pytest.mark.parametrize("key", sorted(GUIDE))
+@pytest.mark.parametrize("target", ["openai", "azure", "local", "trl"])
+def test_the_guides_examples_load_and_compile(key: str, target: str) -> None:
+    data = GUIDE[key]
+    grader = g.from_openai(data)
+    if key.startswith("label_model") and target in ("openai", "azure"):
+        grader = g.Multi(name="m", graders={"label": grader}, calculate_output="label")
+    g.compile(grader, target)
+
+
+def test_the_guides_grader_forms_round_trip() -> None:
+    python = g.from_openai(GUIDE["python_without_name"])
+    assert python.name == "python" and "WRatio" in python.source  # type: ignore[union-attr]
+    multi = g.from_openai(GUIDE["multigrader_with_pass_threshold"])
+    assert multi.name == "multi"  # type: ignore[union-attr]
+    label = g.from_openai(GUIDE["label_model_single_part_content"])
+    assert isinstance(label, g.LabelModel)
+    assert label.to_dict()["input"] == GUIDE["label_model_single_part_content"]["input"]
+    paths = [path for path, _ in label.templates()]
+    assert paths == ["input[0].content.text", "input[1].content[0]", "input[1].content[1].text"]
+
+
+def test_sub_graders_without_names_are_named_by_their_key() -> None:
+    multi = g.from_openai(
+        {
+            "type": "multi",
+            "graders": {
+                "exact": {"type": "string_check", "input": "a", "reference": "b", "operation": "eq"}
+            },
+            "calculate_output": "exact",
+        }
+    )
+    assert multi.graders["exact"].name == "exact"  # type: ignore[union-attr]
+
+
+async def test_every_content_form_reaches_the_judge_as_text() -> None:
+    judge = ScriptedJudge('{"result": "positive"}')
+    label = g.from_openai(GUIDE["label_model_single_part_content"])
+    result = await label.grade("I love it", judge=judge)
+    assert (result.score, result.errors) == (1.0, ())
+    assert judge.requests[0].messages == [
+        {"role": "system", "content": "Classify the sentiment of the text."},
+        {"role": "user", "content": "Statement: I love it"},
+    ]
+
+
+async def test_pass_threshold_on_a_sub_grader_is_a_sub_result() -> None:
+    multi = g.from_openai(GUIDE["multigrader_with_pass_threshold"])
+    item = {"name": "Ada Lovelace", "email": "ada@example.com", "phone": "1"}
+    sample = '{"name": "ada lovelace", "email": "ada@example.com", "phone": "2"}'
+    result = await multi.grade(sample, item)
+    assert result.sub_results["name"].passed is True  # fuzzy 1.0 >= 0.9 (case ignored)
+    assert result.passed is None  # the multi itself has no threshold
+    assert result.score == pytest.approx(2 / 3)
