@@ -56,6 +56,7 @@ RUNTIME_MODULES = (
     "engine",
     "sync",
     "lambda_handler",
+    "pyworker",
 )
 _VENDORED = ("anyio", "typing_extensions")
 _EPOCH = (1980, 1, 1, 0, 0, 0)
