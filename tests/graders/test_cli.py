@@ -201,7 +201,8 @@ def test_compile_prints_payloads(tmp_path: Path, files: dict[str, Path]) -> None
     result = run(grader, "compile", files["grader"], "-p", "bedrock", "-o", zip_path)
     info = json.loads(result.output)
     assert info["handler"] == "rlft_grader_handler.lambda_handler"
-    assert info["requirements"] == ["nltk>=3.9", "rouge-score>=0.1.2"]
+    assert info["requirements"] == []  # bundled into the zip instead
+    assert [spec.split("==")[0] for spec in info["bundled"]] == ["nltk", "rouge-score"]
     assert "rlft_grader_handler.py" in zipfile.ZipFile(io.BytesIO(zip_path.read_bytes())).namelist()
     result = run(grader, "compile", files["grader"], "-p", "fake")  # a provider: its target
     assert json.loads(result.output) == TRIAGE.to_dict()
