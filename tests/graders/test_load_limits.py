@@ -6,16 +6,19 @@ native grader's payload, and field errors that point at the line.
 
 from __future__ import annotations
 
+import json
 import time
 import tracemalloc
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from rlft import graders as g
 from rlft.cli._graders import grader as grader_cli
-from rlft.exceptions import GraderValidationError
+from rlft.exceptions import GraderValidationError, UsageError
 from rlft.graders._load import MAX_GRADER_NODES
 
 BILLION_LAUGHS = """\
@@ -130,3 +133,34 @@ def test_the_cli_prints_one_line_and_exits_2(tmp_path: Path, content: bytes) -> 
     assert result.exit_code == 2, result.output
     assert result.output.startswith(f"error: {path}") and result.output.count("\n") == 1
     assert "Traceback" not in result.output
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    content=st.one_of(
+        st.binary(max_size=300),
+        st.text(max_size=300).map(lambda text: text.encode("utf-8", "surrogatepass")),
+        st.recursive(
+            st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+            lambda inner: (
+                st.lists(inner, max_size=4)
+                | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+            ),
+            max_leaves=30,
+        ).map(lambda value: json.dumps(value).encode()),
+    ),
+    suffix=st.sampled_from([".json", ".yaml"]),
+)
+def test_any_bytes_give_a_clear_error_or_a_grader(
+    tmp_path: Path, content: bytes, suffix: str
+) -> None:
+    path = tmp_path / f"fuzz{suffix}"
+    path.write_bytes(content)
+    start = time.perf_counter()
+    try:
+        g.load(path)
+    except (GraderValidationError, UsageError) as exc:
+        assert str(exc).startswith(str(path)) or "no such" in str(exc)
+    assert time.perf_counter() - start < 2.0

@@ -102,6 +102,8 @@ def _parse_json(text: str) -> Any:
         raise _Refused(f"not valid JSON: {exc.msg} (column {exc.colno})", exc.lineno) from None
     except RecursionError:
         raise _Refused(_too_deep()) from None
+    except ValueError as exc:  # e.g. an integer over Python's 4,300-digit limit
+        raise _Refused(f"not valid JSON: {_one_line(exc)}") from None
     check_grader_data(data)
     return data
 
@@ -123,8 +125,9 @@ def _too_big() -> str:
 def _parse_yaml(text: str) -> tuple[Any, Any]:
     import yaml
 
-    loader = yaml.SafeLoader(text)
+    loader: Any = None
     try:
+        loader = yaml.SafeLoader(text)  # the reader checks characters here already
         node = loader.get_single_node()
         if node is None:
             return None, None
@@ -136,11 +139,20 @@ def _parse_yaml(text: str) -> tuple[Any, Any]:
         problem = exc.problem or exc.context or "invalid YAML"
         raise _Refused(f"not valid YAML: {problem}", line) from None
     except yaml.YAMLError as exc:
-        raise _Refused(f"not valid YAML: {exc}") from None
+        raise _Refused(f"not valid YAML: {_one_line(exc)}") from None
     except RecursionError:
         raise _Refused(_too_deep()) from None
+    except (ValueError, TypeError, OverflowError) as exc:  # a value the constructor rejects
+        if isinstance(exc, _Refused):
+            raise
+        raise _Refused(f"not valid YAML: {_one_line(exc)}") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
 
 
 def _yaml_children(node: Any) -> list[Any]:
