@@ -29,6 +29,19 @@ COUNTDOWN_ROWS = [
 ]
 
 
+@pytest.mark.parametrize(
+    "name",
+    ["microsoft_countdown_grader_config_aoai.json", "microsoft_countdown_python_grader.json"],
+)
+def test_microsofts_graders_compile_for_every_target(name: str) -> None:
+    grader = g.load(UPSTREAM / name)
+    for target in ("openai", "azure", "local", "trl"):
+        g.compile(grader, target)
+    package = g.compile(grader, "bedrock")
+    assert package.bundled == ()  # a Bedrock judge and a stdlib-only python grader
+    assert "rlft_grader_engine/pyworker.py" in package.files
+
+
 def test_microsofts_countdown_score_model_loads_with_its_pass_threshold() -> None:
     grader = g.load(UPSTREAM / "microsoft_countdown_grader_config_aoai.json")
     assert isinstance(grader, g.ScoreModel)
@@ -86,7 +99,7 @@ async def test_microsofts_python_grader_without_a_name_loads_and_scores(
 
 
 @pytest.mark.parametrize("key", sorted(GUIDE))
-@pytest.mark.parametrize("target", ["openai", "azure", "local", "trl"])
+@pytest.mark.parametrize("target", ["openai", "azure", "local", "trl", "bedrock"])
 def test_the_guides_examples_load_and_compile(key: str, target: str) -> None:
     data = GUIDE[key]
     grader = g.from_openai(data)

@@ -232,6 +232,7 @@ def _needs(grader: BaseGrader, judge: str) -> list[_Need]:
 def _pinned(spec: str) -> str:
     """``spec`` pinned to the version installed here, so Lambda scores what this machine does."""
     dist = re.split(r"[<>=!~ \[]", spec, maxsplit=1)[0]
+    dist = re.sub(r"[-_.]+", "-", dist).lower()  # PEP 503: one cache key per project
     try:
         return f"{dist}=={importlib.metadata.version(dist)}"
     except importlib.metadata.PackageNotFoundError:
