@@ -164,3 +164,11 @@ def test_any_bytes_give_a_clear_error_or_a_grader(
     except (GraderValidationError, UsageError) as exc:
         assert str(exc).startswith(str(path)) or "no such" in str(exc)
     assert time.perf_counter() - start < 2.0
+
+
+def test_several_problems_are_listed_on_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "two.json"
+    path.write_text('{"type": "string_check", "name": "x", "input": "{{ itme.a }}"}')
+    message = _refusal(path)
+    assert "\n" not in message
+    assert "unknown template namespace" in message and "also reference: required" in message

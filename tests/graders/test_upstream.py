@@ -152,3 +152,15 @@ async def test_pass_threshold_on_a_sub_grader_is_a_sub_result() -> None:
     assert result.sub_results["name"].passed is True  # fuzzy 1.0 >= 0.9 (case ignored)
     assert result.passed is None  # the multi itself has no threshold
     assert result.score == pytest.approx(2 / 3)
+
+
+def test_the_lambda_reports_pass_fail_as_metrics(load_lambda: Any) -> None:
+    multi = g.from_openai(GUIDE["multigrader_with_pass_threshold"])
+    handler = load_lambda(multi).lambda_handler
+    messages = [
+        {"role": "user", "content": "card?"},
+        {"role": "assistant", "content": '{"name": "Ada", "email": "a@b", "phone": "1"}'},
+    ]
+    event = [{"id": "x", "messages": messages, "name": "ada", "email": "a@b", "phone": "2"}]
+    metrics = {m["name"]: m["value"] for m in handler(event, None)[0]["metrics_list"]}
+    assert metrics["name_passed"] == 1.0 and "multi_passed" not in metrics

@@ -788,8 +788,8 @@ def grader_error_from_validation(exc: ValidationError) -> GraderValidationError:
         problems.append((path, message))
     path, message = problems[0]
     others = [f"{where}: {what}" if where else what for where, what in problems[1:]]
-    if others:  # every problem at once, so one edit fixes the file
-        message += "\n  also " + "\n  also ".join(others)
+    if others:  # every problem at once, so one edit fixes the file; still one line
+        message += "; also " + "; also ".join(others)
     return GraderValidationError(message, path=path)
 
 

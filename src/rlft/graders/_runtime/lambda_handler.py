@@ -331,5 +331,13 @@ class Handler:
         metrics += [
             {"name": key, "value": sub.score, "type": "Metric"} for key, sub in outcome.sub.items()
         ]
+        # pass_threshold's pass/fail, for the grader and each sub-grader that has one
+        passes = [(self.name, outcome.passed)]
+        passes += [(key, sub.passed) for key, sub in outcome.sub.items()]
+        metrics += [
+            {"name": f"{key}_passed", "value": 1.0 if passed else 0.0, "type": "Metric"}
+            for key, passed in passes
+            if passed is not None
+        ]
         metrics.append({"name": "grader_error", "value": 1.0 if errors else 0.0, "type": "Metric"})
         return {"id": reply_id, "aggregate_reward_score": outcome.score, "metrics_list": metrics}
