@@ -161,3 +161,18 @@ def test_meteor_without_wordnet_here_is_refused_before_any_download(
 def test_platform_tags_follow_the_architecture() -> None:
     assert _wheels.platform_tags("x86_64") == ("manylinux_2_28_x86_64", "manylinux2014_x86_64")
     assert _wheels.platform_tags("arm64")[0] == "manylinux_2_28_aarch64"
+
+
+def test_an_unknown_python_version_is_a_usage_error() -> None:
+    from rlft.exceptions import UsageError
+
+    with pytest.raises(UsageError, match="python_version"):
+        g.compile(SIMILAR, "bedrock", python_version="banana")
+
+
+def test_libraries_over_lambdas_unzipped_limit_are_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("rlft.graders.formats.lambda_._UNZIPPED_LIMIT", 1024)
+    with pytest.raises(GraderNotSupportedError, match="Lambda allows 250 MB"):
+        g.compile(SIMILAR.graders["fuzzy_match"], "bedrock")

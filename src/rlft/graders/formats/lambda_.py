@@ -275,6 +275,23 @@ def _library_zip(folder: Path) -> tuple[bytes, set[str]]:
         return data, set(archive.namelist())
 
 
+# https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html: code and layers,
+# unzipped, at most 250 MB; no layer can lift it, so such a grader cannot run on Lambda at all.
+_UNZIPPED_LIMIT = 250 * 1024 * 1024
+
+
+def _check_unzipped_size(grader: BaseGrader, libraries: bytes) -> None:
+    with zipfile.ZipFile(io.BytesIO(libraries)) as archive:
+        size = sum(info.file_size for info in archive.infolist())
+    if size > _UNZIPPED_LIMIT:
+        raise GraderNotSupportedError(
+            path=grader.name,
+            target="bedrock",
+            reason=f"its libraries unzip to {size / 2**20:.0f} MB and Lambda allows 250 MB",
+            hint="import fewer or smaller libraries in the python grader",
+        )
+
+
 def _nltk_data(grader: BaseGrader) -> dict[str, bytes]:
     """NLTK's wordnet corpus for ``meteor`` (data, not a wheel), copied from this machine."""
     subs = list(grader.graders.values()) if isinstance(grader, Multi) else [grader]
@@ -356,6 +373,8 @@ def build_lambda_package(
         raise UsageError(f"architecture must be 'x86_64' or 'arm64', not {architecture!r}")
     if concurrency < 1 or python_timeout_s <= 0 or python_workers < 1:
         raise UsageError("concurrency and python_workers must be >= 1 and python_timeout_s > 0")
+    if not re.fullmatch(r"3\.\d{1,2}", python_version):
+        raise UsageError(f"python_version is a Lambda Python like '3.12', not {python_version!r}")
     config = {
         "rlft_version": __version__,
         "grader": grader.to_dict(),
@@ -376,6 +395,7 @@ def build_lambda_package(
         bundled = tuple(sorted({_pinned(need.spec) for need in needs}))
         folder = _install(grader, needs, bundled, python_version, architecture, cache_dir)
         libraries, names = _library_zip(folder)
+        _check_unzipped_size(grader, libraries)
         # pip's own copy of a library we also vendor (httpx brings anyio) wins: one per name.
         files = {name: data for name, data in files.items() if name not in names}
     files["rlft_grader.json"] = (json.dumps(config, indent=2, sort_keys=True) + "\n").encode()
