@@ -176,9 +176,10 @@ def test_ids_are_never_null_and_the_trajectories_envelope_is_read(load_lambda: L
     with_task_id["task_id"] = "task-7"
     no_id = bedrock_sample("y", "42", reference_answer="42")
     del no_id["id"]
-    reply = handler({"trajectories": [with_task_id, no_id, "garbage"]}, None)
-    assert_bedrock_reply(reply, ["task-7", "sample-1", "sample-2"])
-    assert [row["aggregate_reward_score"] for row in reply] == [1.0, 1.0, 0.0]
+    text_messages = {"id": "t", "messages": "42", "reference_answer": "42"}
+    reply = handler({"trajectories": [with_task_id, no_id, "garbage", text_messages]}, None)
+    assert_bedrock_reply(reply, ["task-7", "sample-1", "sample-2", "t"])
+    assert [row["aggregate_reward_score"] for row in reply] == [1.0, 1.0, 0.0, 0.0]
 
 
 def test_the_shared_loop_survives_a_base_exception() -> None:

@@ -312,10 +312,15 @@ class Handler:
                 return Outcome(
                     score=0.0, errors=("sample_parse",), reason="a sample must be an object"
                 )
-            try:
-                return await evaluate(
-                    self.spec, sample.get("messages"), sample_item(sample), self.options
+            messages = sample.get("messages")
+            if not isinstance(messages, list):
+                return Outcome(
+                    score=0.0,
+                    errors=("sample_parse",),
+                    reason="no model answer: the sample's messages are not a list of turns",
                 )
+            try:
+                return await evaluate(self.spec, messages, sample_item(sample), self.options)
             except cancelled:
                 raise
             except BaseException as exc:  # noqa: BLE001 - one sample never takes the batch down
