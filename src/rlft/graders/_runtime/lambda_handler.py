@@ -35,6 +35,7 @@ import subprocess
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -154,6 +155,7 @@ class LambdaPython:
         self._slots = threading.BoundedSemaphore(max(1, workers))
         self._idle: list[_Worker] = []
         self._lock = threading.Lock()
+        weakref.finalize(self, _kill_all, self._idle)  # idle workers end with their owner
 
     async def run(
         self, source: str, sample: Mapping[str, Any], item: Mapping[str, Any]
@@ -196,9 +198,14 @@ class LambdaPython:
     def close(self) -> None:
         """Stop the idle workers (busy ones stop when their call ends)."""
         with self._lock:
-            idle, self._idle = self._idle, []
-        for worker in idle:
-            worker.kill()
+            idle = list(self._idle)
+            self._idle.clear()
+        _kill_all(idle)
+
+
+def _kill_all(workers: list[_Worker]) -> None:
+    while workers:
+        workers.pop().kill()
 
 
 InProcessPython = LambdaPython  # the name before python graders left the handler's process
