@@ -23,6 +23,8 @@ UPSTREAM = Path(__file__).parent / "upstream"
 GUIDE: dict[str, dict[str, Any]] = json.loads(
     (UPSTREAM / "openai_graders_guide_examples.json").read_text()
 )
+FORMS: dict[str, dict[str, Any]] = json.loads((UPSTREAM / "openai_content_forms.json").read_text())
+EXAMPLES = {**GUIDE, **FORMS}
 COUNTDOWN_ROWS = [
     json.loads(line)
     for line in (UPSTREAM / "microsoft_countdown_valid_3.jsonl").read_text().splitlines()
@@ -98,10 +100,10 @@ async def test_microsofts_python_grader_without_a_name_loads_and_scores(
     assert (await grader.grade(close, item, pool=pool)).score == 2.0  # valid, off by > 5
 
 
-@pytest.mark.parametrize("key", sorted(GUIDE))
+@pytest.mark.parametrize("key", sorted(EXAMPLES))
 @pytest.mark.parametrize("target", ["openai", "azure", "local", "trl", "bedrock"])
 def test_the_guides_examples_load_and_compile(key: str, target: str) -> None:
-    data = GUIDE[key]
+    data = EXAMPLES[key]
     grader = g.from_openai(data)
     if key.startswith("label_model") and target in ("openai", "azure"):
         grader = g.Multi(name="m", graders={"label": grader}, calculate_output="label")
@@ -113,9 +115,9 @@ def test_the_guides_grader_forms_round_trip() -> None:
     assert python.name == "python" and "WRatio" in python.source  # type: ignore[union-attr]
     multi = g.from_openai(GUIDE["multigrader_with_pass_threshold"])
     assert multi.name == "multi"  # type: ignore[union-attr]
-    label = g.from_openai(GUIDE["label_model_single_part_content"])
+    label = g.from_openai(FORMS["label_model_single_part_content"])
     assert isinstance(label, g.LabelModel)
-    assert label.to_dict()["input"] == GUIDE["label_model_single_part_content"]["input"]
+    assert label.to_dict()["input"] == FORMS["label_model_single_part_content"]["input"]
     paths = [path for path, _ in label.templates()]
     assert paths == ["input[0].content.text", "input[1].content[0]", "input[1].content[1].text"]
 
@@ -135,7 +137,7 @@ def test_sub_graders_without_names_are_named_by_their_key() -> None:
 
 async def test_every_content_form_reaches_the_judge_as_text() -> None:
     judge = ScriptedJudge('{"result": "positive"}')
-    label = g.from_openai(GUIDE["label_model_single_part_content"])
+    label = g.from_openai(FORMS["label_model_single_part_content"])
     result = await label.grade("I love it", judge=judge)
     assert (result.score, result.errors) == (1.0, ())
     assert judge.requests[0].messages == [
@@ -146,12 +148,13 @@ async def test_every_content_form_reaches_the_judge_as_text() -> None:
 
 async def test_pass_threshold_on_a_sub_grader_is_a_sub_result() -> None:
     multi = g.from_openai(GUIDE["multigrader_with_pass_threshold"])
-    item = {"name": "Ada Lovelace", "email": "ada@example.com", "phone": "1"}
-    sample = '{"name": "ada lovelace", "email": "ada@example.com", "phone": "2"}'
+    item = {"name": "John Doe", "email": "john.doe@gmail.com"}
+    sample = '{"name": "john doe", "email": "jon.doe@gmail.com"}'
     result = await multi.grade(sample, item)
     assert result.sub_results["name"].passed is True  # fuzzy 1.0 >= 0.9 (case ignored)
+    assert result.sub_results["email"].passed is None  # no threshold on the string check
     assert result.passed is None  # the multi itself has no threshold
-    assert result.score == pytest.approx(2 / 3)
+    assert result.score == pytest.approx(0.5)  # "(name + email) / 2", the email wrong
 
 
 def test_the_lambda_reports_pass_fail_as_metrics(load_lambda: Any) -> None:
@@ -159,8 +162,33 @@ def test_the_lambda_reports_pass_fail_as_metrics(load_lambda: Any) -> None:
     handler = load_lambda(multi).lambda_handler
     messages = [
         {"role": "user", "content": "card?"},
-        {"role": "assistant", "content": '{"name": "Ada", "email": "a@b", "phone": "1"}'},
+        {"role": "assistant", "content": '{"name": "Ada", "email": "a@b"}'},
     ]
-    event = [{"id": "x", "messages": messages, "name": "ada", "email": "a@b", "phone": "2"}]
+    event = [{"id": "x", "messages": messages, "name": "ada", "email": "a@b"}]
     metrics = {m["name"]: m["value"] for m in handler(event, None)[0]["metrics_list"]}
     assert metrics["name_passed"] == 1.0 and "multi_passed" not in metrics
+
+
+async def test_the_guides_python_grader_agrees_with_fuzzy_match(pool: SandboxPool) -> None:
+    # The guide's python example is fuzz.WRatio + default_process: rlft's fuzzy_match.
+    python = g.from_openai(GUIDE["python_without_name"])
+    similar = g.TextSimilarity(
+        input="{{ sample.output_text }}",
+        reference="{{ item.reference_answer }}",
+        evaluation_metric="fuzzy_match",
+    )
+    item = {"reference_answer": "fuzzy wuzzy had no hair"}  # the guide's run example
+    for sample in ("fuzzy wuzzy was a bear", "FUZZY WUZZY HAD NO HAIR!", "no"):
+        by_code = await python.grade(sample, item, pool=pool)
+        assert by_code.ok and by_code.score == (await similar.grade(sample, item)).score
+
+
+async def test_the_guides_tool_call_grader_reads_output_tools() -> None:
+    grader = g.from_openai(GUIDE["tool_call_multigrader"])
+    call = {
+        "type": "function",
+        "function": {"name": "get_acceptors", "arguments": '{"smiles": "CCO"}'},
+    }
+    message = {"role": "assistant", "content": None, "tool_calls": [call]}
+    result = await grader.grade(message, {"smiles": "CCO"})
+    assert (result.score, result.errors) == (1.0, ())
