@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rlft import graders as g
 from rlft.exceptions import GraderValidationError
@@ -137,3 +139,23 @@ async def test_the_longest_formula_that_builds_also_grades() -> None:
     formula = "-".join(["x"] * 100)  # 100 terms: the limit, and 100 levels deep
     result = await g.Multi(name="m", graders={"x": sub}, calculate_output=formula).grade("y")
     assert (result.score, result.errors) == (-98.0, ())
+
+
+TOKENS = st.sampled_from(["a", "b", "2", "+", "-", "*", "/", "^", "(", ")"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.text(alphabet="ab012.+-*/^(), minaxlogsqrtep", max_size=120)
+    | st.lists(TOKENS, max_size=400).map("".join)
+)
+def test_any_formula_text_builds_or_is_refused_and_what_builds_evaluates(source: str) -> None:
+    try:
+        formula = parse_formula(source, names={"a", "b"})
+    except FormulaSyntaxError:
+        return
+    try:
+        value = formula.evaluate({"a": 0.5, "b": 2.0})
+    except FormulaError:
+        return  # fails closed at grade time: division by zero, overflow, domain
+    assert math.isfinite(value)

@@ -23,6 +23,7 @@ __all__ = [
     "MAX_GRADER_NESTING",
     "MAX_GRADER_NODES",
     "check_grader_data",
+    "field_line",
     "read_grader_file",
 ]
 
