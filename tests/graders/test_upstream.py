@@ -192,3 +192,26 @@ async def test_the_guides_tool_call_grader_reads_output_tools() -> None:
     message = {"role": "assistant", "content": None, "tool_calls": [call]}
     result = await grader.grade(message, {"smiles": "CCO"})
     assert (result.score, result.errors) == (1.0, ())
+
+
+def test_audio_and_image_parts_are_templates_too() -> None:
+    judge = g.ScoreModel(
+        name="j",
+        model="gpt-audio",
+        input=[
+            g.Message(
+                role="user",
+                content=[
+                    {"type": "input_image", "image_url": "{{ item.picture }}"},
+                    {
+                        "type": "input_audio",
+                        "input_audio": {"data": "{{ item.clip }}", "format": "wav"},
+                    },
+                ],
+            )
+        ],
+    )
+    assert [ref.grader_path for ref in g.item_references(judge)] == [
+        "input[0].content[0].image_url",
+        "input[0].content[1].input_audio.data",
+    ]

@@ -242,10 +242,8 @@ def _message_templates(prefix: str, messages: list[Message]) -> Iterator[tuple[s
             if isinstance(part, str):
                 yield where, parse_template(part)
                 continue
-            for key in ("text", "image_url", "data"):
-                value = part.get(key)
-                if isinstance(value, str):
-                    yield f"{where}.{key}", parse_template(value)
+            for key, value in _part_strings(part):
+                yield f"{where}.{key}", parse_template(value)
 
 
 class StringCheck(BaseGrader):
@@ -459,12 +457,21 @@ def _check_part(part: Any, where: str) -> None:
         return
     if "type" not in part:
         raise ValueError(f"{where} has no 'type' (input_text, output_text, input_image, ...)")
+    for key, value in _part_strings(part):
+        try:
+            parse_template(value)
+        except TemplateSyntaxError as exc:
+            raise ValueError(f"{where}.{key}: {exc}") from None
+
+
+def _part_strings(part: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    """The template strings of one content part: text, an image URL, audio data."""
     for key in ("text", "image_url", "data"):
         if isinstance(part.get(key), str):
-            try:
-                parse_template(part[key])
-            except TemplateSyntaxError as exc:
-                raise ValueError(f"{where}.{key}: {exc}") from None
+            yield key, part[key]
+    audio = part.get("input_audio")
+    if isinstance(audio, Mapping) and isinstance(audio.get("data"), str):
+        yield "input_audio.data", audio["data"]
 
 
 class Message(BaseModel):
