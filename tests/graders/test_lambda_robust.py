@@ -195,3 +195,21 @@ def test_the_shared_loop_survives_a_base_exception() -> None:
         with pytest.raises(SystemExit):
             run_sync(exits)
         assert run_sync(fine) == os.getpid()
+
+
+def test_a_memory_bomb_fails_its_sample_not_the_function(
+    load_lambda: Load, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024")  # as Lambda sets it
+    bomb = "def grade(sample, item):\n    x = bytearray(8 << 30)\n    return 1.0\n"
+    module = load_lambda(g.Python(name="p", source=bomb))
+    assert module._HANDLER.python.memory_mb == 1024 * 3 // 4 // 2
+    reply = module.lambda_handler([bedrock_sample("a", "x"), bedrock_sample("b", "x")], None)
+    assert [row["aggregate_reward_score"] for row in reply] == [0.0, 0.0]
+    runtime = sys.modules["rlft_grader_engine.lambda_handler"]
+    engine = sys.modules["rlft_grader_engine.engine"]
+    python = runtime.LambdaPython(timeout_s=30, workers=1, memory_mb=256)
+    spec = {"type": "python", "name": "p", "source": bomb}
+    result = anyio.run(engine.evaluate, spec, "out", {}, engine.EngineOptions(pool=python))
+    assert result.errors == ("python_runtime",) and "MemoryError" in (result.reason or "")
+    python.close()

@@ -78,10 +78,13 @@ class _WorkerDied(Exception):
 class _Worker:
     """One ``pyworker.py`` child in its own session, so a kill takes all its processes."""
 
-    def __init__(self) -> None:
+    def __init__(self, memory_mb: int | None = None) -> None:
         env = {key: value for key, value in os.environ.items() if not _SECRET_ENV.match(key)}
         env["PYTHONPATH"] = os.pathsep.join(path for path in sys.path if path)
         env["PYTHONUNBUFFERED"] = "1"
+        env.pop("RLFT_PYTHON_MEMORY_MB", None)
+        if memory_mb:
+            env["RLFT_PYTHON_MEMORY_MB"] = str(memory_mb)
         self.proc = subprocess.Popen(
             [sys.executable, str(_WORKER)],
             stdin=subprocess.PIPE,
@@ -148,9 +151,20 @@ class LambdaPython:
     Args:
         timeout_s: Per call. A grader past it scores 0 with ``timeout``.
         workers: Grader processes running at once.
+        memory_mb: Heap limit per grader process; past it the grader gets ``MemoryError``
+            (``python_runtime``) instead of the kernel killing the whole function. Default:
+            three quarters of the function's memory (``AWS_LAMBDA_FUNCTION_MEMORY_SIZE``)
+            shared by the workers; no limit outside Lambda.
     """
 
-    def __init__(self, *, timeout_s: float = 120.0, workers: int = 2) -> None:
+    def __init__(
+        self, *, timeout_s: float = 120.0, workers: int = 2, memory_mb: int | None = None
+    ) -> None:
+        if memory_mb is None:
+            function_mb = os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "")
+            if function_mb.isdigit():
+                memory_mb = int(function_mb) * 3 // 4 // max(1, workers)
+        self.memory_mb = memory_mb
         self.timeout_s = timeout_s
         self._slots = threading.BoundedSemaphore(max(1, workers))
         self._idle: list[_Worker] = []
@@ -172,7 +186,7 @@ class LambdaPython:
             with self._lock:
                 worker = self._idle.pop() if self._idle else None
             try:
-                worker = worker or _Worker()
+                worker = worker or _Worker(self.memory_mb)
             except OSError as exc:
                 return PythonResult(
                     score=0.0, error=f"cannot start python: {exc}", error_kind="crash"
@@ -278,9 +292,11 @@ class Handler:
                 if config.get("judge") == "openai"
                 else BedrockJudge(model=model)
             )
+        memory = config.get("python_memory_mb")
         self.python = LambdaPython(
             timeout_s=float(config.get("python_timeout_s", 120.0)),
             workers=int(config.get("python_workers", 2)),
+            memory_mb=int(memory) if memory else None,
         )
         self.options = EngineOptions(judge=judge, pool=self.python)
 

@@ -67,8 +67,22 @@ def _call(request: dict[str, Any], cache: dict[str, Any]) -> dict[str, Any]:
     return {"score": score}
 
 
+def _limit_memory() -> None:
+    # A grader's memory bomb must end in MemoryError here, not in the kernel killing the whole
+    # Lambda (and every other sample of the batch). RLIMIT_DATA counts the heap and anonymous
+    # mappings, not the shared libraries a numpy import maps, so it fits real usage.
+    megabytes = os.environ.get("RLFT_PYTHON_MEMORY_MB")
+    if not megabytes:
+        return
+    import resource
+
+    limit = int(megabytes) * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
+
+
 def main() -> None:
     """Serve requests until stdin closes."""
+    _limit_memory()
     if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
         sys.path.pop(0)  # graders must not import the engine's modules by accident
     requests = os.fdopen(os.dup(0), "rb")

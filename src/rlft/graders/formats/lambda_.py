@@ -337,6 +337,7 @@ def build_lambda_package(
     concurrency: int = 8,
     python_timeout_s: float = 120.0,
     python_workers: int = 2,
+    python_memory_mb: int | None = None,
     bundle: bool = True,
     python_version: str = "3.12",
     architecture: Architecture = "x86_64",
@@ -355,6 +356,8 @@ def build_lambda_package(
         concurrency: Samples graded at once within one invocation.
         python_timeout_s: Per-call limit for python graders (keep the function's timeout larger).
         python_workers: Python grader processes running at once inside the function.
+        python_memory_mb: Heap limit per python grader process (default: three quarters of
+            the function's memory, shared by the workers).
         bundle: Install the grader's libraries into the zip (default). ``False`` lists them in
             ``requirements`` for a layer you provide instead.
         python_version: The function's Python (its runtime is ``python<version>``).
@@ -383,6 +386,7 @@ def build_lambda_package(
         "concurrency": concurrency,
         "python_timeout_s": python_timeout_s,
         "python_workers": python_workers,
+        "python_memory_mb": python_memory_mb,
     }
     files: dict[str, bytes] = {name: text.encode() for name, text in _engine_sources().items()}
     files.update(_vendored_files())
