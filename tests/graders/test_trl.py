@@ -76,7 +76,8 @@ def test_plain_completions_and_logging(pool: SandboxPool) -> None:
         label=["billing", "billing", "billing", "tech"],
         other=[1, 2, 3, 4],
     )
-    assert scores == [1.0, 0.25, 0.0, 0.0]  # the third fails closed (sample_parse)
+    # The third's label sub-grader fails (sample_parse) and scores 0; the formula still runs.
+    assert scores == [1.0, 0.25, 0.25, 0.0]
     assert recorder.metrics["triage/failure_rate"] == [0.5]  # 3rd: not JSON; 4th: not JSON
     assert recorder.metrics["triage/errors/sample_parse"] == [0.5]
     assert recorder.metrics["triage/label"] == [0.25]
@@ -267,7 +268,8 @@ def test_inside_a_real_grpo_trainer(tmp_path: Any, pool: SandboxPool) -> None:
     )
     trainer.train()
     logged = trainer.state.log_history[0]
-    # Completions are not JSON, so the label sub-grader fails closed and TRL logs that.
-    assert logged["triage/failure_rate"] == 1.0 and logged["rewards/triage/mean"] == 0.0
+    # Completions are not JSON, so the label sub-grader fails (scoring 0) and TRL logs that;
+    # the formula still counts the short sub-grader's 1.0 at its 0.25 weight.
+    assert logged["triage/failure_rate"] == 1.0 and logged["rewards/triage/mean"] == 0.25
     assert logged["triage/label"] == 0.0 and logged["triage/short"] == 1.0
     assert fn.calls == 16 and fn.failures["sample_parse"] == 16

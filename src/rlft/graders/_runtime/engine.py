@@ -87,6 +87,8 @@ class Outcome:
     reason: str | None = None
     latency_s: float = 0.0
     sub: dict[str, Outcome] = field(default_factory=dict)
+    passed: bool | None = None
+    """``score >= pass_threshold`` for a grader that has one (a failed grade never passes)."""
 
     @property
     def all_errors(self) -> tuple[str, ...]:
@@ -185,6 +187,20 @@ async def evaluate(
 
 
 async def _run(
+    spec: Mapping[str, Any],
+    sample: dict[str, Any],
+    item: dict[str, Any],
+    options: EngineOptions,
+) -> Outcome:
+    outcome = await _run_kind(spec, sample, item, options)
+    threshold = spec.get("pass_threshold")
+    if isinstance(threshold, int | float) and not isinstance(threshold, bool):
+        # pass_threshold (OpenAI's and Azure's examples): a pass/fail beside the score.
+        return replace(outcome, passed=not outcome.errors and outcome.score >= threshold)
+    return outcome
+
+
+async def _run_kind(
     spec: Mapping[str, Any],
     sample: dict[str, Any],
     item: dict[str, Any],
@@ -582,8 +598,13 @@ def parse_label(text: str, labels: Sequence[str], passing: Sequence[str]) -> Out
 def _chat_content(content: Any, sample: dict[str, Any], item: dict[str, Any]) -> Any:
     if isinstance(content, str):
         return _render(content, sample, item)
+    if isinstance(content, Mapping):  # one content part, not in a list (OpenAI's types allow it)
+        content = [content]
     parts: list[dict[str, Any]] = []
     for part in content:
+        if isinstance(part, str):  # plain strings may sit among the parts
+            parts.append({"type": "text", "text": _render(part, sample, item)})
+            continue
         kind = part.get("type")
         if kind in ("input_text", "output_text", "text"):
             parts.append({"type": "text", "text": _render(part["text"], sample, item)})
@@ -694,14 +715,18 @@ async def _multi(
         for key, sub in graders.items():
             await one(key, sub)
     ordered = {key: results[key] for key in graders}
+    # A failed sub-grader scores 0 in the formula, as on OpenAI; its error stays in `sub` (and in
+    # `all_errors`), so the failure is counted. Only a formula that cannot be evaluated fails the
+    # multi as a whole.
     failed = [key for key, outcome in ordered.items() if outcome.errors]
+    reason = None
     if failed:
-        # Fail closed: a formula like `1 - wrong` must not turn a failed sub-grader into reward.
         details = "; ".join(f"{key}: {ordered[key].reason}" for key in failed)
-        return Outcome(score=0.0, errors=(), reason=f"sub-grader failed ({details})", sub=ordered)
+        reason = f"sub-grader failed and scored 0 ({details})"
     formula = _formula(spec["calculate_output"], frozenset(graders))
     try:
         score = formula.evaluate({key: outcome.score for key, outcome in ordered.items()})
     except FormulaError as exc:
-        return Outcome(score=0.0, errors=("formula",), reason=str(exc), sub=ordered)
-    return Outcome(score=score, sub=ordered)
+        why = f"{exc}; {reason}" if reason else str(exc)
+        return Outcome(score=0.0, errors=("formula",), reason=why, sub=ordered)
+    return Outcome(score=score, reason=reason, sub=ordered)
