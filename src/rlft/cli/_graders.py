@@ -323,10 +323,11 @@ def compile_command(grader_file: Path, target: str, output: Path | None) -> None
             "handler": payload.handler,
             "runtime": payload.runtime,
             "requirements": list(payload.requirements),
+            "bundled": list(payload.bundled),
             "judge": payload.judge,
             "sha256": payload.sha256,
             "size_bytes": len(payload.zip_bytes),
-            "files": [f for f in payload.files if not f.startswith(("anyio/", "typing_ext"))],
+            "files": [f for f in payload.files if f.startswith(("rlft_", "nltk_data/"))],
         }
         if output is not None:
             info["written"] = str(payload.write(output))
