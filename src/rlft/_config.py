@@ -26,6 +26,7 @@ from typing import Any
 
 import pydantic
 
+from rlft._secrets import register_settings
 from rlft.exceptions import ConfigurationError
 from rlft.provider import ProviderSettings, ProviderSpec
 
@@ -153,6 +154,7 @@ def build_settings(
             the key and where it came from).
     """
     if isinstance(overrides, ProviderSettings):
+        register_settings(overrides)  # masked everywhere from now on
         return overrides
     env = os.environ if environ is None else environ
     model = spec.settings
@@ -180,7 +182,7 @@ def build_settings(
         values[key], origin[key] = value, "argument"
 
     try:
-        return model.model_validate(values)
+        settings = model.model_validate(values)
     except pydantic.ValidationError as exc:
         problems = []
         for error in exc.errors():
@@ -191,3 +193,5 @@ def build_settings(
         raise ConfigurationError(
             f"invalid settings for provider {spec.name!r}: " + "; ".join(problems)
         ) from None
+    register_settings(settings)  # every SecretStr is masked in errors, logs and the store
+    return settings
