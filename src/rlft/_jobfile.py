@@ -98,6 +98,9 @@ def load_job_file(path: str | Path) -> JobSpec:
         if key in data and not data[key].strip():
             fix = "delete the line to train without one" if key == "validation" else "name it"
             raise job.error(key, f"{key} is an empty path; {fix}")
+    for key in ("train", "validation", "grader"):
+        if isinstance(data.get(key), str) and "\x00" in data[key]:
+            raise job.error(key, f"{key} holds a NUL character (\\u0000); write a file path")
     labels = data.get("labels", {})
     for name, value in labels.items():
         if not isinstance(value, str | int | float) or isinstance(value, bool):

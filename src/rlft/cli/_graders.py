@@ -60,7 +60,8 @@ def read_jsonl(path: Path) -> list[tuple[int, Any]]:
         UsageError: The first line (or the file) that is not a JSON value, as
             ``file:line: message at field; fix``.
     """
-    from rlft.datasets._reader import ParsedLine, read_jsonl as read_lines
+    from rlft.datasets._reader import ParsedLine
+    from rlft.datasets._reader import read_jsonl as read_lines
 
     rows: list[tuple[int, Any]] = []
     for event in read_lines(path, file=str(path)):
