@@ -27,7 +27,13 @@ FUZZ = settings(
     derandomize=os.environ.get("CI") == "true",
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
-"""The suite's settings: ``@settings(FUZZ, max_examples=n)`` to change the count."""
+"""The suite's settings: ``@settings(FUZZ, max_examples=examples(n))`` to change the count."""
+
+
+def examples(count: int) -> int:
+    """``count`` examples, times ``RLFT_FUZZ_SCALE`` (default 1) for a deeper run by hand."""
+    return count * max(1, int(os.environ.get("RLFT_FUZZ_SCALE", "1")))
+
 
 SECONDS = 20.0
 """Per example: far above the milliseconds each takes, so only a hang or a blow-up trips it."""
