@@ -47,7 +47,12 @@ LOGGERS = ("rlft", "rlft_providers", "httpx", "httpcore", "botocore", "boto3", "
 # Keys and tokens masked by shape, even when rlft never held them (a server echoing another key).
 _SHAPES = (
     (re.compile(r"\bsk-[A-Za-z0-9_\-*]{6,}"), "sk-" + MASK),
-    (re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/\-=]{8,}"), "Bearer " + MASK),
+    # A token has 16+ characters with a digit or an inner dot (JWTs): "bearer authentication." is
+    # prose, not a token.
+    (
+        re.compile(r"(?i)\bbearer\s+(?=[\w~+/=-]*(?:\d|\.[\w~+/=-]))[\w.~+/=-]{16,}"),
+        "Bearer " + MASK,
+    ),
 )
 _MAX_DEPTH = 64
 

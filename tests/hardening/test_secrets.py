@@ -295,9 +295,10 @@ def test_a_registered_secret_is_masked_in_every_form_a_server_may_write_it() -> 
 def test_short_values_are_not_masked_by_value_but_keys_are_by_shape() -> None:
     register_secret("abc")  # would hide "abc" in every word
     assert redact("abcdef") == "abcdef"
-    assert redact("key sk-abcdefgh12345 and Authorization: Bearer abc.def-ghi") == (
+    assert redact("key sk-abcdefgh12345 and Authorization: Bearer eyJ0eXAi.eyJhdWQ.sig-1") == (
         "key sk-*** and Authorization: Bearer ***"
     )
+    assert redact("use bearer authentication.") == "use bearer authentication."
 
 
 def test_the_log_filter_covers_child_loggers_and_exception_text(
