@@ -361,3 +361,34 @@ def test_the_store_write_path_redacts_every_string_parameter(tmp_path: Path) -> 
     conn.close()
     assert rows == [("error ***", 1), ("***", 2)]
     assert value not in (tmp_path / "x.db").read_bytes().decode("latin-1")
+
+
+async def test_the_job_store_masks_what_bypassed_every_other_boundary(tmp_path: Path) -> None:
+    from rlft._store import JobStore
+    from rlft.provider import JobErrorInfo, JobEvent, JobRecord, JobStatus
+
+    value = canary()
+    register_secret(value)
+    # model_construct skips the models' own masking: only the store's write path is left.
+    error = JobErrorInfo.model_construct(message=f"bad {value}", code=value, param=value)
+    record = JobRecord.model_construct(
+        id="job-1", provider="fake", status=JobStatus.FAILED, provider_status="failed",
+        model=None, fine_tuned_model=None, name=None, created_at=None, finished_at=None,
+        error=error, metadata={}, raw=None,
+    )  # fmt: skip
+    event = JobEvent.model_construct(
+        id="e1", job_id="job-1", level="error", kind="message", message=f"echo {value}",
+        metrics=None, raw=None, at=__import__("datetime").datetime.now(),
+    )  # fmt: skip
+    assert value in event.message and value in error.message
+    store = JobStore(path=tmp_path / "jobs.db")
+    row = await store.begin_create(
+        provider="fake", scope="s", idempotency_key="k", spec_hash=None, name=f"n-{value}",
+        labels={"team": value}, model=None,
+    )  # fmt: skip
+    await store.finish_create(row.local_id, record)
+    await store.record_events(row.local_id, [event])
+    (logged,) = await store.events(row.local_id)
+    await store.aclose()
+    assert logged.message == "echo ***"
+    assert value not in files_under(tmp_path)
