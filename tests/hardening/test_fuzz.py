@@ -309,6 +309,16 @@ def test_rlft_grade_never_prints_a_traceback(
     assert result.exit_code in (0, 2), result.output
 
 
+@settings(FUZZ, max_examples=examples(10))
+@given(items=jsonl_files())
+def test_rlft_grader_probe_never_prints_a_traceback(project: Path, items: bytes) -> None:
+    (project / "i.jsonl").write_bytes(items)
+    with bounded():
+        result = cli("grader", "probe", project / "grader.json", "--items", project / "i.jsonl",
+                     "--json")  # fmt: skip
+    assert result.exit_code in (0, 1, 2), result.output
+
+
 @settings(FUZZ, max_examples=examples(60))
 @given(data=job_files())
 def test_the_job_file_loader_never_crashes(project: Path, data: bytes) -> None:
