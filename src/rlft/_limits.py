@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["MAX_DEPTH", "LONE_SURROGATE", "find_problem_value"]
+__all__ = ["LONE_SURROGATE", "MAX_DEPTH", "deeper_than", "find_problem_value"]
 
 MAX_DEPTH = 64
 """How deeply a JSON line, a TOML file or a job's values may nest (objects and arrays)."""
@@ -47,3 +47,21 @@ def find_problem_value(value: Any, *, max_depth: int = MAX_DEPTH) -> tuple[str, 
             for index in range(len(current) - 1, -1, -1):
                 stack.append((current[index], f"{path}[{index}]", depth + 1))
     return None
+
+
+def deeper_than(value: Any, limit: int = MAX_DEPTH) -> bool:
+    """Whether ``value`` nests more than ``limit`` dicts/lists deep (``find_problem_value``'s
+    ``"too-deep"``), level by level with list comprehensions: several times faster than a walk
+    that also visits every string, for the rows that need the check."""
+    level = [value] if type(value) is dict or type(value) is list else []
+    depth = 0
+    while level:
+        depth += 1
+        if depth > limit:
+            return True
+        below: list[Any] = []
+        for node in level:
+            items = node.values() if type(node) is dict else node
+            below += [item for item in items if type(item) is dict or type(item) is list]
+        level = below
+    return False

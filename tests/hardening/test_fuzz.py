@@ -413,3 +413,47 @@ def test_rlft_grade_with_a_fuzzed_grader_never_prints_a_traceback(
     with bounded():
         result = cli("grade", path, "--samples", project / "samples.jsonl", "--json")
     assert result.exit_code in (0, 2), result.output
+
+
+# --- the reader's fast paths agree with the exact walk ------------------------------------------
+
+nested = st.recursive(
+    st.integers(0, 3) | st.text(max_size=3),
+    lambda kids: (
+        st.lists(kids, max_size=2) | st.dictionaries(st.text(max_size=2), kids, max_size=2)
+    ),
+    max_leaves=200,
+)
+
+
+@settings(FUZZ, max_examples=examples(200))
+@given(value=nested, limit=st.integers(1, 8))
+def test_the_fast_depth_check_agrees_with_the_walk(value: Any, limit: int) -> None:
+    from rlft._limits import deeper_than, find_problem_value
+
+    found = find_problem_value(value, max_depth=limit)
+    walked = found is not None and found[0] == "too-deep"
+    assert deeper_than(value, limit) == walked
+
+
+surrogate_texts = st.lists(
+    st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF)
+    | st.characters()
+    | st.sampled_from(["\U0001f600", "\\", "\\u", '"']),
+    max_size=8,
+).map("".join)
+
+
+@settings(FUZZ, max_examples=examples(200))
+@given(text=surrogate_texts)
+def test_every_lone_surrogate_is_caught_and_no_pair_is(project: Path, text: str) -> None:
+    from rlft._limits import LONE_SURROGATE
+    from rlft.datasets._reader import read_jsonl
+
+    path = project / "s.jsonl"
+    line = json.dumps({"messages": [{"role": "user", "content": text}]}, ensure_ascii=True)
+    path.write_text(line + "\n", encoding="ascii")
+    (event,) = list(read_jsonl(path, file="s.jsonl"))
+    flagged = getattr(event, "code", None) == "lone-surrogate"
+    decoded = json.loads(line)["messages"][0]["content"]  # a high+low pair decodes to one char
+    assert flagged == bool(LONE_SURROGATE.search(decoded))

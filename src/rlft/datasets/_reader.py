@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from rlft._limits import MAX_DEPTH, find_problem_value
+from rlft._limits import MAX_DEPTH, deeper_than, find_problem_value
 from rlft.datasets._report import Problem
 
 __all__ = ["MAX_LINE_BYTES", "ParsedLine", "read_jsonl"]
@@ -24,8 +24,12 @@ MAX_LINE_BYTES = 64 * 1024 * 1024
 _SNIFF_BYTES = 8192
 _UTF8_BOM = b"\xef\xbb\xbf"
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
-# A \uD800-\uDFFF escape: the only way a lone surrogate gets into a decoded UTF-8 line.
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+# A \uD800-\uDBFF escape not followed by a \uDC00-\uDFFF one, or the reverse: the only way a
+# lone surrogate gets into a decoded UTF-8 line. A match is confirmed by walking the value.
+_LONE_ESCAPE = re.compile(
+    r"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+    r"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,7 +207,8 @@ def _parse(
             line=number,
         )
     # Walk the value only when the text could hide a problem: cheap C-level scans first.
-    if _SURROGATE_ESCAPE.search(text) or text.count("[") + text.count("{") > MAX_DEPTH:
+    deep = text.count("[") + text.count("{") > MAX_DEPTH and deeper_than(value)
+    if deep or _LONE_ESCAPE.search(text):
         found = find_problem_value(value)
         if found is not None:
             return _value_problem(*found, file=file, line=number)
