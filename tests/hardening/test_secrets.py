@@ -392,3 +392,31 @@ async def test_the_job_store_masks_what_bypassed_every_other_boundary(tmp_path: 
     await store.aclose()
     assert logged.message == "echo ***"
     assert value not in files_under(tmp_path)
+
+
+async def test_a_plugins_bearer_token_from_its_auth_hook_is_masked_when_echoed_bare() -> None:
+    from rlft.openai_compat import FakeFineTuningServer, OpenAICompatClient, to_job
+
+    token, query_key = canary(), canary()
+
+    async def auth() -> dict[str, str]:  # a third-party backend's own token source
+        return {"Authorization": f"Bearer {token}"}
+
+    server = FakeFineTuningServer(prefix="/v1")
+    client = OpenAICompatClient(
+        provider="acme",
+        base_url="https://acme.test/v1",
+        auth=auth,
+        secrets=[query_key],
+        transport=httpx.MockTransport(server),
+    )
+    echoed = {"id": "j", "status": "failed", "error": {"message": f"bad {token}", "param": token}}
+    server.fail_next.append(httpx.Response(200, json=echoed))
+    body = await client.request("GET", "/fine_tuning/jobs/j")
+    await client.aclose()
+    assert body["error"]["param"] == token  # the wire layer hands the body over as sent
+    record = to_job(body, provider="acme", vocabulary="openai")
+    assert record.error is not None and record.error.message == "bad ***"
+    error = exceptions.ProviderAPIError(f"{token} {query_key}", provider="acme")
+    assert token not in repr(record) and token not in everything_about(error)
+    assert query_key not in everything_about(error)
