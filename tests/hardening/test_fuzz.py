@@ -382,19 +382,10 @@ def grader_files(draw: st.DrawFn) -> tuple[str, bytes]:
     return suffix, draw(damaged(text, deepest=5_000 if suffix == ".json" else 100))
 
 
-# Grader-file loading belongs to the graders work (issue 15.3), which makes binary, Latin-1 and
-# deeply nested grader files one-line errors; until it lands these two find UnicodeDecodeError.
-GRADER_FILES_PENDING = pytest.mark.xfail(
-    reason="rlft.graders.load reads grader files with read_text(): binary/Latin-1 files raise "
-    "UnicodeDecodeError (graders work, issue 15.3)",
-    strict=False,
-)
-# No shrinking while they are expected to fail: shrinking through PyYAML's slow deep nesting
-# would cost minutes per run.
+# No shrinking: shrinking through PyYAML's slow deep nesting would cost minutes per failure.
 NO_SHRINK = (Phase.explicit, Phase.reuse, Phase.generate)
 
 
-@GRADER_FILES_PENDING
 @settings(FUZZ, max_examples=examples(40), phases=NO_SHRINK)
 @given(file=grader_files())
 def test_the_grader_file_loader_never_crashes(project: Path, file: tuple[str, bytes]) -> None:
@@ -404,7 +395,6 @@ def test_the_grader_file_loader_never_crashes(project: Path, file: tuple[str, by
     only_rlft_errors(rlft.graders.load, path)
 
 
-@GRADER_FILES_PENDING
 @settings(FUZZ, max_examples=examples(10), phases=NO_SHRINK)
 @given(file=grader_files())
 def test_rlft_grade_with_a_fuzzed_grader_never_prints_a_traceback(
