@@ -85,6 +85,12 @@ class PreflightPrompt(BaseModel):
 
     @computed_field  # type: ignore[prop-decorator]
     @property
+    def std(self) -> float:
+        """The rewards' standard deviation: what GRPO divides a sample's advantage by."""
+        return statistics.pstdev(self.scores)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
     def spread(self) -> float:
         """Highest minus lowest reward: 0 means every sample scored the same."""
         return max(self.scores) - min(self.scores)

@@ -93,6 +93,7 @@ async def test_per_prompt_spread_mean_and_flatness() -> None:
     by_row = {p.index: p for p in report.prompts}
     assert by_row[0].scores == (1.0, 0.0, 1.0, 0.0)
     assert (by_row[0].mean, by_row[0].spread, by_row[0].flat) == (0.5, 1.0, False)
+    assert by_row[0].std == 0.5 and by_row[1].std == 0.0
     assert (by_row[1].scores, by_row[1].spread, by_row[1].flat) == ((0.0,) * 4, 0.0, True)
     assert report.flat_prompts == 6 and report.flat_share == 0.75
     dumped = report.model_dump(mode="json")
