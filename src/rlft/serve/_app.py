@@ -46,10 +46,6 @@ def _error_response(exc: ApiError) -> JSONResponse:
     return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
 
 
-class _TooLarge(Exception):
-    pass
-
-
 class BodyLimit:
     """Refuses bodies over ``limit`` bytes with 413, by header or while they stream in."""
 
@@ -76,7 +72,7 @@ class BodyLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
-                    raise _TooLarge
+                    raise too_big  # an endpoint answers it as any refusal
             return message
 
         async def watch(message: Message) -> None:
@@ -86,7 +82,7 @@ class BodyLimit:
 
         try:
             await self.app(scope, limited, watch)
-        except _TooLarge:
+        except ApiError:
             if not started:
                 await _error_response(too_big)(scope, receive, send)
 

@@ -106,6 +106,7 @@ def serve(
         sock.bind((host, port))
     except OSError as exc:
         raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.listen(2048)  # connections queue from now on, so the printed address answers
     real_port = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
     if not keys:
