@@ -121,6 +121,8 @@ class JobService:
         self.client = Client(provider=options.provider, cwd=options.cwd, store=options.store)
         self._managers: dict[str, JobManager] = {}
         self._watching: set[str] = set()
+        # Each job's events as OpenAI objects, oldest first: a poll reads only the new ones.
+        self._events: dict[str, list[dict[str, Any]]] = {}
         self._tg: TaskGroup | None = None
 
     @property
@@ -228,8 +230,13 @@ class JobService:
     async def events(self, key: ApiKey, job_id: str, query: Mapping[str, str]) -> dict[str, Any]:
         """The job's events from the store, newest first, paged like OpenAI's."""
         row = await self.row(key, job_id)
-        events = await self.store.events(row.local_id)
-        items = [event_wire(e) for e in reversed(events)]
+        known = self._events.setdefault(row.local_id, [])
+        last = known[-1]["id"] if known else None
+        seen = {item["id"] for item in known[-64:]}
+        for event in await self.store.events(row.local_id, after=last):
+            if event.id not in seen:  # an `after` the log lost returns it whole
+                known.append(event_wire(event))
+        items = known[::-1]
         return page(items, after=query.get("after"), limit=_limit(query.get("limit")))
 
     async def checkpoints(
