@@ -60,12 +60,14 @@ def test_thousand_jobs_and_a_hundred_pollers(tmp_path: Path) -> None:
         async def pollers() -> None:
             limits = httpx.Limits(max_connections=100)
             headers = {"Authorization": f"Bearer {KEY_A}"}
-            async with httpx.AsyncClient(
-                base_url=url, headers=headers, limits=limits, timeout=60
-            ) as client:
-                async with anyio.create_task_group() as tg:
-                    for _ in range(100):
-                        tg.start_soon(poller, client)
+            async with (
+                httpx.AsyncClient(
+                    base_url=url, headers=headers, limits=limits, timeout=60
+                ) as client,
+                anyio.create_task_group() as tg,
+            ):
+                for _ in range(100):
+                    tg.start_soon(poller, client)
 
         anyio.run(pollers)
         assert len(statuses) == 500 and set(statuses) == {200}
