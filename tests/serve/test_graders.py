@@ -94,3 +94,27 @@ async def test_endpoint_grader_contract_under_concurrency(tmp_path: Path) -> Non
     assert len(results) == 100
     for (_, index), score in results.items():
         assert score == (1.0 if index % 2 == 0 else 0.0)
+
+
+async def test_a_grade_past_the_timeout_scores_zero_and_the_server_goes_on(tmp_path: Path) -> None:
+    folder = project(tmp_path / "p")
+    slow = {
+        "type": "python",
+        "name": "slow",
+        "source": "def grade(sample, item):\n    while True:\n        pass\n",
+    }
+    (folder / "slow.json").write_text(json.dumps(slow))
+    (folder / "exact.json").write_text(json.dumps(GRADER))
+    graders = {"slow": folder / "slow.json", "exact": folder / "exact.json"}
+    app = create_app(options(folder, graders=graders, grader_timeout=1.0))
+    async with asgi_client(app) as client:
+        with anyio.fail_after(60):
+            timed_out = await client.post(
+                "/graders/slow/score", json={"sample": "x", "item": {}, "trace_id": "t"}
+            )
+        assert timed_out.status_code == 200 and timed_out.json() == {"score": 0.0}
+        ok = await client.post(
+            "/graders/exact/score",
+            json={"sample": "billing", "item": {"label": "billing"}, "trace_id": "t2"},
+        )
+        assert ok.json() == {"score": 1.0}

@@ -39,6 +39,7 @@ def test_openai_client_runs_a_job_end_to_end(tmp_path: Path) -> None:
         assert oai.files.retrieve(uploaded.id).bytes == len(rows())
         assert oai.files.content(uploaded.id).content == rows()
         assert [f.id for f in oai.files.list()] == [uploaded.id]
+        validate(oai.files.with_raw_response.list().http_response.json(), "ListFilesResponse")
 
         job = oai.fine_tuning.jobs.create(
             model="fake-model",
@@ -85,10 +86,14 @@ def test_openai_client_runs_a_job_end_to_end(tmp_path: Path) -> None:
         assert [j.id for j in listed.data] == [job.id]
         assert oai.fine_tuning.jobs.list(metadata={"team": "ads"}).data == []
 
-        deleted = oai.files.delete(uploaded.id)
-        assert deleted.deleted and deleted.id == uploaded.id
+        validate(
+            oai.files.with_raw_response.delete(uploaded.id).http_response.json(),
+            "DeleteFileResponse",
+        )
         with pytest.raises(openai.NotFoundError):
             oai.files.retrieve(uploaded.id)
+        with pytest.raises(openai.NotFoundError):
+            oai.files.delete(uploaded.id)
 
 
 def test_list_pages_newest_first_and_keys_see_only_their_own(tmp_path: Path) -> None:

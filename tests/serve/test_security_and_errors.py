@@ -179,6 +179,9 @@ async def test_bad_input_gets_the_envelope_with_the_right_status(
         envelope_of(await call("POST", "/v1/fine_tuning/jobs", content=b"{oops"), 400)
         envelope_of(await call("POST", "/v1/fine_tuning/jobs", json=[1, 2]), 400)
         envelope_of(await call("GET", "/v1/fine_tuning/jobs?limit=lots"), 400)
+        envelope_of(await call("GET", "/v1/files?limit=-3"), 400)
+        envelope_of(await call("GET", "/v1/files?limit=x"), 400)
+        envelope_of(await call("DELETE", "/v1/fine_tuning/jobs"), 405)
 
         # The server keeps serving, and a good create works.
         created = await call("POST", "/v1/fine_tuning/jobs", json=job)

@@ -30,7 +30,7 @@ from rlft.serve import _dashboard
 from rlft.serve._errors import ApiError, envelope
 from rlft.serve._files import FileStore
 from rlft.serve._graders import GraderService
-from rlft.serve._jobs import JobService
+from rlft.serve._jobs import JobService, query_limit
 from rlft.serve._options import ApiKey, ServeOptions, hash_key
 from rlft.serve._wire import page
 
@@ -230,7 +230,7 @@ def create_app(options: ServeOptions) -> Starlette:
         chunk = page(
             items,
             after=request.query_params.get("after"),
-            limit=int(request.query_params.get("limit", "10000")),
+            limit=query_limit(request.query_params.get("limit"), default=10000, most=10000),
         )
         chunk["first_id"] = chunk["data"][0]["id"] if chunk["data"] else None
         chunk["last_id"] = chunk["data"][-1]["id"] if chunk["data"] else None

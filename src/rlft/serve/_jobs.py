@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
     from rlft import StoredJob
 
-__all__ = ["JobService"]
+__all__ = ["JobService", "query_limit"]
 
 logger = logging.getLogger("rlft.serve")
 
@@ -52,7 +52,8 @@ _NOT_RFT = (
 )
 
 
-def _limit(value: str | None, default: int = 20, most: int = 1000) -> int:
+def query_limit(value: str | None, default: int = 20, most: int = 1000) -> int:
+    """A ``limit`` query parameter, checked (400 when it is not a number in range)."""
     if value is None:
         return default
     try:
@@ -210,7 +211,7 @@ class JobService:
 
     async def list(self, key: ApiKey, query: Mapping[str, str]) -> dict[str, Any]:
         """OpenAI's job list: newest first, ``after``/``limit`` paging, ``metadata[k]`` filter."""
-        limit = _limit(query.get("limit"))
+        limit = query_limit(query.get("limit"))
         wanted = {
             k[len("metadata[") : -1]: v
             for k, v in query.items()
@@ -237,7 +238,7 @@ class JobService:
             if event.id not in seen:  # an `after` the log lost returns it whole
                 known.append(event_wire(event))
         items = known[::-1]
-        return page(items, after=query.get("after"), limit=_limit(query.get("limit")))
+        return page(items, after=query.get("after"), limit=query_limit(query.get("limit")))
 
     async def checkpoints(
         self, key: ApiKey, job_id: str, query: Mapping[str, str]
@@ -250,7 +251,7 @@ class JobService:
         except RLFTError as exc:
             raise from_rlft_error(exc) from None
         items = [checkpoint_wire(c, row.local_id) for c in reversed(found)]
-        chunk = page(items, after=query.get("after"), limit=_limit(query.get("limit"), 10))
+        chunk = page(items, after=query.get("after"), limit=query_limit(query.get("limit"), 10))
         chunk["first_id"] = chunk["data"][0]["id"] if chunk["data"] else None
         chunk["last_id"] = chunk["data"][-1]["id"] if chunk["data"] else None
         return chunk
