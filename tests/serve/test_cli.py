@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -14,16 +15,18 @@ from click.testing import CliRunner
 from rlft.cli import main
 from rlft.serve._cli import _config_section
 
-from .conftest import project
+from .conftest import GRADER, project
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 
 
 def test_serve_prints_the_real_port_and_answers(tmp_path: Path) -> None:
     folder = project(tmp_path / "p")
+    (folder / "label.json").write_text(json.dumps(GRADER))
     env = {**os.environ, "PYTHONPATH": str(SRC), "RLFT_SERVE_API_KEYS": "sk-cli-key-1234"}
+    command = ["serve", "--port", "0", "--provider", "fake", "--grader", "label=label.json"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "rlft", "serve", "--port", "0", "--provider", "fake"],
+        [sys.executable, "-m", "rlft", *command],
         cwd=folder,
         env=env,
         stdout=subprocess.PIPE,
@@ -42,6 +45,12 @@ def test_serve_prints_the_real_port_and_answers(tmp_path: Path) -> None:
             assert client.get("/v1/files").status_code == 401
             ok = client.get("/v1/files", headers={"Authorization": "Bearer sk-cli-key-1234"})
             assert ok.status_code == 200 and ok.json()["data"] == []
+            scored = client.post(
+                "/graders/label/score",
+                headers={"api-key": "sk-cli-key-1234"},
+                json={"sample": "billing", "item": {"label": "billing"}, "trace_id": "t"},
+            )
+            assert scored.json() == {"score": 1.0}
     finally:
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=30)

@@ -204,3 +204,12 @@ async def test_model_names_pick_the_backend(tmp_path: Path) -> None:
             await client.post("/v1/fine_tuning/jobs", json={**job, "model": "gpt-4o"}), 400
         )
         assert "no-such-backend" in error["message"]
+
+
+async def test_without_keys_the_loopback_caller_is_the_local_admin(tmp_path: Path) -> None:
+    app = create_app(options(project(tmp_path / "p"), keys=()))
+    async with asgi_client(app, key=None) as client:
+        listed = await client.get("/v1/fine_tuning/jobs")
+        assert listed.status_code == 200 and listed.json()["data"] == []
+        home = await client.get("/")
+        assert "signed in as admin" in home.text
