@@ -133,6 +133,8 @@ def test_pause_resume_cancel(tmp_path: Path) -> None:
         oai = client_for(url)
         file_id = oai.files.create(file=("t.jsonl", io.BytesIO(rows())), purpose="fine-tune").id
         job = oai.fine_tuning.jobs.create(model="m", training_file=file_id, method=METHOD)
+        # The fake pauses running jobs only: wait for the watcher's first poll to start it.
+        wait_until(lambda: oai.fine_tuning.jobs.retrieve(job.id).status == "running")
         paused = oai.fine_tuning.jobs.pause(job.id)
         assert paused.status == "paused"
         raw = oai.fine_tuning.jobs.with_raw_response.retrieve(job.id).http_response.json()
