@@ -213,3 +213,50 @@ async def test_without_keys_the_loopback_caller_is_the_local_admin(tmp_path: Pat
         assert listed.status_code == 200 and listed.json()["data"] == []
         home = await client.get("/")
         assert "signed in as admin" in home.text
+
+
+WEIRD: list[Any] = [None, 0, -1, 1.5, "", "x" * 300, [], [1], {}, {"a": {}}, True]
+
+
+async def test_every_field_of_every_body_replaced_with_junk_never_gets_a_500(
+    tmp_path: Path,
+) -> None:
+    app = create_app(options(project(tmp_path / "p"), rate=10_000, burst=10_000))
+    async with asgi_client(app) as client:
+        file_id = (await upload(client, rows())).json()["id"]
+        bodies = {
+            "/v1/fine_tuning/jobs": {
+                "model": "m",
+                "training_file": file_id,
+                "validation_file": file_id,
+                "method": {
+                    "type": "reinforcement",
+                    "reinforcement": {"grader": GRADER, "hyperparameters": {"n_epochs": 1}},
+                },
+                "seed": 1,
+                "suffix": "s",
+                "metadata": {"k": "v"},
+            },
+            "/v1/fine_tuning/alpha/graders/run": {
+                "grader": GRADER,
+                "model_sample": "billing",
+                "item": {"label": "billing"},
+            },
+            "/v1/fine_tuning/alpha/graders/validate": {"grader": GRADER},
+        }
+        statuses: set[int] = set()
+        for url, good in bodies.items():
+            for field in good:
+                for junk in WEIRD:
+                    response = await client.post(url, json={**good, field: junk})
+                    statuses.add(response.status_code)
+                    assert response.status_code in (200, 400), (url, field, junk, response.text)
+                    if response.status_code == 400:
+                        envelope_of(response, 400)
+            for junk in WEIRD:  # nested: the grader's own fields
+                for key in GRADER:
+                    grader = {**GRADER, key: junk}
+                    body = {**good, "grader": grader} if "grader" in good else good
+                    response = await client.post(url, json=body)
+                    assert response.status_code in (200, 400), (url, key, junk, response.text)
+        assert statuses == {200, 400}
