@@ -9,7 +9,7 @@ from playwright.sync_api import sync_playwright
 
 from rlft.serve import create_app
 
-from .conftest import KEY_A, METHOD, live_server, options, project, rows
+from .conftest import ADMIN, KEY_A, KEY_B, METHOD, live_server, options, project, rows
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
@@ -87,3 +87,24 @@ def test_dashboard_needs_a_login(tmp_path: Path) -> None:
         httpx.Client(base_url=url, cookies={"rlft_session": "made-up"}) as forged,
     ):
         assert "action='/login'" in forged.get("/").text
+
+
+def test_the_dashboard_shows_each_key_its_own_jobs(tmp_path: Path) -> None:
+    app = create_app(options(project(tmp_path / "p", steps=50), poll_interval=3600))
+    with live_server(app) as url:
+        auth = {"Authorization": f"Bearer {KEY_A}"}
+        with httpx.Client(base_url=url, headers=auth) as api:
+            file_id = api.post(
+                "/v1/files", files={"file": ("t.jsonl", rows())}, data={"purpose": "fine-tune"}
+            ).json()["id"]
+            job_id = api.post(
+                "/v1/fine_tuning/jobs",
+                json={"model": "m", "training_file": file_id, "method": METHOD},
+            ).json()["id"]
+        for key, sees in ((KEY_A, True), (KEY_B, False), (ADMIN, True)):
+            with httpx.Client(base_url=url, follow_redirects=True) as browser:
+                home = browser.post("/login", data={"key": key})
+                assert home.status_code == 200 and "<table id='jobs'>" in home.text
+                assert (job_id in home.text) is sees
+                page = browser.get(f"/jobs/{job_id}")
+                assert page.status_code == (200 if sees else 404)

@@ -32,7 +32,7 @@ from rlft.serve._files import FileStore
 from rlft.serve._graders import GraderService
 from rlft.serve._jobs import JobService, query_limit
 from rlft.serve._options import ApiKey, ServeOptions, hash_key
-from rlft.serve._wire import page
+from rlft.serve._wire import OWNER_LABEL, page
 
 __all__ = ["create_app"]
 
@@ -295,13 +295,9 @@ def create_app(options: ServeOptions) -> Starlette:
         key = keys.of(request, cookie=True)
         if key is None:
             return HTMLResponse(_dashboard.login_page())
-        rows = [r for r in await jobs.store.jobs(limit=200) if not r.creating]
-        listed = []
-        for row in rows:
-            if key.admin or row.labels.get("serve_owner") == key.owner:
-                wire = jobs.wire(row)
-                wire["backend"] = row.provider
-                listed.append(wire)
+        mine = None if key.admin else {OWNER_LABEL: key.owner}
+        rows = await jobs.store.jobs(labels=mine, limit=200)
+        listed = [jobs.wire(row) for row in rows if not row.creating]
         who = "admin" if key.admin else f"key {key.owner[:8]}"
         return HTMLResponse(_dashboard.jobs_page(listed, who))
 
