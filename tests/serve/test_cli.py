@@ -89,3 +89,12 @@ def test_serve_table_in_rlft_toml(tmp_path: Path) -> None:
     assert opts.backend_for("rlft/qwen-0.5b") == "local"
     assert opts.backend_for("amazon.nova-lite-v1") == "bedrock"
     assert opts.backend_for("gpt-4o") == "fake"
+
+
+def test_reward_gap_flag_builds_the_guard() -> None:
+    from rlft.guards import RewardGapGuard
+    from rlft.serve._cli import _guards
+
+    assert _guards(None) == ()
+    (guard,) = _guards(0.3)
+    assert isinstance(guard, RewardGapGuard) and guard.threshold == 0.3

@@ -9,7 +9,7 @@ from playwright.sync_api import sync_playwright
 
 from rlft.serve import create_app
 
-from .conftest import ADMIN, KEY_A, KEY_B, METHOD, live_server, options, project, rows
+from .conftest import ADMIN, KEY_A, KEY_B, METHOD, live_server, options, project, rows, wait_until
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
@@ -108,3 +108,33 @@ def test_the_dashboard_shows_each_key_its_own_jobs(tmp_path: Path) -> None:
                 assert (job_id in home.text) is sees
                 page = browser.get(f"/jobs/{job_id}")
                 assert page.status_code == (200 if sees else 404)
+
+
+def test_a_guard_trip_pauses_the_job_and_shows_as_an_alert(tmp_path: Path) -> None:
+    from rlft.guards import RewardGapGuard
+
+    gamed = [(0.3, 0.3), (0.5, 0.25), (0.7, 0.2), (0.9, 0.15), (0.95, 0.1), (0.97, 0.05)]
+    script = "".join(
+        f"[[fake.script]]\ntrain_reward_mean = {t}\nvalid_reward_mean = {v}\n" for t, v in gamed
+    )
+    folder = project(tmp_path / "p", extra=script)
+    guard = RewardGapGuard(threshold=0.2, evaluations=2)
+    app = create_app(options(folder, guards=(guard,)))
+    with live_server(app) as url:
+        auth = {"Authorization": f"Bearer {KEY_A}"}
+        with httpx.Client(base_url=url, headers=auth) as api:
+            file_id = api.post(
+                "/v1/files", files={"file": ("t.jsonl", rows())}, data={"purpose": "fine-tune"}
+            ).json()["id"]
+            job_id = api.post(
+                "/v1/fine_tuning/jobs",
+                json={"model": "m", "training_file": file_id, "method": METHOD},
+            ).json()["id"]
+            wait_until(
+                lambda: api.get(f"/v1/fine_tuning/jobs/{job_id}").json()["status"] == "paused"
+            )
+        with httpx.Client(base_url=url, follow_redirects=True) as browser:
+            browser.post("/login", data={"key": KEY_A})
+            page = browser.get(f"/jobs/{job_id}").text
+        alerts = page.split("<ul id='alerts'>")[1].split("</ul>")[0]
+        assert "reward_gap" in alerts and "paused" in alerts

@@ -289,7 +289,9 @@ def create_app(options: ServeOptions) -> Starlette:
     async def dashboard_row(key: ApiKey, job_id: str) -> tuple[Any, dict[str, Any], Any]:
         row = await jobs.row(key, job_id)
         events = await jobs.store.events(row.local_id)
-        return row, jobs.wire(row), _dashboard.summary(events)
+        info = _dashboard.summary(events)
+        info["alerts"] = jobs.alerts_of(row.local_id) + info["alerts"]
+        return row, jobs.wire(row), info
 
     async def home_page(request: Request) -> Response:
         key = keys.of(request, cookie=True)

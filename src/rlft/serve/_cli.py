@@ -41,6 +41,14 @@ def _config_section(cwd: Path | None) -> dict[str, Any]:
     }
 
 
+def _guards(reward_gap: float | None) -> tuple[Any, ...]:
+    if reward_gap is None:
+        return ()
+    from rlft.guards import RewardGapGuard
+
+    return (RewardGapGuard(threshold=reward_gap),)
+
+
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", default=8000, show_default=True, help="Port (0: any free port).")
@@ -56,6 +64,12 @@ def _config_section(cwd: Path | None) -> dict[str, Any]:
 @click.option("--rate", default=50.0, show_default=True, help="Requests/second per key.")
 @click.option("--max-body-mb", default=64, show_default=True, help="Largest request body.")
 @click.option("--poll-interval", type=float, default=None, help="Seconds between job polls.")
+@click.option(
+    "--reward-gap",
+    type=float,
+    default=None,
+    help="Pause a job whose train reward runs this far above validation (RewardGapGuard).",
+)
 def serve(
     host: str,
     port: int,
@@ -65,6 +79,7 @@ def serve(
     rate: float,
     max_body_mb: int,
     poll_interval: float | None,
+    reward_gap: float | None,
 ) -> None:
     """Serve the OpenAI fine-tuning API, graders and a dashboard on any backend.
 
@@ -97,6 +112,7 @@ def serve(
         burst=max(1, int(rate * 2)),
         max_body_bytes=max_body_mb * 1024 * 1024,
         poll_interval=poll_interval,
+        guards=_guards(reward_gap),
     )
     app = create_app(options)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET

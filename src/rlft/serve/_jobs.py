@@ -119,6 +119,8 @@ class JobService:
         self.files = files
         self.requests = home / "jobs"
         self.requests.mkdir(parents=True, exist_ok=True)
+        self.alerts = home / "alerts"
+        self.alerts.mkdir(parents=True, exist_ok=True)
         self.client = Client(provider=options.provider, cwd=options.cwd, store=options.store)
         self._managers: dict[str, JobManager] = {}
         self._watching: set[str] = set()
@@ -157,7 +159,9 @@ class JobService:
             if interval is None:
                 suggested = self.client.provider_for(provider).capabilities.poll_interval
                 interval = max(0.2, suggested)
-            self._managers[provider] = JobManager(client=self.client, poll_interval=interval)
+            self._managers[provider] = JobManager(
+                client=self.client, poll_interval=interval, guards=list(self.options.guards)
+            )
         return self._managers[provider]
 
     def _handle(self, row: StoredJob) -> Job:
@@ -178,12 +182,38 @@ class JobService:
         try:
             job = self._handle(row)
             async with self._manager(row.provider).watch([job]) as updates:
-                async for _ in updates:
-                    pass  # the manager saves every event to the store before it yields it
+                async for update in updates:
+                    # Events are saved by the manager before it yields them; trips are ours.
+                    if update.kind == "guard" and update.trip is not None:
+                        self._alert(row.local_id, update.trip)
         except Exception as exc:  # one job's backend failing must not stop the server
             logger.warning("stopped watching %s: %s: %s", row.local_id, type(exc).__name__, exc)
         finally:
             self._watching.discard(row.local_id)
+
+    # --- guard alerts -------------------------------------------------------------------------
+
+    def _alert(self, local_id: str, trip: Any) -> None:
+        line = {
+            "guard": trip.guard,
+            "reason": trip.reason,
+            "taken": trip.taken,
+            "at": trip.at.isoformat(),
+        }
+        with (self.alerts / f"{local_id}.jsonl").open("a", encoding="utf-8") as file:
+            file.write(json.dumps(line) + "\n")
+
+    def alerts_of(self, local_id: str) -> list[str]:
+        """The guard trips recorded for a job, as lines for the dashboard."""
+        try:
+            lines = (self.alerts / f"{local_id}.jsonl").read_text(encoding="utf-8").splitlines()
+        except OSError:
+            return []
+        out = []
+        for line in lines:
+            trip = json.loads(line)
+            out.append(f"{trip['guard']}: {trip['reason']} ({trip['taken'] or 'alerted'})")
+        return out
 
     # --- requests sidecar ---------------------------------------------------------------------
 

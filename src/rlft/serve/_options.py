@@ -9,6 +9,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from rlft.exceptions import ConfigurationError
 
@@ -135,6 +136,9 @@ class ServeOptions:
     burst: int = 100
     poll_interval: float | None = None
     grader_timeout: float = 600.0
+    guards: Sequence[Any] = ()
+    """``rlft.guards`` guards applied to every job the server watches; trips show on the
+    dashboard."""
 
     def backend_for(self, model: str | None) -> str | None:
         """The backend a model name maps to, else the default provider."""
