@@ -108,6 +108,8 @@ def test_the_dashboard_shows_each_key_its_own_jobs(tmp_path: Path) -> None:
                 assert (job_id in home.text) is sees
                 page = browser.get(f"/jobs/{job_id}")
                 assert page.status_code == (200 if sees else 404)
+                after = browser.post("/logout")
+                assert "action='/login'" in after.text and job_id not in after.text
 
 
 def test_a_guard_trip_pauses_the_job_and_shows_as_an_alert(tmp_path: Path) -> None:

@@ -39,6 +39,7 @@ __all__ = ["create_app"]
 logger = logging.getLogger("rlft.serve")
 
 SESSION_COOKIE = "rlft_session"
+SESSION_SECONDS = 12 * 3600
 _LOCAL = ApiKey(digest="0" * 48 + "6c6f63616c6b6579", admin=True)  # no keys: loopback only
 
 
@@ -117,7 +118,24 @@ class Keys:
     def __init__(self, keys: tuple[ApiKey, ...]) -> None:
         self.by_digest = {key.digest: key for key in keys}
         self.open = not keys  # loopback only (the CLI refuses anything else)
-        self.sessions: dict[str, ApiKey] = {}
+        self.sessions: dict[str, tuple[ApiKey, float]] = {}
+
+    def login(self, key: ApiKey) -> str:
+        """A new session token for ``key``, valid for ``SESSION_SECONDS``."""
+        now = time.monotonic()
+        for token, (_, expires) in list(self.sessions.items()):
+            if expires < now:  # forget expired sessions as new ones come
+                del self.sessions[token]
+        token = secrets.token_urlsafe(32)
+        self.sessions[token] = (key, now + SESSION_SECONDS)
+        return token
+
+    def session(self, token: str) -> ApiKey | None:
+        """The key a live session token stands for."""
+        found = self.sessions.get(token)
+        if found is None or found[1] < time.monotonic():
+            return None
+        return found[0]
 
     def check(self, secret: str) -> ApiKey | None:
         """The key a raw secret is, if any."""
@@ -135,7 +153,7 @@ class Keys:
         if secret:
             return self.check(secret)
         if cookie:
-            return self.sessions.get(request.cookies.get(SESSION_COOKIE, ""))
+            return self.session(request.cookies.get(SESSION_COOKIE, ""))
         return None
 
 
@@ -343,10 +361,11 @@ def create_app(options: ServeOptions) -> Starlette:
         key = keys.check(secret) if isinstance(secret, str) and secret else None
         if key is None:
             return HTMLResponse(_dashboard.login_page("wrong API key"), status_code=401)
-        token = secrets.token_urlsafe(32)
-        keys.sessions[token] = key
+        token = keys.login(key)
         response = RedirectResponse("/", status_code=303)
-        response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="strict")
+        response.set_cookie(
+            SESSION_COOKIE, token, max_age=SESSION_SECONDS, httponly=True, samesite="strict"
+        )
         return response
 
     async def logout(request: Request) -> Response:
