@@ -108,6 +108,8 @@ def test_the_dashboard_shows_each_key_its_own_jobs(tmp_path: Path) -> None:
                 assert (job_id in home.text) is sees
                 page = browser.get(f"/jobs/{job_id}")
                 assert page.status_code == (200 if sees else 404)
+                hostile = browser.get("/jobs/<img src=x onerror=alert(1)>")
+                assert hostile.status_code == 404 and "<img" not in hostile.text
                 after = browser.post("/logout")
                 assert "action='/login'" in after.text and job_id not in after.text
 

@@ -9,6 +9,7 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from html import escape
 from typing import Any
 
 import anyio
@@ -328,7 +329,7 @@ def create_app(options: ServeOptions) -> Starlette:
         try:
             row, wire, info = await dashboard_row(key, request.path_params["job_id"])
         except ApiError as exc:
-            return HTMLResponse(f"<p>{exc.message}</p>", status_code=exc.status)
+            return HTMLResponse(f"<p>{escape(exc.message)}</p>", status_code=exc.status)
         checkpoints: list[dict[str, Any]] = []
         try:
             listed = await jobs.checkpoints(key, row.local_id, {"limit": "100"})
