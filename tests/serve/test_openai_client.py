@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import openai
@@ -12,6 +13,7 @@ from rlft.serve import create_app
 
 from .conftest import (
     ADMIN,
+    HERE,
     KEY_A,
     KEY_B,
     METHOD,
@@ -74,6 +76,13 @@ def test_openai_client_runs_a_job_end_to_end(tmp_path: Path) -> None:
         assert data["total_steps"] == 4
         assert data["scores"]["train_reward_mean"] == pytest.approx(0.9)
         assert {"errors", "usage"} <= set(data)
+        # Every key rlft sends is one OpenAI's RFT guide shows in its metrics event.
+        guide = json.loads((HERE / "upstream" / "openai_rft_metrics_event.json").read_text())
+        upstream = guide["event"]["data"]
+        for event in metrics:
+            assert set(event.data) <= set(upstream), set(event.data) - set(upstream)
+            assert set(event.data["scores"]) <= set(upstream["scores"])
+            assert set(event.data["usage"]) <= set(upstream["usage"])
 
         checkpoints = oai.fine_tuning.jobs.checkpoints.list(job.id)
         assert [c.step_number for c in checkpoints.data] == [4, 3, 2, 1]
