@@ -98,3 +98,11 @@ def test_reward_gap_flag_builds_the_guard() -> None:
     assert _guards(None) == ()
     (guard,) = _guards(0.3)
     assert isinstance(guard, RewardGapGuard) and guard.threshold == 0.3
+
+
+def test_without_the_serve_extra_the_fix_is_named(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(project(tmp_path / "p"))
+    monkeypatch.setitem(sys.modules, "uvicorn", None)  # as if it were not installed
+    result = CliRunner().invoke(main, ["serve", "--port", "0"])
+    assert result.exit_code == 2
+    assert "pip install 'rlft[serve]'" in result.output and "Traceback" not in result.output
