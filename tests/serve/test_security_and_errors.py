@@ -146,6 +146,18 @@ async def test_bad_input_gets_the_envelope_with_the_right_status(
         )
         assert error["param"] == "training_file"
 
+        # A row without the field the grader reads: refused at create, naming line and field.
+        unlabelled = b"".join(
+            json.dumps({"messages": [{"role": "user", "content": f"q{i}"}]}).encode() + b"\n"
+            for i in range(12)
+        )
+        plain = (await upload(client, unlabelled)).json()["id"]
+        error = envelope_of(
+            await call("POST", "/v1/fine_tuning/jobs", json={**job, "training_file": plain}), 400
+        )
+        assert f"t.jsonl ({plain}) line 1" in error["message"], error
+        assert "label" in error["message"]
+
         # A grader that fails to compile, by create, validate and run.
         broken = {"type": "python", "name": "py", "source": "def grade(sample, item:\n  return 1"}
         bad_method = {"type": "reinforcement", "reinforcement": {"grader": broken}}

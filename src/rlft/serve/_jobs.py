@@ -361,7 +361,10 @@ class JobService:
                 provider=provider,
             )
         except DatasetValidationError as exc:
-            message, field = problem_line(exc, str(body.get("training_file")))
+            train_id = str(body.get("training_file"))
+            record = self.files.get(train_id)
+            name = f"{record.filename} ({train_id})" if record is not None else train_id
+            message, field = problem_line(exc, name)
             raise ApiError(400, message, param=field or "training_file") from None
         except RLFTError as exc:
             raise from_rlft_error(exc) from None
