@@ -206,27 +206,27 @@ async def test_async_openai_client_in_process_over_asgi(tmp_path: Path) -> None:
     folder = project(tmp_path / "p", steps=50)
     app = create_app(options(folder, poll_interval=3600))
     transport = httpx.ASGITransport(app=app)
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as raw:
-            oai = openai.AsyncOpenAI(
-                base_url="http://testserver/v1", api_key=KEY_A, http_client=raw, max_retries=0
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://testserver") as raw,
+    ):
+        oai = openai.AsyncOpenAI(
+            base_url="http://testserver/v1", api_key=KEY_A, http_client=raw, max_retries=0
+        )
+        uploaded = await oai.files.create(file=("t.jsonl", io.BytesIO(rows())), purpose="fine-tune")
+        job = await oai.fine_tuning.jobs.create(
+            model="m",
+            training_file=uploaded.id,
+            method=METHOD,  # type: ignore[arg-type]
+        )
+        listed = await oai.fine_tuning.jobs.list()
+        assert [j.id for j in listed.data] == [job.id]
+        assert (await oai.fine_tuning.jobs.retrieve(job.id)).training_file == uploaded.id
+        with pytest.raises(openai.AuthenticationError):
+            bad = openai.AsyncOpenAI(
+                base_url="http://testserver/v1",
+                api_key="sk-wrong-000000",
+                http_client=raw,
+                max_retries=0,
             )
-            uploaded = await oai.files.create(
-                file=("t.jsonl", io.BytesIO(rows())), purpose="fine-tune"
-            )
-            job = await oai.fine_tuning.jobs.create(
-                model="m",
-                training_file=uploaded.id,
-                method=METHOD,  # type: ignore[arg-type]
-            )
-            listed = await oai.fine_tuning.jobs.list()
-            assert [j.id for j in listed.data] == [job.id]
-            assert (await oai.fine_tuning.jobs.retrieve(job.id)).training_file == uploaded.id
-            with pytest.raises(openai.AuthenticationError):
-                bad = openai.AsyncOpenAI(
-                    base_url="http://testserver/v1",
-                    api_key="sk-wrong-000000",
-                    http_client=raw,
-                    max_retries=0,
-                )
-                await bad.fine_tuning.jobs.list()
+            await bad.fine_tuning.jobs.list()
