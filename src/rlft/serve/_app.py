@@ -28,7 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from rlft._paths import rlft_home
 from rlft.exceptions import RLFTError
 from rlft.serve import _dashboard
-from rlft.serve._errors import ApiError, envelope
+from rlft.serve._errors import ApiError, envelope, from_rlft_error
 from rlft.serve._files import FileStore
 from rlft.serve._graders import GraderService
 from rlft.serve._jobs import JobService, query_limit
@@ -194,7 +194,7 @@ def create_app(options: ServeOptions) -> Starlette:
             except ClientDisconnect:
                 return Response(status_code=499)
             except RLFTError as exc:
-                return _error_response(ApiError(400, str(exc)))
+                return _error_response(from_rlft_error(exc))
             except Exception:
                 logger.exception("unexpected error serving %s", request.url.path)
                 return _error_response(ApiError(500, "internal error; see the server's log"))
