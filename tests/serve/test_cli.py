@@ -14,6 +14,7 @@ from click.testing import CliRunner
 
 from rlft.cli import main
 from rlft.serve._cli import _config_section
+from rlft.serve._options import hash_key
 
 from .conftest import GRADER, project
 
@@ -24,7 +25,10 @@ def test_serve_prints_the_real_port_and_answers(tmp_path: Path) -> None:
     folder = project(tmp_path / "p")
     (folder / "label.json").write_text(json.dumps(GRADER))
     env = {**os.environ, "PYTHONPATH": str(SRC), "RLFT_SERVE_API_KEYS": "sk-cli-key-1234"}
+    # A keys file need hold no secret: a hashed key works as the key itself.
+    (folder / "keys.txt").write_text(f"# ops\nsha256:{hash_key('sk-hashed-key-5678')}\n")
     command = ["serve", "--port", "0", "--provider", "fake", "--grader", "label=label.json"]
+    command += ["--keys-file", "keys.txt"]
     proc = subprocess.Popen(
         [sys.executable, "-m", "rlft", *command],
         cwd=folder,
@@ -45,6 +49,8 @@ def test_serve_prints_the_real_port_and_answers(tmp_path: Path) -> None:
             assert client.get("/v1/files").status_code == 401
             ok = client.get("/v1/files", headers={"Authorization": "Bearer sk-cli-key-1234"})
             assert ok.status_code == 200 and ok.json()["data"] == []
+            hashed = client.get("/v1/files", headers={"Authorization": "Bearer sk-hashed-key-5678"})
+            assert hashed.status_code == 200
             scored = client.post(
                 "/graders/label/score",
                 headers={"api-key": "sk-cli-key-1234"},
