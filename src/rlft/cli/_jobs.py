@@ -145,6 +145,12 @@ def preflight(
     "finds its earlier job instead of paying twice).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a live view.")
+@click.option(
+    "--report-to",
+    multiple=True,
+    help="Experiment trackers for the metrics: trackio, wandb, mlflow or none (comma-separated "
+    "or repeated; default: [tracking] report_to in rlft.toml).",
+)
 @guard_options
 def run(
     job_file: Path,
@@ -155,6 +161,7 @@ def run(
     detach: bool,
     again: bool,
     as_json: bool,
+    report_to: tuple[str, ...],
     **options: Any,
 ) -> None:
     """Validate, preflight, create and watch the job in JOB_FILE (a job.toml)."""
@@ -177,6 +184,7 @@ def run(
             checked = client.jobs.check(spec)  # the one check of this run: submit reuses it
             say(f"{job_file}: valid for {target.name} ({len(spec.train)} training rows)")
             guards = guards_from_options(options, target.name)
+            trackers = _trackers(client, report_to)  # a tracker that can't work fails first
             for guard in guards:  # a guard that can't work must fail before anything is paid
                 if isinstance(guard, BudgetGuard):
                     guard.check_rate(target.name, spec.model)
@@ -196,7 +204,7 @@ def run(
                         echo_json({"kind": "preflight", **report.model_dump(mode="json")})
                     else:
                         click.echo(report.format())
-            manager = JobManager(client=client, guards=guards)
+            manager = JobManager(client=client, guards=guards, trackers=trackers)
             (job,) = await manager.submit([checked])
             state["job"] = job
             if job.status.is_terminal:
@@ -231,6 +239,14 @@ def run(
             )
         sys.exit(EXIT_INTERRUPTED)
     sys.exit(code)
+
+
+def _trackers(client: Client, report_to: tuple[str, ...]) -> list[Any]:
+    from rlft._config import tracking_config
+    from rlft.tracking import make_trackers, split_names
+
+    names, project = tracking_config(client.config)
+    return make_trackers(split_names(report_to) if report_to else names, project=project)
 
 
 # --- rlft jobs --------------------------------------------------------------------------------
