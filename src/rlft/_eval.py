@@ -167,8 +167,11 @@ def _sample_transformers(
         raise MissingDependencyError(
             "evaluating a local model", package="transformers", extra="local"
         ) from None
+    from transformers.utils import logging as hf_logging
+
     from rlft.datasets import render_prompt
 
+    hf_logging.disable_progress_bar()  # the table is the output; no weight-loading bars
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(folder), padding_side="left")
         model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32)
