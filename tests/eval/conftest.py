@@ -17,7 +17,7 @@ import pytest
 from rlft.graders import StringCheck
 
 ROWS = [
-    {"messages": [{"role": "user", "content": f"is {n} even"}], "answer": "yes" if n % 2 == 0 else "no"}
+    {"messages": [{"role": "user", "content": f"is {n} even"}], "answer": ("no", "yes")[n % 2 == 0]}
     for n in range(6)
 ]
 
@@ -51,9 +51,8 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 @pytest.fixture
 def grader() -> StringCheck:
-    return StringCheck(
-        name="exact", input="{{ sample.output_text }}", reference="{{ item.answer }}", operation="eq"
-    )
+    sample, answer = "{{ sample.output_text }}", "{{ item.answer }}"
+    return StringCheck(name="exact", input=sample, reference=answer, operation="eq")
 
 
 @pytest.fixture

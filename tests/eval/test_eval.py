@@ -6,7 +6,6 @@ import json
 import sys
 import types
 from importlib.machinery import ModuleSpec
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -123,8 +122,8 @@ def test_cli_prints_the_table_and_writes_the_plot(models, grader, dataset_file, 
     grader_file = tmp_path / "grader.json"
     grader_file.write_text(json.dumps(grader.to_dict()))
     plot = tmp_path / "cmp.png"
-    args = ["eval", "--grader", str(grader_file), "--dataset", str(dataset_file),
-            "-m", str(base), "-m", str(checkpoint), "--max-tokens", "1", "--plot", str(plot)]  # fmt: skip
+    args = ["eval", "--grader", str(grader_file), "--dataset", str(dataset_file), "-m", str(base),
+            "-m", str(checkpoint), "--max-tokens", "1", "--plot", str(plot)]  # fmt: skip
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
