@@ -171,7 +171,8 @@ def _sample_transformers(
 
     from rlft.datasets import render_prompt
 
-    hf_logging.disable_progress_bar()  # the table is the output; no weight-loading bars
+    # The table is the output: no weight-loading bars.
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(folder), padding_side="left")
         model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32)
