@@ -146,3 +146,35 @@ def test_cli_bad_folder_is_one_line_no_traceback(grader, dataset_file, tmp_path)
     assert len(result.output.strip().splitlines()) == 1 and "config.json" in result.output
     missing = CliRunner().invoke(main, ["eval", "-m", "x"])
     assert missing.exit_code == 2 and "--grader and --dataset" in missing.output
+
+
+def test_cli_job_adds_the_base_model_and_every_checkpoint(tmp_path, monkeypatch):
+    folder = tmp_path / "p"
+    folder.mkdir()
+    rows = [{"messages": [{"role": "user", "content": f"t {i}"}], "label": "a"} for i in range(4)]
+    (folder / "train.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    (folder / "job.toml").write_text(
+        'train = "train.jsonl"\n[grader]\ntype = "string_check"\nname = "label"\n'
+        'input = "{{ sample.output_text }}"\nreference = "{{ item.label }}"\noperation = "eq"\n'
+    )
+    (folder / "rlft.toml").write_text(
+        f'provider = "fake"\n[fake]\nstate_dir = "{folder / "state"}"\nsteps = 4\n'
+        'completions = ["a", "b"]\n'
+    )
+    created = CliRunner().invoke(
+        main, ["run", str(folder / "job.toml"), "--no-preflight", "--json"]
+    )
+    assert created.exit_code == 0, created.output
+    (summary,) = [json.loads(x) for x in created.stdout.splitlines() if '"summary"' in x]
+    local_id = summary["local_id"]
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(
+        main, ["eval", str(folder / "job.toml"), "--job", local_id, "--no-plot", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    labels = [score["label"] for score in report["scores"]]
+    assert labels == ["fake-model", "step 2", "step 4"]
+    # The fake backend answers "a", "b", "a", "b": half right, for every model it serves.
+    assert all(s["source"] == "provider" and s["mean"] == 0.5 for s in report["scores"])
+    assert report["rows"] == 4 and report["grader"] == "label"
