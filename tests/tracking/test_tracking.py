@@ -231,3 +231,38 @@ def test_cli_bad_tracker_fails_before_the_job(tmp_path: Path) -> None:
     assert (
         result.exit_code == 2 and "rlft.toml:5: [tracking] report_to is an integer" in result.output
     )
+
+
+async def test_a_hosted_job_logs_the_same_names(tmp_path: Path) -> None:
+    """The OpenAI backend over HTTP (the loopback fake server): same metric names, same values."""
+    from mlflow.tracking import MlflowClient
+
+    from rlft.testing import default_conformance_spec
+    from rlft.testing._openai_server import FakeOpenAIServer
+
+    uri = (tmp_path / "mlruns").as_uri()
+    spec = default_conformance_spec().model_copy(update={"model": "o4-mini-2025-04-16"})
+    with FakeOpenAIServer(job_duration=0.8) as server:
+        openai = rlft.Client(
+            provider="openai",
+            autoload=False,
+            settings={"base_url": server.url, "api_key": "sk-loopback-test", "max_retries": 0},
+            store=tmp_path / "jobs.db",
+        )
+        async with openai:
+            tracker = MlflowTracker(project="hosted", tracking_uri=uri)
+            manager = JobManager(client=openai, poll_interval=0.05, trackers=[tracker])
+            (job,) = await manager.submit([spec])
+            seen = []
+            with anyio.fail_after(60):
+                async with manager.watch([job]) as updates:
+                    async for update in updates:
+                        seen.append(update)
+    want = expected(seen)
+    assert want and "train/reward_mean" in next(iter(want.values()))
+    reader = MlflowClient(tracking_uri=uri)
+    (run,) = reader.search_runs([reader.get_experiment_by_name("hosted").experiment_id])
+    assert run.data.params["provider"] == "openai"
+    for key in {key for values in want.values() for key in values}:
+        history = {m.step: m.value for m in reader.get_metric_history(run.info.run_id, key)}
+        assert history == {step: v[key] for step, v in want.items() if key in v}, key
