@@ -25,6 +25,7 @@ import importlib.util
 import io
 import netrc
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -199,6 +200,8 @@ class WandbTracker:
             project=self.project,
             entity=self.entity,
             name=run,
+            id=re.sub(r"[^A-Za-z0-9_-]", "-", run),  # a restarted watcher resumes the same run
+            resume="allow",
             config=dict(config),
             dir=str(self.dir) if self.dir is not None else None,
             mode=self.mode,  # type: ignore[arg-type]
@@ -243,10 +246,20 @@ class MlflowTracker:
         experiment_id = (
             experiment.experiment_id if experiment else client.create_experiment(self.project)
         )
+        # A restarted watcher finds the job's run again instead of splitting its curve in two.
+        found = client.search_runs(
+            [experiment_id],
+            filter_string="tags.`rlft.job` = '" + run.replace("'", "\\'") + "'",
+            max_results=1,
+        )
+        if found:
+            self._runs[run] = found[0].info.run_id
+            client.update_run(found[0].info.run_id, status="RUNNING")
+            return
         created = client.create_run(experiment_id, run_name=run, tags={"rlft.job": run})
         self._runs[run] = created.info.run_id
         for key, value in config.items():
-            client.log_param(created.info.run_id, key, value)
+            client.log_param(created.info.run_id, key, str(value))
 
     def log(self, run: str, metrics: Mapping[str, float], step: int | None) -> None:
         import time

@@ -266,3 +266,21 @@ async def test_a_hosted_job_logs_the_same_names(tmp_path: Path) -> None:
     for key in {key for values in want.values() for key in values}:
         history = {m.step: m.value for m in reader.get_metric_history(run.info.run_id, key)}
         assert history == {step: v[key] for step, v in want.items() if key in v}, key
+
+
+def test_a_restarted_watcher_continues_the_same_run(tmp_path: Path) -> None:
+    from mlflow.tracking import MlflowClient
+
+    uri = (tmp_path / "mlruns").as_uri()
+    first = MlflowTracker(project="resume", tracking_uri=uri)
+    first.start("job-1", {"provider": "fake"})
+    first.log("job-1", {"train/reward_mean": 0.2}, 1)
+    second = MlflowTracker(project="resume", tracking_uri=uri)  # a new process, after a crash
+    second.start("job-1", {"provider": "fake"})
+    second.log("job-1", {"train/reward_mean": 0.6}, 2)
+    second.finish("job-1", "succeeded")
+    reader = MlflowClient(tracking_uri=uri)
+    (run,) = reader.search_runs([reader.get_experiment_by_name("resume").experiment_id])
+    history = reader.get_metric_history(run.info.run_id, "train/reward_mean")
+    assert {m.step: m.value for m in history} == {1: 0.2, 2: 0.6}
+    assert run.info.status == "FINISHED"
