@@ -178,3 +178,30 @@ def test_cli_job_adds_the_base_model_and_every_checkpoint(tmp_path, monkeypatch)
     # The fake backend answers "a", "b", "a", "b": half right, for every model it serves.
     assert all(s["source"] == "provider" and s["mean"] == 0.5 for s in report["scores"])
     assert report["rows"] == 4 and report["grader"] == "label"
+
+
+async def test_multi_grader_means_per_sub_grader(dataset_file):
+    from rlft.graders import Multi, StringCheck
+
+    sample = "{{ sample.output_text }}"
+    multi = Multi(
+        name="both",
+        graders={
+            "exact": StringCheck(
+                name="exact", input=sample, reference="{{ item.answer }}", operation="eq"
+            ),
+            "says_yes": StringCheck(name="says_yes", input=sample, reference="y", operation="like"),
+        },
+        calculate_output="(exact + says_yes) / 2",
+    )
+    provider = FakeProvider(settings=FakeSettings(completions=("yes", "yes", "no", "no")))
+    report = await rlft.evaluate(
+        ["m"], dataset=Dataset.from_jsonl(dataset_file), grader=multi, provider=provider, limit=4
+    )
+    # Answers: yes, no, yes, no. Completions: yes, yes, no, no.
+    score = report.scores[0]
+    assert score.grader_means == {"exact": 0.5, "says_yes": 0.5}
+    assert score.scores == [1.0, 0.5, 0.0, 0.5] and score.mean == 0.5
+    assert score.pass_rate == 0.25  # only a score of 1.0 passes without a pass_threshold
+    header = report.format().splitlines()[0].split()
+    assert header == ["model", "n", "mean", "pass", "exact", "says_yes", "errors"]
