@@ -284,3 +284,17 @@ def test_a_restarted_watcher_continues_the_same_run(tmp_path: Path) -> None:
     history = reader.get_metric_history(run.info.run_id, "train/reward_mean")
     assert {m.step: m.value for m in history} == {1: 0.2, 2: 0.6}
     assert run.info.status == "FINISHED"
+
+
+def test_cli_jobs_watch_reports_a_reattached_job(tmp_path: Path, monkeypatch) -> None:
+    uri = (tmp_path / "ml").as_uri()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    job_file = project(tmp_path / "p", '[tracking]\nproject = "from-toml"\n')
+    created = CliRunner().invoke(main, ["run", str(job_file), "--no-preflight", "--detach"])
+    assert created.exit_code == 0, created.output
+    assert mlflow_runs(uri) == []  # detached: nothing watched, nothing logged yet
+    monkeypatch.chdir(tmp_path / "p")  # the rlft.toml with the fake backend's state
+    watched = CliRunner().invoke(main, ["jobs", "watch", "--report-to", "mlflow", "--json"])
+    assert watched.exit_code == 0, watched.output
+    (run,) = mlflow_runs(uri)
+    assert run.data.metrics["train/reward_mean"] > 0 and run.info.status == "FINISHED"

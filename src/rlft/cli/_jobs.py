@@ -88,6 +88,14 @@ def _provider_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--provider", "-p", help="Provider id (beats rlft.toml).")(fn)
 
 
+_report_to_option = click.option(
+    "--report-to",
+    multiple=True,
+    help="Experiment trackers for the metrics: trackio, wandb, mlflow or none (comma-separated "
+    "or repeated; default: [tracking] report_to in rlft.toml).",
+)
+
+
 # --- rlft preflight ---------------------------------------------------------------------------
 
 
@@ -145,12 +153,7 @@ def preflight(
     "finds its earlier job instead of paying twice).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a live view.")
-@click.option(
-    "--report-to",
-    multiple=True,
-    help="Experiment trackers for the metrics: trackio, wandb, mlflow or none (comma-separated "
-    "or repeated; default: [tracking] report_to in rlft.toml).",
-)
+@_report_to_option
 @guard_options
 def run(
     job_file: Path,
@@ -420,8 +423,11 @@ def events(job_id: str, after: str | None, follow: bool, stored: bool, as_json: 
 @jobs.command("watch")
 @click.argument("job_ids", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a live view.")
+@_report_to_option
 @guard_options
-def watch(job_ids: tuple[str, ...], as_json: bool, **options: Any) -> None:
+def watch(
+    job_ids: tuple[str, ...], as_json: bool, report_to: tuple[str, ...], **options: Any
+) -> None:
     """Watch jobs until they end (default: every job in the store not yet settled).
 
     Unsettled: not finished, or finished with its last events not stored yet (a watcher was
@@ -431,7 +437,7 @@ def watch(job_ids: tuple[str, ...], as_json: bool, **options: Any) -> None:
 
     async def main() -> int:
         async with _client(None, None) as client:
-            manager = JobManager(client=client)
+            manager = JobManager(client=client, trackers=_trackers(client, report_to))
             watched = await manager.attach(list(job_ids) or None)
             if not watched:
                 if not as_json:
