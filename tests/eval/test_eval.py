@@ -205,3 +205,44 @@ async def test_multi_grader_means_per_sub_grader(dataset_file):
     assert score.pass_rate == 0.25  # only a score of 1.0 passes without a pass_threshold
     header = report.format().splitlines()[0].split()
     assert header == ["model", "n", "mean", "pass", "exact", "says_yes", "errors"]
+
+
+async def test_job_models_find_a_local_jobs_base_model_folder(models, tmp_path):
+    """A local job's folder: base_model/ beside output/checkpoint-N (the local runner's layout)."""
+    import shutil
+    from types import SimpleNamespace
+
+    from rlft.cli._eval import _job_models
+
+    base, checkpoint = models
+    root = tmp_path / "job"
+    shutil.copytree(base, root / "base_model")
+    shutil.copytree(checkpoint, root / "output" / "checkpoint-8")
+    saved = Checkpoint(
+        id="checkpoint-8", job_id="j", step=8, model=str(root / "output" / "checkpoint-8")
+    )
+
+    async def checkpoints():
+        return [saved]
+
+    job = SimpleNamespace(record=SimpleNamespace(model=None), checkpoints=checkpoints)
+
+    async def get(job_id):
+        assert job_id == "rlft-0123456789ab"
+        return job
+
+    client = SimpleNamespace(jobs=SimpleNamespace(get=get))
+    found = await _job_models(client, "rlft-0123456789ab")  # type: ignore[arg-type]
+    assert found == [str(root / "base_model"), saved]
+    empty = SimpleNamespace(record=SimpleNamespace(model=None), checkpoints=lambda: _none())
+    client.jobs.get = lambda job_id: _value(empty)
+    with pytest.raises(UsageError, match="has no base model or checkpoints to evaluate yet"):
+        await _job_models(client, "rlft-0123456789ab")  # type: ignore[arg-type]
+
+
+async def _none():
+    return []
+
+
+async def _value(value):
+    return value
