@@ -69,6 +69,9 @@ def guard_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--budget", type=float, help="BudgetGuard: spend cap in USD."),
         click.option("--rate", type=float, help="BudgetGuard: your training price, USD/hour."),
         click.option("--stall", type=float, help="StallGuard: seconds without a new step."),
+        click.option("--grader-guard/--no-grader-guard", default=True, show_default=True,
+                     help="GraderHealthGuard: stop a job whose grader fails on over 50% of "
+                     "grades for 3 steps in a row."),
         click.option("--guard-action", type=click.Choice(["pause", "cancel", "alert"]),
                      default="pause", show_default=True, help="What a tripped guard does."),
         click.option("--fallback", type=click.Choice(["alert", "cancel"]), default="alert",
@@ -80,7 +83,14 @@ def guard_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def guards_from_options(options: dict[str, Any], provider: str) -> list[Guard[Any]]:
-    from rlft.guards import DEFAULT_RATES, BudgetGuard, RateTable, RewardGapGuard, StallGuard
+    from rlft.guards import (
+        DEFAULT_RATES,
+        BudgetGuard,
+        GraderHealthGuard,
+        RateTable,
+        RewardGapGuard,
+        StallGuard,
+    )
 
     action, fallback = options["guard_action"], options["fallback"]
     guards: list[Guard[Any]] = []
@@ -105,6 +115,8 @@ def guards_from_options(options: dict[str, Any], provider: str) -> list[Guard[An
         )
     if options.get("stall") is not None:
         guards.append(StallGuard(after=options["stall"], action=action, fallback=fallback))
+    if options.get("grader_guard", True):  # on by default: never train on failed grades
+        guards.append(GraderHealthGuard(action=action))
     return guards
 
 
