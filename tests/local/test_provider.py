@@ -183,6 +183,8 @@ async def test_a_job_whose_processes_vanished_is_failed_with_the_reason(tmp_path
     assert failed.status is JobStatus.FAILED
     assert failed.error is not None and failed.error.code == "worker_lost"
     assert "without recording how the job ended" in failed.error.message
+    assert "both were killed: the machine did not restart" in failed.error.message
+    assert f"rlft jobs resume {record.id}" in failed.error.message
     assert events[-1].kind == "status" and events[-1].level == "error"
 
 

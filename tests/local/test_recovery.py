@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,13 @@ from tests.local.conftest import make_provider
 
 from rlft._models import JobStatus, StepMetrics
 from rlft.exceptions import ProviderError, UsageError
-from rlft_providers.local._death import OomCounters, explain_exit, read_counters
+from rlft_providers.local._death import (
+    OomCounters,
+    booted_at,
+    explain_exit,
+    explain_lost,
+    read_counters,
+)
 from rlft_providers.local._jobdir import (
     CHECKPOINT_MANIFEST,
     ErrorRecord,
@@ -98,6 +105,22 @@ def test_counters_are_read_from_cgroup_v1_or_v2_and_vmstat(tmp_path: Path, versi
 def test_this_machine_offers_dmesg_free_evidence() -> None:
     # The launcher's evidence is real here: the kernel's machine-wide counter is readable.
     assert read_counters().system is not None
+    assert booted_at() is not None
+
+
+def test_a_vanished_launcher_is_told_apart_from_a_restart_by_the_boot_time(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "stat").write_text("cpu 1 2 3\nbtime 1767225600\nprocesses 9\n")
+    booted = booted_at(tmp_path)
+    assert booted == datetime(2026, 1, 1, tzinfo=UTC)
+    before_boot = datetime(2025, 12, 31, 23, 0, tzinfo=UTC)
+    assert explain_lost(before_boot, booted).startswith("the machine restarted (it booted at")
+    after_boot = datetime(2026, 1, 1, 1, 0, tzinfo=UTC)
+    assert explain_lost(after_boot, booted) == (
+        "both were killed: the machine did not restart since the job's last record"
+    )
+    assert "unknown" in explain_lost(after_boot, booted_at(tmp_path / "none"))
 
 
 # --- damaged job files ----------------------------------------------------------------------------

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import signal
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
-__all__ = ["Death", "OomCounters", "explain_exit", "read_counters"]
+__all__ = ["Death", "OomCounters", "booted_at", "explain_exit", "explain_lost", "read_counters"]
 
 
 @dataclass(frozen=True)
@@ -135,3 +136,28 @@ def explain_exit(code: int, before: OomCounters, after: OomCounters) -> Death:
         "or cgroup OOM counter here)",
         signal=name,
     )
+
+
+def booted_at(proc: Path = Path("/proc")) -> datetime | None:
+    """When this machine booted (``btime`` in ``/proc/stat``), or ``None`` where unknown."""
+    try:
+        text = (proc / "stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return None
+    for line in text.splitlines():
+        key, _, value = line.partition(" ")
+        if key == "btime" and value.strip().isdigit():
+            return datetime.fromtimestamp(int(value), UTC)
+    return None
+
+
+def explain_lost(last_record: datetime, booted: datetime | None) -> str:
+    """Why a worker and its launcher both vanished, from the boot time and the last record."""
+    if booted is None:
+        return "killed, or the machine restarted: the boot time is unknown here"
+    if booted > last_record:
+        return (
+            f"the machine restarted (it booted at {booted:%Y-%m-%d %H:%M:%S} UTC, after the "
+            f"job's last record at {last_record:%Y-%m-%d %H:%M:%S} UTC)"
+        )
+    return "both were killed: the machine did not restart since the job's last record"

@@ -33,6 +33,7 @@ from rlft.provider import (
     JobStatus,
     Provider,
 )
+from rlft_providers.local._death import booted_at, explain_lost
 from rlft_providers.local._errors import (
     LockHeld,
     hold_lock,
@@ -287,10 +288,10 @@ class LocalProvider(Provider):
                 state = folder.read_state()  # the launcher may have recorded the end meanwhile
                 if state.status not in ACTIVE:
                     return state
+                why = explain_lost(state.updated_at, booted_at())
                 message = (
                     "the worker and its launcher stopped without recording how the job ended "
-                    f"(killed, or the machine restarted); see {folder.log_file}; "
-                    f"{resume_hint(folder)}"
+                    f"({why}); see {folder.log_file}; {resume_hint(folder)}"
                 )
                 folder.append_event(
                     kind="status",
