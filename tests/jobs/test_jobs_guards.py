@@ -415,15 +415,15 @@ async def test_the_grader_guard_is_on_by_default_with_a_switch(tmp_path: Path) -
         assert JobManager(client=client, guards=[]).guards == []
     options = {"guard_action": "pause", "fallback": "alert"}
     assert [type(g) for g in guards_from_options(options, "openai")] == [GraderHealthGuard]
-    assert guards_from_options({**options, "grader_guard": False}, "openai") == []
+    assert guards_from_options({**options, "no_grader_guard": True}, "openai") == []
     import click
 
     @click.command()
     @guard_options
     def probe(**options: Any) -> None:
-        click.echo(repr(options["grader_guard"]))
+        click.echo(repr(options["no_grader_guard"]))
 
     from click.testing import CliRunner
 
-    assert CliRunner().invoke(probe, []).output.strip() == "True"
-    assert CliRunner().invoke(probe, ["--no-grader-guard"]).output.strip() == "False"
+    assert CliRunner().invoke(probe, []).output.strip() == "False"
+    assert CliRunner().invoke(probe, ["--no-grader-guard"]).output.strip() == "True"
