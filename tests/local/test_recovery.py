@@ -9,6 +9,7 @@ import fcntl
 import json
 import logging
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -317,3 +318,59 @@ async def test_only_sealed_intact_checkpoints_are_listed(
     assert [step for step, _ in folder.checkpoint_dirs()] == [2]
     (weights.parent / "model.safetensors").unlink()
     assert checkpoint_problem(weights.parent) == "model.safetensors is missing"
+
+
+# --- any damage: a clear error, then a repair that reads back -------------------------------------
+
+
+def _damage(rng: random.Random, data: bytes) -> bytes:
+    """One crash- or disk-like mutation of a file's bytes."""
+    kind = rng.choice(["cut", "flip", "insert", "utf8", "zero", "drop-newline"])
+    at = rng.randrange(len(data) + 1)
+    if kind == "cut":
+        return data[:at]
+    if kind == "flip" and data:
+        at = min(at, len(data) - 1)
+        return data[:at] + bytes([data[at] ^ (1 << rng.randrange(8))]) + data[at + 1 :]
+    if kind == "insert":
+        return (
+            data[:at] + bytes(rng.randrange(256) for _ in range(rng.randrange(1, 40))) + data[at:]
+        )
+    if kind == "utf8":
+        return data[:at] + b"\xc3\x28\xff" + data[at:]
+    if kind == "zero":
+        return data[:at] + b"\x00" * rng.randrange(1, 64) + data[at:]
+    return data.replace(b"\n", b" ", 1)
+
+
+def test_random_damage_gives_one_clear_error_and_repair_always_reads_back(tmp_path: Path) -> None:
+    from rlft_providers.local._repair import repair
+
+    rng = random.Random(20261203)
+    provider = make_provider(tmp_path)
+    folder = _job(provider)
+    good_events, good_state = folder.events_file.read_bytes(), folder.state_file.read_bytes()
+    for _ in range(300):
+        events = _damage(rng, good_events)
+        state = _damage(rng, good_state) if rng.random() < 0.5 else good_state
+        folder.events_file.write_bytes(events)
+        folder.state_file.write_bytes(state)
+        for damaged in folder.root.glob("*.damaged-*"):
+            damaged.unlink()
+        for read in (
+            lambda: provider._list_events(folder.job_id, 0),
+            lambda: provider._record(folder),
+        ):
+            try:
+                read()
+            except ProviderError as exc:
+                assert exc.code == "corrupt_job_file", exc  # type: ignore[attr-defined]
+                assert str(folder.root) in str(exc) and "\n" not in str(exc)
+        provider._cursors.clear()
+        done, left = repair(folder)
+        assert left == [], left
+        read_back = provider._list_events(folder.job_id, 0)
+        lines = folder.events_file.read_bytes().split(b"\n")[:-1]
+        assert [int(e.id) for e in read_back] == [n for n, ln in enumerate(lines, 1) if ln.strip()]
+        assert provider._record(folder).id == folder.job_id
+        provider._cursors.clear()
