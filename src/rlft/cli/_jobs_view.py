@@ -83,14 +83,7 @@ def guard_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def guards_from_options(options: dict[str, Any], provider: str) -> list[Guard[Any]]:
-    from rlft.guards import (
-        DEFAULT_RATES,
-        BudgetGuard,
-        GraderHealthGuard,
-        RateTable,
-        RewardGapGuard,
-        StallGuard,
-    )
+    from rlft.guards import DEFAULT_RATES, BudgetGuard, RateTable, RewardGapGuard, StallGuard
 
     action, fallback = options["guard_action"], options["fallback"]
     guards: list[Guard[Any]] = []
@@ -116,6 +109,8 @@ def guards_from_options(options: dict[str, Any], provider: str) -> list[Guard[An
     if options.get("stall") is not None:
         guards.append(StallGuard(after=options["stall"], action=action, fallback=fallback))
     if not options.get("no_grader_guard"):  # on by default: never train on failed grades
+        from rlft.guards import GraderHealthGuard
+
         guards.append(GraderHealthGuard(action=action))
     return guards
 
