@@ -539,21 +539,21 @@ class LocalProvider(Provider):
         )
 
     def _kill(self, folder: JobDir) -> None:
+        # Each wait ends when what it waits for happens; stop_timeout only bounds it, so a busy
+        # machine makes a kill slower, never incomplete.
+        deadline = time.monotonic() + self.settings.stop_timeout
         pid = folder.read_state().pid
-        for _ in range(50):  # a launcher started a moment ago may not have written its pid yet
-            if pid is not None or not is_alive(folder):
-                break
-            time.sleep(POLL)
+        while pid is None and is_alive(folder) and time.monotonic() < deadline:
+            time.sleep(POLL)  # a launcher started a moment ago may not have written its pid yet
             pid = folder.read_state().pid
-        for sig in (signal.SIGTERM, signal.SIGKILL):
+        for sig, grace in ((signal.SIGTERM, 3.0), (signal.SIGKILL, self.settings.stop_timeout)):
             # The lock proves the group is still ours: never signal a recycled pid.
             if pid is None or not is_alive(folder):
                 return
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, sig)
-            for _ in range(30):
-                if not is_alive(folder):
-                    return
+            until = time.monotonic() + grace
+            while is_alive(folder) and time.monotonic() < until:
                 time.sleep(POLL)
 
     def _force_cancelled(self, folder: JobDir, message: str) -> JobRecord:
