@@ -548,14 +548,14 @@ class StallGuard(Guard[_StallState]):
 def _error_kinds(metrics: StepMetrics) -> dict[tuple[str, str], float]:
     """Per-grader error rates by kind, from the two shapes backends report in ``extra``.
 
-    The local runner: ``<grader>/errors/<kind>``. OpenAI and Azure (``rlft.openai_compat``):
-    ``errors/<grader>/train_<kind>_mean``.
+    The local runner: ``<grader>/errors/<kind>`` (``<multi>/<sub>/errors/<kind>`` for a
+    sub-grader). OpenAI and Azure (``rlft.openai_compat``): ``errors/<grader>/train_<kind>_mean``.
     """
     found: dict[tuple[str, str], float] = {}
     for key, rate in metrics.extra.items():
         parts = key.split("/")
-        if len(parts) == 3 and parts[1] == "errors" and not parts[0].startswith("eval_"):
-            found[(parts[0], parts[2])] = rate
+        if len(parts) >= 3 and parts[-2] == "errors" and not parts[0].startswith("eval_"):
+            found[("/".join(parts[:-2]), parts[-1])] = rate  # "multi/sub" names a sub-grader
         elif len(parts) == 3 and parts[0] == "errors" and parts[2].startswith("train_"):
             kind = parts[2].removeprefix("train_").removesuffix("_mean")
             if kind.endswith("error"):
@@ -611,7 +611,10 @@ class GraderHealth:
             return None
         kinds = _error_kinds(metrics)
         if kinds:
-            (grader, kind), kind_rate = max(kinds.items(), key=lambda item: item[1])
+            # the highest rate; on a tie the most specific name (a sub-grader over its multi)
+            (grader, kind), kind_rate = max(
+                kinds.items(), key=lambda item: (item[1], item[0][0].count("/"))
+            )
             top = f"top error {kind} ({kind_rate:.0%} of grades)"
         else:
             names = list(metrics.grader_rewards)

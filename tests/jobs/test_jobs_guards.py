@@ -427,3 +427,21 @@ async def test_the_grader_guard_is_on_by_default_with_a_switch(tmp_path: Path) -
 
     assert CliRunner().invoke(probe, []).output.strip() == "False"
     assert CliRunner().invoke(probe, ["--no-grader-guard"]).output.strip() == "True"
+
+
+def test_grader_health_names_a_failing_sub_grader_over_its_multi() -> None:
+    rule = GraderHealth(steps=1)
+    step = StepMetrics(
+        step=1,
+        grader_error_rate=0.75,
+        extra={
+            "triage/errors/python_runtime": 0.75,
+            "triage/why/errors/python_runtime": 0.75,
+            "triage/label/errors/sample_parse": 0.25,
+            "eval_triage/errors/python_runtime": 1.0,  # validation: not a training step's
+        },
+    )
+    verdict = rule.observe(step)
+    assert verdict is not None
+    assert verdict[0].startswith("grader 'triage/why' failed on 75% of grades")
+    assert "top error python_runtime (75% of grades)" in verdict[0]
