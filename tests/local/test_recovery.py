@@ -15,6 +15,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tests.local.conftest import make_provider
@@ -374,3 +375,31 @@ def test_random_damage_gives_one_clear_error_and_repair_always_reads_back(tmp_pa
         assert [int(e.id) for e in read_back] == [n for n, ln in enumerate(lines, 1) if ln.strip()]
         assert provider._record(folder).id == folder.job_id
         provider._cursors.clear()
+
+
+async def test_a_job_that_fails_while_a_pause_waits_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A guard asks a local job to pause just as its worker stops it for grader errors: the
+    # pause must not report "paused" for a job that failed.
+    provider = make_provider(tmp_path, stop_timeout=600)
+    folder = _job(provider, status="running")
+    request = JobDir.request
+
+    def worker_fails_when_asked(self: JobDir, action: Any) -> None:
+        request(self, action)
+        error = ErrorRecord(message="grader 'fail' failed on 100% of grades", code="grader_errors")
+        self.write_state(JobState(status="failed", step=3, error=error))
+
+    monkeypatch.setattr(JobDir, "request", worker_fails_when_asked)
+    fd = os.open(folder.lock_file, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # the worker is alive
+    try:
+        with pytest.raises(UsageError) as caught:
+            await provider.pause_job(folder.job_id)
+    finally:
+        os.close(fd)
+    assert str(caught.value) == (
+        f"job {folder.job_id} failed before it could pause: grader 'fail' failed on 100% of grades"
+    )
+    assert folder.requested() is None  # no stale request for a later resume

@@ -457,6 +457,10 @@ class LocalProvider(Provider):
         """Ask the worker to save a checkpoint and stop; wait up to ``stop_timeout`` for it.
 
         Returns ``paused``, or ``pausing`` if the current step outlasts the wait.
+
+        Raises:
+            UsageError: The job is not pending or running, or it ended otherwise (succeeded,
+                failed, cancelled) before it could pause: the message says how.
         """
         record = await self.get_job(job_id)
         if record.status in (JobStatus.PAUSED, JobStatus.PAUSING):
@@ -466,7 +470,12 @@ class LocalProvider(Provider):
                 f"job {job_id} is {record.status.value}: only a pending or running job can pause"
             )
         await self._run(self.job_dir(job_id).request, "pause")
-        return await self._wait_until(job_id, _settled, self.settings.stop_timeout)
+        record = await self._wait_until(job_id, _settled, self.settings.stop_timeout)
+        if record.status.is_terminal:  # e.g. its grader-health rule stopped it meanwhile
+            await self._run(self.job_dir(job_id).clear_request)
+            why = f": {record.error.message}" if record.error else ""
+            raise UsageError(f"job {job_id} {record.status.value} before it could pause{why}")
+        return record
 
     async def resume_job(self, job_id: str) -> JobRecord:
         """Start a new worker that continues from the last checkpoint (same step count)."""
