@@ -69,6 +69,9 @@ def guard_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--budget", type=float, help="BudgetGuard: spend cap in USD."),
         click.option("--rate", type=float, help="BudgetGuard: your training price, USD/hour."),
         click.option("--stall", type=float, help="StallGuard: seconds without a new step."),
+        click.option("--no-grader-guard", is_flag=True,
+                     help="Turn off GraderHealthGuard (on by default: it stops a job whose "
+                     "grader fails on over 50% of grades for 3 steps in a row)."),
         click.option("--guard-action", type=click.Choice(["pause", "cancel", "alert"]),
                      default="pause", show_default=True, help="What a tripped guard does."),
         click.option("--fallback", type=click.Choice(["alert", "cancel"]), default="alert",
@@ -105,6 +108,10 @@ def guards_from_options(options: dict[str, Any], provider: str) -> list[Guard[An
         )
     if options.get("stall") is not None:
         guards.append(StallGuard(after=options["stall"], action=action, fallback=fallback))
+    if not options.get("no_grader_guard"):  # on by default: never train on failed grades
+        from rlft.guards import GraderHealthGuard
+
+        guards.append(GraderHealthGuard(action=action))
     return guards
 
 
