@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 import rlft
 from rlft.exceptions import CapabilityError, ConfigurationError, UsageError
-from rlft.openai_compat import FakeFineTuningServer
-from rlft.testing import default_conformance_spec
+from rlft.testing import FakeFineTuningServer, default_conformance_spec
 
 from rlft_acme import _plugin
 from rlft_acme._provider import AcmeProvider
