@@ -243,21 +243,22 @@ def body_enum(dialect: Dialect, key: str, value: Any, *, shown: str | None = Non
     )
 
 
-def _check_metadata(labels: Mapping[str, str], provider: str) -> None:
+def _check_metadata(labels: Mapping[str, str], dialect: Dialect) -> None:
+    provider, where = dialect.provider, f"({dialect.spec}: Metadata)"
     if len(labels) + 1 > METADATA_MAX_PAIRS:
         raise UsageError(
             f"{provider}: at most {METADATA_MAX_PAIRS - 1} labels fit in job metadata "
-            f"(16 pairs, one kept for {IDEMPOTENCY_METADATA_KEY}); got {len(labels)}"
+            f"(16 pairs, one kept for {IDEMPOTENCY_METADATA_KEY}) {where}; got {len(labels)}"
         )
     for key, value in labels.items():
         if not key or len(key) > METADATA_KEY_MAX:
             raise UsageError(
-                f"{provider}: label key {key!r} must be 1 to {METADATA_KEY_MAX} characters"
+                f"{provider}: label key {key!r} must be 1 to {METADATA_KEY_MAX} characters {where}"
             )
         if len(str(value)) > METADATA_VALUE_MAX:
             raise UsageError(
                 f"{provider}: label {key!r} is {len(str(value))} characters; "
-                f"the limit is {METADATA_VALUE_MAX}"
+                f"the limit is {METADATA_VALUE_MAX} {where}"
             )
 
 
@@ -315,7 +316,7 @@ def check_job_spec(spec: JobSpec, dialect: Dialect) -> None:
     if spec.name is not None:
         _check_suffix(spec.name, dialect)
     if dialect.send_metadata:
-        _check_metadata(spec.labels, provider)
+        _check_metadata(spec.labels, dialect)
     response_format = spec.response_format
     if response_format is not None and not isinstance(response_format.get("type"), str):
         raise UsageError(
