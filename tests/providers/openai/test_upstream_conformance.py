@@ -542,9 +542,20 @@ async def test_the_azure_spec_checkpoint_example_lists_and_deploys_by_id() -> No
         await provider.deploy_checkpoint(checkpoint, name="d")
         await provider.aclose()
     assert checkpoint.id == "ftckpt_qtZ5Gyk4BLq1SfLFWp3RtO3P" and checkpoint.step == 10
-    body = json.loads(arm.calls.last.request.content)
+    request = arm.calls.last.request
+    body = json.loads(request.content)
     assert body["properties"]["model"]["name"] == "ftckpt_qtZ5Gyk4BLq1SfLFWp3RtO3P"
-    assert arm.calls.last.request.url.params["api-version"] == ARM_API_VERSION
+    assert request.url.params["api-version"] == ARM_API_VERSION
+    # The deployment's shape and path are the ARM spec example's (2025-09-01 GetDeployment).
+    example = load("arm_2025-09-01_get_deployment.example.json")["responses"]["200"]["body"]
+    assert body["sku"].keys() == example["sku"].keys()
+    assert body["properties"]["model"].keys() == example["properties"]["model"].keys()
+    assert body["properties"]["model"]["format"] == example["properties"]["model"]["format"]
+    assert set(body["properties"]) <= set(example["properties"])
+    template = [part for part in example["id"].split("/") if part]
+    sent = [part for part in request.url.path.split("/") if part]
+    assert len(sent) == len(template)
+    assert [p for i, p in enumerate(sent) if i % 2 == 0] == template[::2]
 
 
 class _StaticCredential:
