@@ -277,6 +277,36 @@ def _check_suffix(name: str, dialect: Dialect) -> None:
         )
 
 
+_JSON_SCHEMA_KEYS = frozenset({"name", "schema", "strict", "description"})
+
+
+def _check_response_format(response_format: Mapping[str, Any], dialect: Dialect) -> None:
+    """The RFT guide's nested form, as the spec's ``ResponseFormatJsonSchema`` types it."""
+    where = f"({dialect.spec}: ResponseFormatJsonSchema)"
+    example = '{"type": "json_schema", "json_schema": {"name": ..., "schema": ...}}'
+    if not isinstance(response_format.get("type"), str):
+        raise UsageError(
+            f"{dialect.provider}: response_format needs a 'type' (for example {example}) {where}"
+        )
+    if response_format["type"] != "json_schema":
+        raise UsageError(
+            f"{dialect.provider}: response_format.type={response_format['type']!r} is not "
+            f'allowed for reinforcement fine-tuning: the only value is "json_schema" {where}'
+        )
+    inner = response_format.get("json_schema")
+    if not isinstance(inner, Mapping) or not isinstance(inner.get("name"), str):
+        raise UsageError(
+            f"{dialect.provider}: response_format.json_schema needs a 'name' and a 'schema', "
+            f"nested as {example} (a flat name/schema is not the spec's form) {where}"
+        )
+    unknown = sorted(set(inner) - _JSON_SCHEMA_KEYS)
+    if unknown:
+        raise UsageError(
+            f"{dialect.provider}: response_format.json_schema has unknown keys {unknown}; "
+            f"allowed: {', '.join(sorted(_JSON_SCHEMA_KEYS))} {where}"
+        )
+
+
 def _size(dataset: Any) -> int | None:
     try:
         return len(dataset)
@@ -317,12 +347,8 @@ def check_job_spec(spec: JobSpec, dialect: Dialect) -> None:
         _check_suffix(spec.name, dialect)
     if dialect.send_metadata:
         _check_metadata(spec.labels, dialect)
-    response_format = spec.response_format
-    if response_format is not None and not isinstance(response_format.get("type"), str):
-        raise UsageError(
-            f"{provider}: response_format needs a 'type' (for example "
-            f'{{"type": "json_schema", "json_schema": {{"name": ..., "schema": ...}}}})'
-        )
+    if spec.response_format is not None:
+        _check_response_format(spec.response_format, dialect)
     wire_hyperparameters(spec, dialect)
 
 

@@ -363,6 +363,15 @@ def test_hyperparameters_out_of_range_are_refused(provider, spec, params, name) 
         ({"labels": {f"k{i}": "v" for i in range(16)}}, "at most 15 labels"),
         ({"labels": {"k": "v" * 513}}, "limit is 512"),
         ({"response_format": {"json_schema": {}}}, "needs a 'type'"),
+        ({"response_format": {"type": "json_object"}}, 'the only value is "json_schema"'),
+        (
+            {"response_format": {"type": "json_schema", "name": "t", "schema": {}}},
+            r"nested as .*OpenAI OpenAPI spec 2\.3\.0: ResponseFormatJsonSchema",
+        ),
+        (
+            {"response_format": {"type": "json_schema", "json_schema": {"name": "t", "x": 1}}},
+            r"unknown keys \['x'\]",
+        ),
         (
             {
                 "validation": Dataset.from_records(
