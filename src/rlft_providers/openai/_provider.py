@@ -45,13 +45,15 @@ def lifecycle_hint(model: str | None, today: date) -> ErrorHint:
 
     def hint(status: int, code: str | None, param: str | None) -> str | None:
         about_model = status == 404 or param == "model" or code == "model_not_found"
-        if retired and (about_model or status in (400, 403)):
+        # A 400 blaming another field (a grader, a file) is that field's error, not the platform.
+        refused = about_model or status == 403 or (status == 400 and param is None)
+        if retired and refused:
             return (
                 f"Model {model!r} is unavailable: o4-mini, OpenAI's reinforcement fine-tuning "
                 f"base model, shut down on {O4_MINI_SHUTDOWN.isoformat()}, and "
                 f"{_stop_words(today)} ({SOURCE}). Run the same job on {ALTERNATIVES}"
             )
-        if status == 403 or (status in (400, 404) and today >= NEW_JOBS_STOP):
+        if status == 403 or (refused and today >= NEW_JOBS_STOP):
             return (
                 "OpenAI refused to create a fine-tuning job for this organisation: the "
                 f"platform or model is unavailable to it. OpenAI is winding down fine-tuning: "

@@ -318,6 +318,18 @@ async def test_o4_mini_refused_after_its_shutdown_names_the_date_and_alternative
     assert all(name in text for name in ALTERNATIVES)
 
 
+async def test_a_400_blaming_another_field_is_not_called_a_lifecycle_refusal(
+    provider, mock, spec, make_request
+):
+    mock.get(f"{API}/fine_tuning/jobs").mock(return_value=empty_list())
+    error = {"message": "Invalid grader", "param": "method.reinforcement.grader", "code": None}
+    mock.post(f"{API}/fine_tuning/jobs").respond(400, json={"error": error})
+    with pytest.raises(ProviderAPIError) as info:
+        await on(provider, date(2027, 1, 7)).create_job(make_request(spec))
+    assert "Invalid grader" in str(info.value)
+    assert "2027-01-06" not in str(info.value) and "shut down" not in str(info.value)
+
+
 async def test_before_its_shutdown_a_missing_model_gets_the_plain_hint(
     provider, mock, spec, make_request
 ):
