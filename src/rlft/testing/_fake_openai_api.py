@@ -123,6 +123,7 @@ class FakeFineTuningServer:
         self._ids = itertools.count(1)
         self._file_reads: dict[str, int] = {}
         self._counts: Counter[str] = Counter()
+        self._next_due = float("inf")  # the earliest time a clock-driven job changes
         # The loopback adapter serves requests from several threads.
         self._lock = threading.RLock()
 
@@ -168,6 +169,7 @@ class FakeFineTuningServer:
                 )
                 job.schedule = _Schedule(self._clock(), min(queue, length), length)
                 self._catch_up(job)
+                self._next_due = min(self._next_due, job.schedule.due)
                 ids.append(job.body["id"])
         return ids
 
@@ -215,9 +217,14 @@ class FakeFineTuningServer:
             if not path.startswith(self.prefix + "/"):
                 return self._error(404, f"Invalid URL ({request.method} {path})")
             now = self._clock()
-            for job in self.jobs.values():
-                if job.schedule is not None and now >= job.schedule.due:
-                    self._catch_up(job)
+            if now >= self._next_due:  # one comparison while no job is due
+                due = float("inf")
+                for job in self.jobs.values():
+                    if job.schedule is not None:
+                        if now >= job.schedule.due:
+                            self._catch_up(job)
+                        due = min(due, job.schedule.due)
+                self._next_due = due
             return self._route(request, path[len(self.prefix) :])
 
     def _route(self, request: httpx.Request, path: str) -> httpx.Response:
@@ -292,6 +299,7 @@ class FakeFineTuningServer:
         if self.job_duration is not None:
             duration = self.job_duration
             job.schedule = _Schedule(self._clock(), duration / 10, duration)
+            self._next_due = 0.0
         return self._json(job.body, status=200 if self.flavour == "openai" else 201)
 
     def _new_job(self, body: dict[str, Any]) -> _Job:
@@ -357,13 +365,14 @@ class FakeFineTuningServer:
             self._set_status(job, "paused")
             if job.schedule is not None:
                 job.schedule.paused_at = self._clock()
+                job.schedule.due = float("inf")
         else:
             self._set_status(job, "queued" if self.flavour == "openai" else "resuming")
             schedule = job.schedule
             if schedule is not None and schedule.paused_at is not None:
                 schedule.start += self._clock() - schedule.paused_at  # resume where it stopped
                 schedule.paused_at = None
-                schedule.due = 0.0
+                schedule.due = self._next_due = 0.0
         return self._json(job.body)
 
     def _graders(self, action: str, request: httpx.Request) -> httpx.Response:
@@ -414,7 +423,10 @@ class FakeFineTuningServer:
     def _catch_up(self, job: _Job) -> None:
         """Bring a clock-driven job to where its schedule says it is now."""
         schedule = job.schedule
-        if schedule is None or schedule.paused_at is not None:
+        if schedule is None:
+            return
+        if schedule.paused_at is not None:
+            schedule.due = float("inf")
             return
         elapsed = self._clock() - schedule.start
         run = max(schedule.duration - schedule.queue, 1e-9)
