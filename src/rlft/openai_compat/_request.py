@@ -209,6 +209,8 @@ def wire_hyperparameters(spec: JobSpec, dialect: Dialect) -> tuple[dict[str, Any
                 )
             if value not in dialect.drop_values.get(key, ()):
                 wire[key] = _hyperparameter(dialect, key, value, shown=f"provider_options.{key}")
+        elif key == "integrations" and key in dialect.body_options:
+            top[key] = _integrations(value, dialect)
         elif key in dialect.body_options:
             top[key] = body_enum(dialect, key, value, shown=f"provider_options.{key}")
         elif key == "extra_body":
@@ -221,6 +223,26 @@ def wire_hyperparameters(spec: JobSpec, dialect: Dialect) -> tuple[dict[str, Any
                 f"known keys: {', '.join(allowed_keys)} (extra_body sends raw body fields)"
             )
     return wire, top
+
+
+def _integrations(value: Any, dialect: Dialect) -> Any:
+    """``integrations`` as the spec types it: a list of ``{"type": "wandb", "wandb": {...}}``
+    with a ``project`` (the only integration either spec documents)."""
+    example = '[{"type": "wandb", "wandb": {"project": "my-project"}}]'
+    ok = isinstance(value, list) and all(
+        isinstance(item, Mapping)
+        and item.get("type") == "wandb"
+        and isinstance(item.get("wandb"), Mapping)
+        and isinstance(item["wandb"].get("project"), str)
+        and item["wandb"]["project"]
+        for item in value
+    )
+    if not ok:
+        raise UsageError(
+            f"{dialect.provider}: provider_options.integrations must be a list like {example}; "
+            f'"wandb" is the only type ({dialect.spec}: CreateFineTuningJobRequest.integrations)'
+        )
+    return value
 
 
 def body_enum(dialect: Dialect, key: str, value: Any, *, shown: str | None = None) -> Any:

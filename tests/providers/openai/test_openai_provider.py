@@ -377,6 +377,14 @@ def test_hyperparameters_out_of_range_are_refused(provider, spec, params, name) 
         ({"response_format": {"json_schema": {}}}, "needs a 'type'"),
         ({"response_format": {"type": "json_object"}}, 'the only value is "json_schema"'),
         (
+            {
+                "hyperparameters": Hyperparameters(
+                    provider_options={"integrations": [{"type": "mlflow", "mlflow": {}}]}
+                )
+            },
+            r'"wandb" is the only type \(OpenAI OpenAPI spec 2\.3\.0',
+        ),
+        (
             {"response_format": {"type": "json_schema", "name": "t", "schema": {}}},
             r"nested as .*OpenAI OpenAPI spec 2\.3\.0: ResponseFormatJsonSchema",
         ),
