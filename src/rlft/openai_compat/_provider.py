@@ -255,7 +255,9 @@ class OpenAICompatProvider(Provider):
                 if isinstance(created, int | float) and created < since:
                     return None
                 suffix = job.get("suffix") or job.get("user_provided_suffix") or ""
-                same_model = job.get("model") == request.spec.model
+                # Loose: Azure may answer "o4-mini-2025-04-16" for a job created as "o4-mini".
+                model, wanted = str(job.get("model") or ""), str(request.spec.model or "")
+                same_model = model.startswith(wanted) or wanted.startswith(model)
                 if same_model and isinstance(suffix, str) and suffix.endswith(tag):
                     return job
         return None

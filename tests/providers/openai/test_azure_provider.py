@@ -266,7 +266,9 @@ async def test_the_classic_route_finds_a_lost_create_by_its_suffix_tag(
     now = int(time.time())
     jobs = [
         job_json("ftjob-other", suffix=f"rlft-{idempotency_tag('x')}", created_at=now),
-        job_json("ftjob-mine", suffix=f"rlft-{tag}", model=spec.model, created_at=now - 60),
+        job_json("ftjob-other-model", suffix=f"rlft-{tag}", model="gpt-4.1", created_at=now - 30),
+        # Created as "o4-mini-2025-04-16"; a service may answer with the model's short name.
+        job_json("ftjob-mine", suffix=f"rlft-{tag}", model="o4-mini", created_at=now - 60),
     ]
     mock.get(f"{CLASSIC}/fine_tuning/jobs").respond(
         json={"object": "list", "data": jobs, "has_more": False}
