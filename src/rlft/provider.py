@@ -41,6 +41,7 @@ from rlft._models import (
     map_status,
 )
 from rlft._paths import rlft_home
+from rlft._secrets import register_secret
 from rlft._spec import CreateJobRequest, JobSpec
 from rlft.exceptions import CapabilityError, DuplicateProviderError, MissingDependencyError
 
@@ -68,6 +69,7 @@ __all__ = [
     "StepMetrics",
     "map_concurrently",
     "map_status",
+    "register_secret",
     "rlft_home",
 ]
 
