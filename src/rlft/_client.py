@@ -282,7 +282,7 @@ class GradersNamespace:
     async def validate(self, grader: Grader) -> None:
         """Ask the backend whether it accepts the grader; raises a ``ProviderAPIError`` if not."""
         provider = self._client.provider
-        _require(provider, "remote_graders", "remote grader validation")
+        _require(provider, "validate_grader", "remote grader validation")
         await provider.validate_grader(self.compile(grader))
 
     async def run(
@@ -290,7 +290,7 @@ class GradersNamespace:
     ) -> Any:
         """Score one sample with the backend's grader service."""
         provider = self._client.provider
-        _require(provider, "remote_graders", "remote grader runs")
+        _require(provider, "run_grader", "remote grader runs")
         return await provider.run_grader(self.compile(grader), sample=sample, item=item or {})
 
 
@@ -594,7 +594,7 @@ class JobsNamespace:
 def _compile(grader: Grader, provider: Provider) -> Any:
     from rlft.graders import compile as compile_grader
 
-    return compile_grader(grader, provider.capabilities.grader_target)
+    return compile_grader(grader, provider.name)
 
 
 def _check(spec: JobSpec, provider: Provider) -> Any:
@@ -606,7 +606,7 @@ def _check(spec: JobSpec, provider: Provider) -> Any:
             "(train.split(validation=0.1, seed=...) makes one)"
         )
     provider.check_spec(spec)
-    _check_datasets(spec, caps.dataset_target)
+    _check_datasets(spec, provider.name)
     return _compile(spec.grader, provider)
 
 

@@ -532,7 +532,7 @@ class JobManager:
         """The poller of one provider: refresh, read events, run guards, sleep; until done."""
         provider = jobs[0]._provider
         name = provider.name
-        want_events = (events or bool(self.guards)) and provider.capabilities.events
+        want_events = (events or bool(self.guards)) and provider.capabilities.list_events
         rows = await self._recorded(jobs)
         watched = [
             await self._start(job, rows.get(job.local_id or ""), sink, after, want_events)

@@ -147,7 +147,7 @@ async def run_preflight(
     """
     if samples < 1:
         raise UsageError(f"preflight needs at least 1 sample, got {samples}")
-    if not provider.capabilities.inference:
+    if not provider.capabilities.generate:
         raise CapabilityError(
             provider=provider.name,
             operation="inference",

@@ -135,7 +135,7 @@ async def test_bad_data_is_refused_before_any_upload() -> None:
 
 async def test_capabilities_are_checked_before_calling() -> None:
     class NoPause(FakeProvider):
-        capabilities = FakeProvider.capabilities.model_copy(update={"pause": False})
+        capabilities = FakeProvider.capabilities.model_copy(update={"pause_job": False})
 
     job = rlft.Job(
         provider=NoPause(settings=FakeSettings()),

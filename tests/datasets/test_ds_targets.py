@@ -1,4 +1,5 @@
-"""Per-backend rules: roles, row limits, validation sets, Bedrock's conventions, TRL's names."""
+"""Per-backend rules, as each backend declares them: roles, row limits, validation sets,
+Bedrock's conventions, TRL's names."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from rlft.datasets import TARGETS, Dataset, check_file
+from rlft._plugins import find_provider
+from rlft.datasets import Dataset, DatasetRules, check_file
 
 from .ds_helpers import jsonl, row, writer
 
@@ -28,8 +30,11 @@ def codes(report: Any, severity: str | None = None) -> list[str]:
     return [p.code for p in report.problems if severity is None or p.severity == severity]
 
 
-def test_every_target_is_declared() -> None:
-    assert set(TARGETS) == {"openai", "azure", "bedrock", "local"}
+@pytest.mark.parametrize("provider", ["openai", "azure", "bedrock", "local"])
+def test_every_builtin_backend_declares_its_rules(provider: str) -> None:
+    spec = find_provider(provider)
+    assert spec is not None and isinstance(spec.dataset, DatasetRules)
+    assert spec.dataset.name == provider  # filled in at registration
 
 
 @pytest.mark.parametrize("target", ["openai", "azure"])
@@ -221,9 +226,9 @@ def test_local_warns_that_per_row_tools_are_ignored() -> None:
     assert report.ok and codes(report) == ["tools-ignored"]
 
 
-def test_an_unknown_target_runs_the_generic_rules_and_says_so() -> None:
+def test_an_unknown_provider_runs_the_generic_rules_and_says_so() -> None:
     ds = Dataset.from_records([row()])
-    report = ds.validate(provider="acme")
+    report = ds.validate(provider="nosuch-backend")
     (warning,) = report.warnings
-    assert warning.code == "unknown-target" and "acme" in warning.message
-    assert "openai, azure, bedrock, local" in warning.fix
+    assert warning.code == "unknown-provider" and "nosuch-backend" in warning.message
+    assert "azure, bedrock" in warning.fix and "local" in warning.fix

@@ -32,10 +32,11 @@ if TYPE_CHECKING:
 
 __all__ = ["ProviderConformance", "default_conformance_spec"]
 
-_OPTIONAL = {
-    "pause": ("pause_job", ("job",)),
-    "resume": ("resume_job", ("job",)),
-    "list_jobs": ("list_jobs", ()),
+# Capability flag (the method's own name) -> the arguments a call needs.
+_OPTIONAL: dict[str, tuple[str, ...]] = {
+    "pause_job": ("job",),
+    "resume_job": ("job",),
+    "list_jobs": (),
 }
 
 
@@ -102,7 +103,7 @@ class ProviderConformance:
         )
         request: CreateJobRequest = CreateJobRequest(
             spec=spec,
-            grader_payload=compile_grader(spec.grader, provider.capabilities.grader_target),
+            grader_payload=compile_grader(spec.grader, provider.name),
             training_file=training_file,
             validation_file=validation_file,
             idempotency_key=key,
@@ -128,7 +129,7 @@ class ProviderConformance:
         assert fetched.id == record.id
         assert isinstance(fetched.status, JobStatus)
 
-        if provider.capabilities.cancel:
+        if provider.capabilities.cancel_job:
             await provider.cancel_job(record.id)
             await self.settle(provider, record.id)
             after = await provider.get_job(record.id)
@@ -155,8 +156,8 @@ class ProviderConformance:
         self, provider: Provider, conformance_spec: JobSpec
     ) -> None:
         record = await self._create(provider, conformance_spec)
-        for capability, (method, args) in _OPTIONAL.items():
-            if getattr(provider.capabilities, capability):
+        for method, args in _OPTIONAL.items():
+            if getattr(provider.capabilities, method):
                 continue
             call = getattr(provider, method)
             with pytest.raises(CapabilityError):
@@ -169,21 +170,21 @@ class ProviderConformance:
         record = await self._create(provider, conformance_spec)
         await self.settle(provider, record.id)
         await provider.get_job(record.id)
-        if provider.capabilities.events:
+        if provider.capabilities.list_events:
             events = await provider.list_events(record.id)
             assert all(isinstance(event, JobEvent) for event in events)
             ids = [event.id for event in events]
             assert len(ids) == len(set(ids)), "event ids must be unique cursors"
             if ids:
                 assert await provider.list_events(record.id, after=ids[-1]) == []
-        if provider.capabilities.checkpoints:
+        if provider.capabilities.list_checkpoints:
             checkpoints = await provider.list_checkpoints(record.id)
             assert all(isinstance(c, Checkpoint) for c in checkpoints)
 
     @pytest.mark.anyio
     async def test_only_rlft_errors_escape(self, provider: Provider) -> None:
         calls: list[Any] = [provider.get_job("rlft-conformance-missing")]
-        if provider.capabilities.events:
+        if provider.capabilities.list_events:
             calls.append(provider.list_events("rlft-conformance-missing"))
         for call in calls:
             with pytest.raises(RLFTError):
