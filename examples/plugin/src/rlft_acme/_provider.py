@@ -49,8 +49,7 @@ class AcmeProvider(OpenAICompatProvider):
         list_jobs=True,
         poll_interval=15.0,
     )
-    # Acme answers with OpenAI's status words (validating_files, queued, running, ...).
-    status_vocabulary: ClassVar[str | None] = "openai"
+    # Its status words are declared with the plugin (_facts.STATUSES), under the id "acme".
     # Where Acme's create request differs from OpenAI's; checked before anything is uploaded.
     dialect = Dialect(
         provider="acme",
