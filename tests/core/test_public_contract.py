@@ -155,9 +155,6 @@ def test_the_allow_list_is_still_needed() -> None:
 
 def test_the_scan_sees_a_backend_name_but_not_prose(tmp_path: Path) -> None:
     (tmp_path / "m.py").write_text(
-        '"""Talks about bedrock."""\n'
-        "def f(p):\n"
-        '    """openai"""\n'
-        '    return p == "bedrock"\n'
+        '"""Talks about bedrock."""\ndef f(p):\n    """openai"""\n    return p == "bedrock"\n'
     )
     assert backend_names_in_code(tmp_path / "m.py", {"bedrock", "openai"}) == [(4, "bedrock")]
