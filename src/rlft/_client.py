@@ -512,7 +512,7 @@ class JobsNamespace:
         """Sample the base model on a few training prompts and grade them: is there signal?
 
         See ``rlft.PreflightReport`` for the warnings (mean reward near 0, near 1, no
-        variance). Needs the ``inference`` capability.
+        variance). Needs the ``generate`` capability.
 
         Args:
             spec: The job to check.
