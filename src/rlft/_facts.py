@@ -137,10 +137,24 @@ def _number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _reference(name: str, value: Any) -> list[str]:
-    if value is None or (isinstance(value, str) and _REFERENCE.match(value)):
+def _reference(name: str, value: Any, *, exists: bool = True) -> list[str]:
+    """Problems with a ``"module:function"`` string; ``exists`` also finds the module (without
+    importing it, so nothing heavy loads), so a typo fails at load, not at upload."""
+    if value is None:
         return []
-    return [f'{name}: {value!r} is not a "module:function" reference']
+    if not (isinstance(value, str) and _REFERENCE.match(value)):
+        return [f'{name}: {value!r} is not a "module:function" reference']
+    if exists:
+        from importlib.util import find_spec
+
+        module = value.partition(":")[0]
+        try:
+            found = find_spec(module) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            return [f"{name}: no module {module!r} (from {value!r})"]
+    return []
 
 
 def _grader_problems(facts: Any) -> list[str]:
@@ -206,7 +220,7 @@ def spec_problems(spec: ProviderSpec) -> list[str]:
     problems: list[str] = []
     if not re.fullmatch(r"[a-z][a-z0-9_-]*", spec.name):
         problems.append(f"name: {spec.name!r} is not a provider id (lowercase, [a-z0-9_-])")
-    problems += _reference("factory", spec.factory)
+    problems += _reference("factory", spec.factory, exists=False)  # may need an extra: later
     try:
         normalise_statuses(spec.statuses)
     except (ValueError, AttributeError) as exc:

@@ -279,3 +279,11 @@ def test_the_builtins_declare_their_facts() -> None:
     assert host.provider_spec("openai").lifecycle is not None
     assert "2027-01-06" in host.provider_spec("openai").lifecycle.note  # type: ignore[union-attr]
     assert "5,000" in host.provider_spec("azure").lifecycle.note  # type: ignore[union-attr]
+
+
+def test_a_reference_to_a_missing_module_fails_at_load() -> None:
+    plugin = _plugin_declaring(
+        graders=GraderFacts(format="lambda", compiler="shaky_no_such_module:compile")
+    )
+    with pytest.raises(PluginLoadError, match=r"graders.compiler: no module 'shaky_no_such"):
+        PluginHost(plugins=[plugin], autoload=False).registry

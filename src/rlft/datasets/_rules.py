@@ -129,4 +129,8 @@ def rules_problems(rules: DatasetRules) -> list[str]:
         problems.append(
             f'render: {rules.render!r} is not {" or ".join(RENDER_FORMATS)} or "module:function"'
         )
+    elif rules.render not in RENDER_FORMATS:
+        from rlft._facts import _reference
+
+        problems += _reference("render", rules.render)
     return problems
