@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from rlft._models import Capabilities, Checkpoint, JobEvent, JobRecord, JobStatus
+from rlft._models import Capabilities, Checkpoint, JobEvent, JobRecord, JobStatus, map_status
 from rlft.exceptions import CapabilityError, NotFoundError, RLFTError
 from rlft.provider import Provider
 
@@ -116,6 +116,17 @@ class ProviderConformance:
         assert re.fullmatch(r"[a-z][a-z0-9_-]*", provider.name), provider.name
         assert isinstance(provider.capabilities, Capabilities)
 
+    def test_its_facts_are_registered(self, provider: Provider) -> None:
+        """rlft finds the backend's declared facts (status words, dataset rules, grader format)
+        by its provider id: the plugin must be installed (``pip install -e .``) or loaded."""
+        from rlft._plugins import find_provider
+
+        spec = find_provider(provider.name)
+        assert spec is not None, (
+            f"no ProviderSpec is registered as {provider.name!r}: install the plugin so rlft "
+            "finds its entry point, or load it with rlft.Client(plugins=[...])"
+        )
+
     @pytest.mark.anyio
     async def test_create_get_cancel(self, provider: Provider, conformance_spec: JobSpec) -> None:
         record = await self._create(provider, conformance_spec)
@@ -128,6 +139,8 @@ class ProviderConformance:
         fetched = await provider.get_job(record.id)
         assert fetched.id == record.id
         assert isinstance(fetched.status, JobStatus)
+        for seen in (record, fetched):  # statuses come from the declared vocabulary
+            assert map_status(provider.name, seen.provider_status) is seen.status, seen
 
         if provider.capabilities.cancel_job:
             await provider.cancel_job(record.id)
