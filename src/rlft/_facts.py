@@ -166,8 +166,14 @@ def _grader_problems(facts: Any) -> list[str]:
             f"graders.format: {facts.format!r} is not a grader format ({', '.join(GRADER_FORMATS)})"
         )
     problems += _reference("graders.compiler", facts.compiler)
+    from rlft.graders._compile import SUPPORT_ROWS
+
     for row, note in facts.notes.items():
-        if not isinstance(note, str):
+        if row not in SUPPORT_ROWS and not str(row).startswith("native:"):
+            problems.append(
+                f"graders.notes[{row!r}]: not a support-matrix row ({', '.join(SUPPORT_ROWS)})"
+            )
+        elif not isinstance(note, str):
             problems.append(f"graders.notes[{row!r}]: not a string")
     return problems
 

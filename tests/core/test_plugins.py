@@ -229,6 +229,7 @@ def _plugin_declaring(**facts: object) -> object:
         ),
         ({"graders": GraderFacts(format="yaml")}, "graders.format: 'yaml'"),
         ({"graders": GraderFacts(format="openai", compiler="no colon")}, "graders.compiler"),
+        ({"graders": GraderFacts(format="openai", notes={"pyhton": "x"})}, "graders.notes"),
         (
             {"hyperparameters": HyperparameterFacts(names={"epoch": "n"}, check="m:f")},
             "hyperparameters.names['epoch']",
