@@ -320,3 +320,9 @@ class ProviderRegistry:
 
     def __len__(self) -> int:
         return len(self._specs)
+
+
+# The facts' types live in a private module; they are public here.
+for _cls in (GraderFacts, HyperparameterFacts, Lifecycle, Rates):
+    _cls.__module__ = __name__
+del _cls
