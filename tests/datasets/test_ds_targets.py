@@ -232,3 +232,34 @@ def test_an_unknown_provider_runs_the_generic_rules_and_says_so() -> None:
     (warning,) = report.warnings
     assert warning.code == "unknown-provider" and "nosuch-backend" in warning.message
     assert "azure, bedrock" in warning.fix and "local" in warning.fix
+
+
+def test_a_plugins_declared_rules_apply_by_provider_id(write: Write) -> None:
+    import rlft
+    from rlft.provider import ProviderRegistry, ProviderSettings, ProviderSpec
+
+    class Plugin:
+        @rlft.hookimpl
+        def rlft_register_providers(self, registry: ProviderRegistry) -> None:
+            registry.add(
+                ProviderSpec(
+                    name="ds-plugin",
+                    settings=ProviderSettings,
+                    factory="rlft.testing._fake:FakeProvider",
+                    dataset=DatasetRules(
+                        label="Plugin RFT",
+                        roles=frozenset({"user"}),
+                        required_item_fields=frozenset({"ticket_id"}),
+                        max_rows=2,
+                    ),
+                )
+            )
+
+    rlft.Client(plugins=[Plugin()], autoload=False).provider_specs()
+    path = write("t.jsonl", jsonl([row("a", ticket_id=1), row("b"), row("c", ticket_id=3)]))
+    report = check_file(path, provider="ds-plugin")
+    assert check_file(path).ok  # the generic rules alone accept it
+    missing = [p for p in report.errors if p.code == "missing-required-field"]
+    assert [(p.line, p.field) for p in missing] == [(2, "item.ticket_id")]
+    assert "Plugin RFT needs the item field" in missing[0].message
+    assert "too-many-rows" in codes(report, "error")
