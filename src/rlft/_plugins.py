@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import logging
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from rlft.provider import ProviderRegistry, ProviderSpec
 __all__ = ["PluginHost", "PluginInfo", "builtin_plugins", "find_provider", "known_providers"]
 
 _DISTRIBUTION = "rlft"
+logger = logging.getLogger("rlft")
 
 
 def builtin_plugins() -> dict[str, str]:
@@ -26,7 +28,11 @@ def builtin_plugins() -> dict[str, str]:
     """
     try:
         dist = importlib.metadata.distribution(_DISTRIBUTION)
-    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - rlft not installed
+    except importlib.metadata.PackageNotFoundError:  # a bare source tree on sys.path
+        logger.warning(
+            "rlft is not installed, so its built-in backends cannot be found: install it "
+            "(pip install -e . in a checkout)"
+        )
         return {}
     return {
         entry_point.name: entry_point.value

@@ -288,3 +288,17 @@ def test_a_reference_to_a_missing_module_fails_at_load() -> None:
     )
     with pytest.raises(PluginLoadError, match=r"graders.compiler: no module 'shaky_no_such"):
         PluginHost(plugins=[plugin], autoload=False).registry
+
+
+def test_builtins_come_from_rlfts_own_metadata(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import importlib.metadata
+
+    import rlft._plugins as plugins
+
+    assert set(builtin_plugins()) == {"azure", "bedrock", "fake", "local", "openai"}
+    monkeypatch.setattr(plugins, "_DISTRIBUTION", "rlft-not-installed-here")
+    assert builtin_plugins() == {}  # no literal list behind it
+    assert "rlft is not installed" in caplog.text
+    assert importlib.metadata.distribution("rlft").entry_points  # the real one has them
