@@ -123,7 +123,13 @@ def test_rlft_providers_lists_the_installed_plugin(tutorial: Tutorial) -> None:
     )
     (acme,) = [row for row in json.loads(listed.stdout) if row["name"] == "acme"]
     # Flags are the method names; pause_job is not declared.
-    assert acme["capabilities"] == ["list_jobs", "list_events", "list_checkpoints", "cancel_job"]
+    assert acme["capabilities"] == [
+        "list_jobs",
+        "list_events",
+        "list_checkpoints",
+        "cancel_job",
+        "download_results",
+    ]
 
 
 def test_the_plugins_own_suite_passes(tutorial: Tutorial) -> None:

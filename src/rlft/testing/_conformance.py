@@ -19,6 +19,7 @@ Override ``conformance_spec`` when your backend needs other data (Bedrock wants 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -32,11 +33,16 @@ if TYPE_CHECKING:
 
 __all__ = ["ProviderConformance", "default_conformance_spec"]
 
-# Capability flag (the method's own name) -> the arguments a call needs.
+# Capability flag (the method's own name) -> the arguments a call needs: "job" is the job's id,
+# "path" a folder, "payload" the compiled grader.
 _OPTIONAL: dict[str, tuple[str, ...]] = {
     "pause_job": ("job",),
     "resume_job": ("job",),
     "list_jobs": (),
+    "list_events": ("job",),
+    "list_checkpoints": ("job",),
+    "download_results": ("job", "path"),
+    "validate_grader": ("payload",),
 }
 
 
@@ -166,15 +172,22 @@ class ProviderConformance:
 
     @pytest.mark.anyio
     async def test_undeclared_operations_raise_capability_error(
-        self, provider: Provider, conformance_spec: JobSpec
+        self, provider: Provider, conformance_spec: JobSpec, tmp_path: Path
     ) -> None:
+        from rlft.graders import compile as compile_grader
+
         record = await self._create(provider, conformance_spec)
+        values = {
+            "job": record.id,
+            "path": tmp_path,
+            "payload": compile_grader(conformance_spec.grader, provider.name),
+        }
         for method, args in _OPTIONAL.items():
             if getattr(provider.capabilities, method):
                 continue
             call = getattr(provider, method)
             with pytest.raises(CapabilityError):
-                await call(*[record.id for _ in args])
+                await call(*[values[arg] for arg in args])
 
     @pytest.mark.anyio
     async def test_events_and_checkpoints_are_neutral(

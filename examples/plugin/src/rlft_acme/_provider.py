@@ -47,6 +47,7 @@ class AcmeProvider(OpenAICompatProvider):
         list_events=True,
         list_checkpoints=True,
         list_jobs=True,
+        download_results=True,  # a finished job's result files (step metrics)
         poll_interval=15.0,
     )
     # Its status words are declared with the plugin (_facts.STATUSES), under the id "acme".
