@@ -155,6 +155,7 @@ class Job:
 
     async def download_results(self, path: str | Path) -> list[Path]:
         """Download the job's result files into the folder ``path``; return the files written."""
+        self._require("download_results", "result file downloads")
         return await self._provider.download_results(self.id, Path(path))
 
     async def events(
