@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -29,8 +27,9 @@ from rlft.exceptions import (
 from rlft.provider import DatasetRole, Provider, ProviderSettings, ProviderSpec
 
 if TYPE_CHECKING:
+    from rlft._models import JobRecord
     from rlft._preflight import PreflightReport
-    from rlft._spec import JobSpec
+    from rlft._spec import CheckedSpec, CreateJobRequest, JobSpec
     from rlft._store import JobStore, StoredJob
     from rlft.datasets import Dataset
     from rlft.graders import Grader
@@ -160,20 +159,6 @@ class Client:
         cls = spec.load()
         return cls(settings=build_settings(spec, config, overrides=overrides))
 
-    def _scope(self, provider: Provider) -> str:
-        """Which account or endpoint of a provider: a hash of its non-secret settings.
-
-        Keys remembered uploads and create records, so a file uploaded to one endpoint is
-        never reused on another. Secret fields are left out, so nothing secret is hashed.
-        """
-        settings = provider.settings
-        secret = set(getattr(type(settings), "secret_fields", ()))
-        data = settings.model_dump(mode="json", exclude=secret)
-        blob = json.dumps(
-            {"provider": provider.name, "settings": data}, sort_keys=True, default=str
-        )
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
     @property
     def capabilities(self) -> Capabilities:
         """What the configured provider can do."""
@@ -233,7 +218,7 @@ class DatasetsNamespace:
         return await self._upload(self._client.provider_for(provider), dataset, role=role)
 
     async def _upload(self, provider: Provider, dataset: Dataset, *, role: DatasetRole) -> str:
-        key = (provider.name, self._client._scope(provider), dataset.content_hash)
+        key = (provider.name, scope_of(provider), dataset.content_hash)
         # One upload per content even when a sweep creates many jobs from one set at once.
         lock = self._locks.setdefault(key, anyio.Lock())
         async with lock:
@@ -261,7 +246,7 @@ class DatasetsNamespace:
         """Forget uploads reused from the store (the backend may have deleted the files)."""
         store = self._client.store
         for dataset in datasets:
-            key = (provider.name, self._client._scope(provider), dataset.content_hash)
+            key = (provider.name, scope_of(provider), dataset.content_hash)
             if key in self._remembered:
                 self._uploads.pop(key, None)
                 self._remembered.discard(key)
@@ -300,15 +285,18 @@ class JobsNamespace:
     def __init__(self, client: Client) -> None:
         self._client = client
 
-    def check(self, spec: JobSpec, *, provider: str | None = None) -> None:
+    def check(self, spec: JobSpec | CheckedSpec, *, provider: str | None = None) -> CheckedSpec:
         """Run every check ``create`` runs, without uploading or creating anything.
+
+        Returns a ``CheckedSpec``: pass it to ``create(spec=...)`` or ``JobManager.submit`` and
+        the checks (the dataset's validation above all) do not run a second time.
 
         Raises:
             DatasetValidationError: The data breaks a rule; ``.report`` lists every problem.
             GraderNotSupportedError: The backend cannot run the grader.
             HyperparameterError: A setting is out of the backend's range.
         """
-        _check(spec, self._client.provider_for(provider))
+        return _checked(spec, self._client.provider_for(provider))
 
     async def create(
         self,
@@ -321,16 +309,19 @@ class JobsNamespace:
         name: str | None = None,
         labels: Mapping[str, str] | None = None,
         response_format: Mapping[str, Any] | None = None,
-        spec: JobSpec | None = None,
+        spec: JobSpec | CheckedSpec | None = None,
         idempotency_key: str | None = None,
         provider: str | None = None,
     ) -> Job:
         """Check everything, upload the data, and create the job.
 
-        Every check runs before the first upload: the provider's hyperparameter ranges, every
-        dataset rule of the backend, every ``item.*`` field the grader reads, and whether the
-        grader compiles for the backend. The job store records the create before the remote
-        call, so a create interrupted by a crash is found again when it is retried.
+        Every check runs before the first upload, once: the provider's hyperparameter ranges,
+        every dataset rule of the backend, every ``item.*`` field the grader reads, and whether
+        the backend supports the grader. The grader is compiled only if the backend reads the
+        compiled payload. The job store records the create before the remote call, so a create
+        interrupted by a crash is found again when it is retried, and reserves its key, so two
+        processes creating the same job at once make one job, even on a backend that ignores
+        idempotency keys.
 
         Args:
             train: The training set.
@@ -341,7 +332,8 @@ class JobsNamespace:
             name: A human name (a model suffix where the backend has one).
             labels: Free labels stored with the job.
             response_format: A JSON-schema response format for structured outputs.
-            spec: A ready ``JobSpec`` instead of the keywords above.
+            spec: A ready ``JobSpec`` instead of the keywords above, or the ``CheckedSpec``
+                ``check`` returned (then the checks are not run again).
             idempotency_key: Deduplicates creates. Defaults to the spec's content hash, so a
                 create retried after a crash finds the first job instead of paying twice; pass
                 a fresh value to deliberately run an identical job again.
@@ -373,57 +365,97 @@ class JobsNamespace:
                 response_format=dict(response_format) if response_format else None,
             )
         target = self._client.provider_for(provider)
-        grader_payload = _check(spec, target)
+        job_spec = _checked(spec, target).spec
 
         uploads = self._client.datasets
-        training_file = await uploads._upload(target, spec.train, role="train")
+        training_file = await uploads._upload(target, job_spec.train, role="train")
         validation_file = (
-            await uploads._upload(target, spec.validation, role="validation")
-            if spec.validation
+            await uploads._upload(target, job_spec.validation, role="validation")
+            if job_spec.validation
             else None
         )
-        key = idempotency_key or spec.content_hash()[:32]
+        key = idempotency_key or job_spec.content_hash()[:32]
         request = CreateJobRequest(
-            spec=spec,
-            grader_payload=grader_payload,
+            spec=job_spec,
             training_file=training_file,
             validation_file=validation_file,
             idempotency_key=key,
+            # Compiled by whoever reads request.grader_payload, once; never by a backend that
+            # grades elsewhere (the local runner compiles in its worker).
+            compile_grader=lambda: _compile(job_spec.grader, target),
         )
         store = self._client.store
-        row = None
-        if store is not None:
+        if store is None:
+            record = await self._remote_create(target, request, None)
+            logger.info("created job %s on %s", record.id, target.name)
+            return Job(provider=target, record=record)
+        scope = scope_of(target)
+        # The reservation: one process at a time creates a given key; a second one waits here,
+        # then finds the first one's job below. A dead holder's reservation is released by the OS.
+        async with store.reserve(provider=target.name, scope=scope, idempotency_key=key):
+            earlier = await store.find_create(
+                provider=target.name, scope=scope, idempotency_key=key
+            )
+            if earlier is not None and not earlier.creating:
+                found = await self._existing(target, earlier)
+                if found is not None:
+                    return found
+            elif earlier is not None and target.capabilities.list_jobs:
+                # Left unconfirmed by an earlier attempt (a crash, a timeout): it may have landed.
+                settled = await self._reconcile_one(earlier)
+                if settled is not None:
+                    return self._handle(settled)
             config = self._client.config
             row = await store.begin_create(
                 provider=target.name,
-                scope=self._client._scope(target),
+                scope=scope,
                 idempotency_key=key,
-                spec_hash=spec.content_hash(),
-                name=spec.name,
-                labels=spec.labels,
-                model=spec.model,
+                spec_hash=job_spec.content_hash(),
+                name=job_spec.name,
+                labels=job_spec.labels,
+                model=job_spec.model,
                 profile=config.profile,
                 config_file=str(config.file) if config.file else None,
             )
-        try:
-            record = await target.create_job(request)
-        except BaseException as exc:
-            if _never_created(exc):
-                datasets = [d for d in (spec.train, spec.validation) if d is not None]
-                with anyio.CancelScope(shield=True):
-                    await uploads._forget_remembered(target, datasets)
-                    if store is not None and row is not None and row.creating:
-                        await store.abandon_create(row.local_id)
-            # Otherwise (a timeout, a 5xx, a crash) the row stays "creating": the same create
-            # run again carries the same key, and the backend returns the job if it landed.
-            raise
-        local_id = None
-        if store is not None and row is not None:
+            record = await self._remote_create(target, request, row)
             # Shielded: a create that landed must be recorded even if the caller gives up now.
             with anyio.CancelScope(shield=True):
                 local_id = (await store.finish_create(row.local_id, record)).local_id
         logger.info("created job %s (%s) on %s", record.id, local_id, target.name)
         return Job(provider=target, record=record, local_id=local_id, store=store)
+
+    async def _existing(self, target: Provider, row: StoredJob) -> Job | None:
+        """The job an earlier create of the same key made, refreshed; ``None`` if it is gone."""
+        job = Job(provider=target, record=row.to_record(), local_id=row.local_id)
+        try:
+            await job.refresh()
+        except NotFoundError:
+            return None  # the backend forgot it (deleted, or an in-memory fake): create anew
+        store = self._client.store
+        if store is not None:
+            job.attach_to(store, row.local_id)
+            await store.update(row.local_id, job.record)
+        logger.info("job %s (%s) was created before with the same key", job.id, row.local_id)
+        return job
+
+    async def _remote_create(
+        self, target: Provider, request: CreateJobRequest, row: StoredJob | None
+    ) -> JobRecord:
+        """The remote create; a refusal that proves nothing was created forgets the attempt."""
+        try:
+            return await target.create_job(request)
+        except BaseException as exc:
+            if _never_created(exc):
+                spec = request.spec
+                datasets = [d for d in (spec.train, spec.validation) if d is not None]
+                store = self._client.store
+                with anyio.CancelScope(shield=True):
+                    await self._client.datasets._forget_remembered(target, datasets)
+                    if store is not None and row is not None and row.creating:
+                        await store.abandon_create(row.local_id)
+            # Otherwise (a timeout, a 5xx, a crash) the row stays "creating": the same create
+            # run again carries the same key, and the backend returns the job if it landed.
+            raise
 
     async def get(self, job_id: str) -> Job:
         """Reattach to a job by its local id or backend id, refreshed from its backend.
@@ -457,7 +489,7 @@ class JobsNamespace:
             config = self._client.config
             adopted = await store.adopt(
                 record,
-                scope=self._client._scope(provider),
+                scope=scope_of(provider),
                 profile=config.profile,
                 config_file=str(config.file) if config.file else None,
             )
@@ -558,6 +590,7 @@ class JobsNamespace:
         status: JobStatus | str | Iterable[JobStatus | str] | None = None,
         labels: Mapping[str, str] | None = None,
         active: bool | None = None,
+        settled: bool | None = None,
         limit: int | None = 100,
         remote: bool = False,
     ) -> list[Job]:
@@ -570,6 +603,8 @@ class JobsNamespace:
             status: Only jobs in these statuses.
             labels: Only jobs carrying all of these labels.
             active: ``True`` for jobs not yet terminal, ``False`` for finished ones.
+            settled: ``False`` for jobs a watcher still has to read: not terminal, or terminal
+                with their last events not yet stored (a watcher killed in between).
             limit: At most this many.
             remote: List the backend's recent jobs instead (one provider: ``provider`` or the
                 configured one), including jobs rlft did not create. Needs ``list_jobs``.
@@ -585,10 +620,22 @@ class JobsNamespace:
             wanted = [status] if isinstance(status, str | JobStatus) else list(status)
             statuses = [str(JobStatus(s).value) for s in wanted]
         rows = await store.jobs(
-            provider=provider, status=statuses, labels=labels, active=active, limit=None
+            provider=provider,
+            status=statuses,
+            labels=labels,
+            active=active,
+            settled=settled,
+            limit=None,
         )
         jobs = [self._handle(row) for row in rows if not row.creating]
         return jobs[:limit] if limit is not None else jobs
+
+
+def scope_of(provider: Provider) -> str:
+    """``rlft._store.scope_of``, imported on first use (``import rlft`` loads no SQLite)."""
+    from rlft._store import scope_of as store_scope
+
+    return store_scope(provider)
 
 
 def _compile(grader: Grader, provider: Provider) -> Any:
@@ -597,8 +644,15 @@ def _compile(grader: Grader, provider: Provider) -> Any:
     return compile_grader(grader, provider.name)
 
 
-def _check(spec: JobSpec, provider: Provider) -> Any:
-    """Every check before an upload; returns the compiled grader."""
+def _checked(spec: JobSpec | CheckedSpec, provider: Provider) -> CheckedSpec:
+    """Every check before an upload, once per spec and provider endpoint."""
+    from rlft._spec import CheckedSpec
+
+    scope = scope_of(provider)
+    if isinstance(spec, CheckedSpec):
+        if (spec.provider, spec.scope) == (provider.name, scope):
+            return spec  # already checked for this endpoint: the fact travels with it
+        spec = spec.spec
     caps = provider.capabilities
     if caps.requires_validation_set and spec.validation is None:
         raise UsageError(
@@ -607,7 +661,18 @@ def _check(spec: JobSpec, provider: Provider) -> Any:
         )
     provider.check_spec(spec)
     _check_datasets(spec, provider.name)
-    return _compile(spec.grader, provider)
+    _check_grader(spec.grader, provider)
+    return CheckedSpec(spec=spec, provider=provider.name, scope=scope)
+
+
+def _check_grader(grader: Grader, provider: Provider) -> None:
+    """Refuse a grader the backend can't run, without compiling it (the user of it compiles).
+
+    The same support check ``compile`` starts with, so nothing it would refuse gets uploaded.
+    """
+    from rlft.graders._compile import check_support
+
+    check_support(grader, provider.name)
 
 
 # Refusals that prove nothing was created: safe to forget the "creating" record.

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 import anyio
 
-from rlft._models import Checkpoint, JobErrorInfo, JobEvent, JobRecord, JobStatus
+from rlft._models import Capabilities, Checkpoint, JobErrorInfo, JobEvent, JobRecord, JobStatus
 from rlft.exceptions import CapabilityError, JobCancelledError, JobFailedError, UsageError
 from rlft.provider import Provider
 
@@ -64,6 +64,37 @@ class Job:
                 )
             self._bound = self._connect()
         return self._bound
+
+    @property
+    def backend(self) -> Provider:
+        """The provider instance this job talks to, built on first use.
+
+        Jobs on the same backend endpoint share one instance, so a poller can group them.
+        """
+        return self._provider
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """What this job's backend can do (pause, events, list_jobs, ...)."""
+        return self._provider.capabilities
+
+    @property
+    def store(self) -> JobStore | None:
+        """The job store this job's snapshots are saved to, if it is recorded."""
+        return self._store
+
+    def attach_to(self, store: JobStore, local_id: str) -> Self:
+        """Record this job in ``store`` under ``local_id``: later snapshots are saved there.
+
+        Raises:
+            UsageError: The job is already recorded under another local id.
+        """
+        if self._local_id is not None and self._local_id != local_id:
+            raise UsageError(
+                f"job {self.id} is already recorded as {self._local_id}, not {local_id}"
+            )
+        self._local_id, self._store = local_id, store
+        return self
 
     async def _save(self, previous: JobRecord) -> None:
         """Save the snapshot to the job store when something a user sees changed."""

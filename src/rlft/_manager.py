@@ -23,7 +23,7 @@ import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
@@ -35,11 +35,11 @@ from rlft.guards import Guard, GuardTrip, enforce
 
 if TYPE_CHECKING:
     from rlft._client import Client
-    from rlft._spec import JobSpec
+    from rlft._spec import CheckedSpec, JobSpec
     from rlft._store import StoredJob
     from rlft.provider import Provider
 
-__all__ = ["JobManager", "JobUpdate"]
+__all__ = ["Clock", "JobManager", "JobUpdate"]
 
 T = TypeVar("T")
 
@@ -82,23 +82,46 @@ class JobUpdate:
         return self.job.id if self.job is not None else None
 
 
+class Clock(Protocol):
+    """What the manager paces with: the event loop's clock by default, a virtual one in tests."""
+
+    def now(self) -> float:
+        """Seconds, monotonic."""
+        ...
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` on this clock."""
+        ...
+
+
+class _LoopClock:
+    """The event loop's clock."""
+
+    def now(self) -> float:
+        return anyio.current_time()
+
+    async def sleep(self, seconds: float) -> None:
+        await anyio.sleep(seconds)
+
+
 class _Gate:
     """Paces one provider's calls: at most ``rate`` per second, none before a Retry-After ends."""
 
-    def __init__(self, rate: float | None) -> None:
+    def __init__(self, rate: float | None, clock: Clock) -> None:
         self._interval = 1.0 / rate if rate else 0.0
+        self._clock = clock
         self._next = 0.0
         self._blocked_until = 0.0
 
     async def wait(self) -> None:
-        now = anyio.current_time()
+        now = self._clock.now()
         start = max(now, self._next, self._blocked_until)
         self._next = start + self._interval
         if start > now:
-            await anyio.sleep(start - now)
+            await self._clock.sleep(start - now)
 
     def block(self, seconds: float) -> None:
-        self._blocked_until = max(self._blocked_until, anyio.current_time() + seconds)
+        self._blocked_until = max(self._blocked_until, self._clock.now() + seconds)
 
 
 @dataclass(eq=False)
@@ -147,6 +170,8 @@ class JobManager:
             otherwise. A ``RateLimitError`` with ``Retry-After`` also pauses that provider.
         poll_interval: Seconds between polls (default: each provider's suggestion), jittered.
         list_limit: Most jobs one status listing walks.
+        clock: What polls and pacing wait on (default: the event loop's clock). Tests pass a
+            virtual clock, so timing assertions never depend on how busy the machine is.
     """
 
     def __init__(
@@ -159,6 +184,7 @@ class JobManager:
         rate_limits: Mapping[str, float] | None = None,
         poll_interval: float | None = None,
         list_limit: int = 2000,
+        clock: Clock | None = None,
     ) -> None:
         if concurrency < 1 or create_concurrency < 1:
             raise UsageError("JobManager concurrency and create_concurrency must be >= 1")
@@ -171,6 +197,7 @@ class JobManager:
         self._rates = dict(rate_limits or {})
         self._poll_interval = poll_interval
         self._list_limit = list_limit
+        self._clock: Clock = clock or _LoopClock()
         self._limiters: dict[str, anyio.CapacityLimiter] = {}
         self._create_limiters: dict[str, anyio.CapacityLimiter] = {}
         self._gates: dict[str, _Gate] = {}
@@ -189,7 +216,7 @@ class JobManager:
 
     def _gate(self, name: str) -> _Gate:
         if name not in self._gates:
-            self._gates[name] = _Gate(self._rates.get(name))
+            self._gates[name] = _Gate(self._rates.get(name), self._clock)
         return self._gates[name]
 
     async def _call(self, name: str, fn: Callable[[], Awaitable[T]]) -> T:
@@ -221,14 +248,19 @@ class JobManager:
 
     # --- creating -----------------------------------------------------------------------------
 
-    async def submit(self, specs: Iterable[JobSpec], *, provider: str | None = None) -> list[Job]:
+    async def submit(
+        self, specs: Iterable[JobSpec | CheckedSpec], *, provider: str | None = None
+    ) -> list[Job]:
         """Create one job per spec, a few at a time; every spec is checked before any upload.
+
+        Each spec is checked once: a ``CheckedSpec`` from ``client.jobs.check`` for the same
+        provider is not checked again, and the create does not repeat the check.
 
         Creates are idempotent: submitting the same specs again (after a crash, a timeout or a
         partial failure) returns the jobs already created instead of paying twice.
 
         Args:
-            specs: The job specs (a sweep: graders x hyperparameters).
+            specs: The job specs (a sweep: graders x hyperparameters), checked or not.
             provider: The provider id to run them on (default: the client's).
 
         Returns:
@@ -238,17 +270,15 @@ class JobManager:
             UsageError: A spec fails a check; nothing was uploaded or created.
             ExceptionGroup: Some creates failed; the others finished and are in ``self.jobs``.
         """
-        specs = list(specs)
         target = self.client.provider_for(provider)
-        for spec in specs:
-            self.client.jobs.check(spec, provider=target.name)
-        results: list[Job | None] = [None] * len(specs)
+        checked = [self.client.jobs.check(spec, provider=target.name) for spec in specs]
+        results: list[Job | None] = [None] * len(checked)
         errors: list[RLFTError] = []
         if target.name not in self._create_limiters:
             self._create_limiters[target.name] = anyio.CapacityLimiter(self._create_concurrency)
         limiter = self._create_limiters[target.name]
 
-        async def create(index: int, spec: JobSpec) -> None:
+        async def create(index: int, spec: CheckedSpec) -> None:
             try:
                 async with limiter:
                     await self._gate(target.name).wait()
@@ -257,13 +287,13 @@ class JobManager:
                 errors.append(exc)
 
         async with anyio.create_task_group() as tg:
-            for index, spec in enumerate(specs):
-                tg.start_soon(create, index, spec, name=f"rlft-create-{index}")
+            for index, one in enumerate(checked):
+                tg.start_soon(create, index, one, name=f"rlft-create-{index}")
         created = [job for job in results if job is not None]
         self._track(created)
         if errors:
             raise ExceptionGroup(
-                f"{len(errors)} of {len(specs)} jobs could not be created; the {len(created)} "
+                f"{len(errors)} of {len(checked)} jobs could not be created; the {len(created)} "
                 "created are in manager.jobs and the job store, and submitting the same specs "
                 "again reuses them",
                 errors,
@@ -271,12 +301,14 @@ class JobManager:
         return created
 
     async def attach(self, ids: Iterable[str] | None = None) -> list[Job]:
-        """Reattach to jobs from the job store: these ids, or every job not yet terminal.
+        """Reattach to jobs from the job store: these ids, or every job not yet settled.
 
+        Without ids: every job not yet terminal, and every terminal job whose last events were
+        not stored yet (its watcher was killed in between), so watching them loses nothing.
         Jobs attached without ids are not refreshed until watched (no network here).
         """
         if ids is None:
-            jobs = await self.client.jobs.list(active=True, limit=None)
+            jobs = await self.client.jobs.list(settled=False, limit=None)
         else:
             jobs = [await self.client.jobs.get(job_id) for job_id in ids]
         self._track(jobs)
@@ -298,13 +330,13 @@ class JobManager:
         return targets
 
     async def _refresh_group(self, jobs: list[Job]) -> None:
-        records = await self._fetch(jobs[0]._provider, jobs)
+        records = await self._fetch(jobs[0].backend, jobs)
         await self._apply(jobs, records)
 
     def _groups(self, jobs: Sequence[Job]) -> list[list[Job]]:
         groups: dict[int, list[Job]] = {}
         for job in jobs:
-            groups.setdefault(id(job._provider), []).append(job)
+            groups.setdefault(id(job.backend), []).append(job)
         return list(groups.values())
 
     async def _fetch(
@@ -440,10 +472,12 @@ class JobManager:
             return {}
         unrecorded = [job for job in jobs if job.local_id is None]
         if unrecorded:
-            scope = self.client._scope(unrecorded[0]._provider)  # one provider instance per group
+            from rlft._store import scope_of
+
+            scope = scope_of(unrecorded[0].backend)  # one provider instance per group
             adopted = await store.adopt_many([job.record for job in unrecorded], scope=scope)
             for job, row in zip(unrecorded, adopted, strict=True):
-                job._local_id, job._store = row.local_id, store
+                job.attach_to(store, row.local_id)
         return await store.get_many([job.local_id for job in jobs if job.local_id])
 
     async def _start(
@@ -530,9 +564,10 @@ class JobManager:
         after: dict[str, str | None],
     ) -> None:
         """The poller of one provider: refresh, read events, run guards, sleep; until done."""
-        provider = jobs[0]._provider
+        provider = jobs[0].backend
         name = provider.name
-        want_events = (events or bool(self.guards)) and provider.capabilities.list_events
+        has_events = provider.capabilities.list_events
+        want_events = (events or bool(self.guards)) and has_events
         rows = await self._recorded(jobs)
         watched = [
             await self._start(job, rows.get(job.local_id or ""), sink, after, want_events)
@@ -577,11 +612,19 @@ class JobManager:
                 )
                 if settled and w.drained:
                     w.done = True
+                    if not has_events and w.job.status.is_terminal:
+                        await self._settle(w.job)  # no events to read: ended is settled
             failures = failures + 1 if errors else 0
             if all(w.done for w in watched):
                 return
             delay = self._interval(provider) * min(2**failures, _MAX_BACKOFF)
-            await anyio.sleep(delay * random.uniform(0.8, 1.2))  # noqa: S311 - spreading polls
+            await self._clock.sleep(delay * random.uniform(0.8, 1.2))  # noqa: S311 - spreading polls
+
+    async def _settle(self, job: Job) -> None:
+        store = self.client.store
+        if store is not None and job.local_id:
+            with anyio.CancelScope(shield=True):
+                await store.record_events(job.local_id, [], final=True)
 
     async def _pull(
         self, provider: Provider, watched: _Watched, sink: _Sink, errors: list[JobUpdate]
@@ -604,11 +647,14 @@ class JobManager:
             await sink(update)
             return
         store = self.client.store
+        if (batch or settled) and store is not None and job.local_id:
+            # Saved before delivery, shielded: the log and cursor never disagree. Read after
+            # the end, they are the last ones: stored with them, the job is settled.
+            with anyio.CancelScope(shield=True):
+                await store.record_events(
+                    job.local_id, batch, final=settled and job.status.is_terminal
+                )
         if batch:
-            if store is not None and job.local_id:
-                # Saved before delivery, shielded: the log and cursor never disagree.
-                with anyio.CancelScope(shield=True):
-                    await store.record_events(job.local_id, batch)
             watched.cursor = batch[-1].id
             self._cursors[_key(job)] = watched.cursor
         for event in batch:

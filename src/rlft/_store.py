@@ -14,15 +14,19 @@ payloads (``JobRecord.raw`` and ``JobEvent.raw`` are dropped), so a secret canno
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
+import logging
 import secrets
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import anyio.lowlevel
@@ -31,9 +35,22 @@ import anyio.to_thread
 from rlft._models import JobErrorInfo, JobEvent, JobRecord, JobStatus
 from rlft.exceptions import ConfigurationError, UsageError
 
-__all__ = ["CREATING", "SCHEMA_VERSION", "JobStore", "StoredJob", "default_store_path"]
+if TYPE_CHECKING:
+    from rlft.provider import Provider
+
+__all__ = [
+    "CREATING",
+    "SCHEMA_VERSION",
+    "JobStore",
+    "StoreDamagedError",
+    "StoredJob",
+    "default_store_path",
+    "scope_of",
+]
 
 T = TypeVar("T")
+
+logger = logging.getLogger("rlft")
 
 CREATING = "creating"
 """The status of a row whose remote create has not been confirmed yet."""
@@ -86,8 +103,51 @@ _MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (provider, scope, content_hash)
     );
     """,
+    # v2: a job counts as finished only once the events read after its end are stored. Jobs
+    # that ended before this column existed are taken as they were.
+    """
+    ALTER TABLE jobs ADD COLUMN events_done INTEGER NOT NULL DEFAULT 0;
+    UPDATE jobs SET events_done = 1 WHERE status IN ('succeeded', 'failed', 'cancelled');
+    """,
 )
+_TABLES = ("jobs", "events", "uploads")
 SCHEMA_VERSION = len(_MIGRATIONS)
+
+
+class StoreDamagedError(ConfigurationError):
+    """The job store's file is damaged. The message names the file, what broke and the repair.
+
+    Attributes:
+        path: The database file.
+        detail: What SQLite or the row decoder said.
+    """
+
+    def __init__(self, message: str = "", *, path: Path, detail: str) -> None:
+        command = "rlft jobs doctor"
+        if path != default_store_path():
+            command += f" --store {path}"
+        super().__init__(
+            message
+            or (
+                f"the job store {path} is damaged ({detail}); run `{command}` to back it up "
+                "and repair it, or move the file aside (a new store starts empty)"
+            ),
+            path=path,
+            detail=detail,
+        )
+
+
+def scope_of(provider: Provider) -> str:
+    """Which account or endpoint of a provider: a hash of its non-secret settings.
+
+    Keys remembered uploads and create records in the store, so a file uploaded to one endpoint
+    is never reused on another. Secret fields are left out, so nothing secret is hashed.
+    """
+    settings = provider.settings
+    secret = set(getattr(type(settings), "secret_fields", ()))
+    data = settings.model_dump(mode="json", exclude=secret)
+    blob = json.dumps({"provider": provider.name, "settings": data}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def default_store_path() -> Path:
@@ -139,6 +199,14 @@ class StoredJob:
     profile: str | None
     config_file: str | None
     """The ``rlft.toml`` the job was created under, so a reattach builds the same provider."""
+    events_done: bool = False
+    """True once the events read after the job ended are stored: only then is it settled."""
+
+    @property
+    def settled(self) -> bool:
+        """Terminal, with its last events stored: nothing more to fetch for it."""
+        status = self.job_status
+        return status is not None and status.is_terminal and self.events_done
 
     @property
     def creating(self) -> bool:
@@ -190,6 +258,7 @@ class StoredJob:
             "recorded_at": _iso(self.recorded_at),
             "updated_at": _iso(self.updated_at),
             "event_cursor": self.event_cursor,
+            "settled": self.settled,
             "spec_hash": self.spec_hash,
             "idempotency_key": self.idempotency_key,
             "profile": self.profile,
@@ -199,19 +268,56 @@ class StoredJob:
 _COLUMNS = (
     "local_id, provider, scope, provider_job_id, name, labels, spec_hash, idempotency_key, model, "
     "status, provider_status, fine_tuned_model, error, remote_created_at, finished_at, "
-    "recorded_at, updated_at, event_cursor, profile, config_file"
+    "recorded_at, updated_at, event_cursor, profile, config_file, events_done"
 )
 
 
-def _row(row: sqlite3.Row) -> StoredJob:
+class _BadRow(Exception):
+    """A row that does not decode: the store is damaged there."""
+
+    def __init__(self, table: str, key: object, exc: BaseException) -> None:
+        super().__init__(f"table {table}, row {key}: {type(exc).__name__}")
+        self.table, self.key = table, key
+
+
+def _row(row: sqlite3.Row | Mapping[str, Any]) -> StoredJob:
+    try:
+        job = _decode_row(row)
+        if job.status != CREATING:
+            JobStatus(job.status)  # a status word this rlft does not know is damage
+    except (ValueError, TypeError, KeyError, IndexError) as exc:
+        raise _BadRow("jobs", _safe_key(row, "local_id"), exc) from exc
+    return job
+
+
+def _safe_key(row: sqlite3.Row | Mapping[str, Any], column: str) -> object:
+    try:
+        return row[column]
+    except (IndexError, KeyError):  # pragma: no cover - the column itself is gone
+        return "?"
+
+
+def _decode_event(local_id: str, body: object) -> JobEvent:
+    try:
+        if not isinstance(body, str):
+            raise TypeError("event body is not text")
+        return JobEvent.model_validate_json(body)
+    except (ValueError, TypeError) as exc:  # pydantic's ValidationError is a ValueError
+        raise _BadRow("events", local_id, exc) from exc
+
+
+def _decode_row(row: sqlite3.Row | Mapping[str, Any]) -> StoredJob:
     error = row["error"]
+    labels = json.loads(row["labels"] or "{}")
+    if not isinstance(labels, dict):
+        raise TypeError("labels are not an object")
     return StoredJob(
         local_id=row["local_id"],
         provider=row["provider"],
         scope=row["scope"],
         provider_job_id=row["provider_job_id"],
         name=row["name"],
-        labels=json.loads(row["labels"] or "{}"),
+        labels=labels,
         spec_hash=row["spec_hash"],
         idempotency_key=row["idempotency_key"],
         model=row["model"],
@@ -226,6 +332,7 @@ def _row(row: sqlite3.Row) -> StoredJob:
         event_cursor=row["event_cursor"],
         profile=row["profile"],
         config_file=row["config_file"],
+        events_done=bool(row["events_done"]),
     )
 
 
@@ -291,11 +398,23 @@ class JobStore:
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
             self._migrate(conn)
-        except BaseException:
+            self._check_tables(conn)
+        except BaseException as exc:
             conn.close()
+            if isinstance(exc, sqlite3.DatabaseError) and not _transient(exc):
+                raise self._damaged(exc) from exc
             raise
         self._conn = conn
         return conn
+
+    def _check_tables(self, conn: sqlite3.Connection) -> None:
+        names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+        missing = [table for table in _TABLES if table not in names]
+        if missing:
+            raise StoreDamagedError(path=self.path, detail=f"table {missing[0]} is missing")
+
+    def _damaged(self, exc: BaseException) -> StoreDamagedError:
+        return StoreDamagedError(path=self.path, detail=" ".join(str(exc).split()))
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
@@ -322,11 +441,11 @@ class JobStore:
             raise
 
     def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        with self._lock:
+        with self._lock, self._guard():
             return fn(self._connect())
 
     def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        with self._lock:
+        with self._lock, self._guard():
             conn = self._connect()
             conn.execute("BEGIN IMMEDIATE")  # take the write lock now: no read-to-write upgrade
             try:
@@ -336,6 +455,21 @@ class JobStore:
                 raise
             conn.execute("COMMIT")
             return result
+
+    @contextlib.contextmanager
+    def _guard(self) -> Iterator[None]:
+        """Damage (a broken file, a missing table, a row that does not decode) as one error."""
+        try:
+            yield
+        except _BadRow as exc:
+            raise self._damaged(exc) from None
+        except sqlite3.DatabaseError as exc:
+            if _transient(exc):
+                raise ConfigurationError(
+                    f"the job store {self.path} cannot be used now: {exc}; another rlft process "
+                    "may hold it (wait for it), or the folder is not writable (set RLFT_HOME)"
+                ) from exc
+            raise self._damaged(exc) from exc
 
     async def _run(self, fn: Callable[[], T]) -> T:
         loop = anyio.lowlevel.current_token().native_token
@@ -353,6 +487,57 @@ class JobStore:
     async def aclose(self) -> None:
         """Close the connection (async spelling). Idempotent."""
         await self._run(self.close)
+
+    # --- create reservations ------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def reserve(
+        self, *, provider: str, scope: str, idempotency_key: str
+    ) -> AsyncIterator[None]:
+        """Hold the create reservation of one idempotency key, across processes.
+
+        While one process (or task) holds it, another creating the same key waits, then finds
+        the first one's job in the store instead of creating a second one: this is what keeps
+        a backend that ignores idempotency keys from running two paid jobs. The reservation is
+        an exclusive ``flock`` on a file in ``<store folder>/locks``, so a holder killed at any
+        moment releases it (the OS drops the lock with the process) and the next one reclaims
+        it. Where ``flock`` does not exist (Windows) there is no reservation.
+        """
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows: creates rely on the backend's keys
+            yield
+            return
+        digest = hashlib.sha256(f"{provider}\0{scope}\0{idempotency_key}".encode()).hexdigest()
+        folder = self.path.parent / "locks"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            handle = (folder / f"create-{digest[:32]}.lock").open("a")
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot reserve a create in {folder}: {exc}; set RLFT_HOME to a writable "
+                "folder or pass Client(store=...)"
+            ) from exc
+        with handle:
+            delay, told = 0.01, False
+            while True:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if not told:
+                        logger.info(
+                            "waiting: another process is creating the same %s job (key %s)",
+                            provider,
+                            idempotency_key[:12],
+                        )
+                        told = True
+                    await anyio.sleep(delay)  # a remote create takes seconds: poll gently
+                    delay = min(delay * 2, 0.5)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     # --- jobs ---------------------------------------------------------------------------------
 
@@ -409,6 +594,21 @@ class JobStore:
 
         return await self._run(lambda: self._write(run))
 
+    async def find_create(
+        self, *, provider: str, scope: str, idempotency_key: str
+    ) -> StoredJob | None:
+        """The latest row created with this provider endpoint and key, if any."""
+
+        def run(conn: sqlite3.Connection) -> StoredJob | None:
+            found = conn.execute(
+                f"SELECT {_COLUMNS} FROM jobs WHERE provider=? AND scope=? AND idempotency_key=? "
+                "ORDER BY recorded_at DESC LIMIT 1",
+                (provider, scope, idempotency_key),
+            ).fetchone()
+            return _row(found) if found is not None else None
+
+        return await self._run(lambda: self._read(run))
+
     async def finish_create(self, local_id: str, record: JobRecord) -> StoredJob:
         """Attach the backend's answer to a ``begin_create`` row.
 
@@ -431,7 +631,7 @@ class JobStore:
                 conn.execute(
                     f"INSERT INTO jobs ({_COLUMNS}) SELECT ?, provider, scope, NULL, name, "
                     "labels, spec_hash, idempotency_key, model, status, NULL, NULL, NULL, NULL, "
-                    "NULL, ?, ?, NULL, profile, config_file FROM jobs WHERE local_id=?",
+                    "NULL, ?, ?, NULL, profile, config_file, 0 FROM jobs WHERE local_id=?",
                     (target, _now(), _now(), local_id),
                 )
             else:
@@ -588,6 +788,7 @@ class JobStore:
         status: Iterable[str] | str | None = None,
         labels: Mapping[str, str] | None = None,
         active: bool | None = None,
+        settled: bool | None = None,
         limit: int | None = None,
     ) -> list[StoredJob]:
         """Jobs in the store, newest first.
@@ -597,6 +798,8 @@ class JobStore:
             status: Only these statuses (``JobStatus`` values or ``"creating"``).
             labels: Only jobs carrying every one of these labels.
             active: ``True``: only jobs that are not terminal; ``False``: only terminal ones.
+            settled: ``False``: jobs not terminal, or terminal with their last events not yet
+                stored (what a watcher still has to read); ``True``: the others.
             limit: At most this many.
         """
         terminal = [s.value for s in JobStatus if s.is_terminal]
@@ -612,6 +815,11 @@ class JobStore:
         if active is not None:
             marks = ", ".join("?" for _ in terminal)
             clauses.append(f"status {'NOT IN' if active else 'IN'} ({marks})")
+            params.extend(terminal)
+        if settled is not None:
+            marks = ", ".join("?" for _ in terminal)
+            done = f"(status IN ({marks}) AND events_done = 1)"
+            clauses.append(done if settled else f"NOT {done}")
             params.extend(terminal)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
 
@@ -629,17 +837,25 @@ class JobStore:
 
     # --- events -------------------------------------------------------------------------------
 
-    async def record_events(self, local_id: str, events: Sequence[JobEvent]) -> list[int]:
+    async def record_events(
+        self, local_id: str, events: Sequence[JobEvent], *, final: bool = False
+    ) -> list[int]:
         """Append events to a job's log and move its cursor past them, in one transaction.
 
         Either every event and the cursor are saved or none is: a watcher killed at any moment
         resumes from a cursor that matches its log exactly. An event already in the log (a
         backend that served it twice) is skipped.
 
+        Args:
+            local_id: The job.
+            events: The new events, oldest first (may be empty when ``final``).
+            final: These are the events read after the job was seen terminal: with them stored
+                the job is settled, and a default ``rlft jobs watch`` no longer picks it up.
+
         Returns:
             The log sequence number of each newly recorded event (skipped ones omitted).
         """
-        if not events:
+        if not events and not final:
             return []
 
         def run(conn: sqlite3.Connection) -> list[int]:
@@ -651,10 +867,13 @@ class JobStore:
                 )
                 if cursor.rowcount:
                     seqs.append(int(cursor.lastrowid or 0))
-            conn.execute(
-                "UPDATE jobs SET event_cursor=?, updated_at=? WHERE local_id=?",
-                (events[-1].id, _now(), local_id),
-            )
+            if events:
+                conn.execute(
+                    "UPDATE jobs SET event_cursor=?, updated_at=? WHERE local_id=?",
+                    (events[-1].id, _now(), local_id),
+                )
+            if final:
+                conn.execute("UPDATE jobs SET events_done=1 WHERE local_id=?", (local_id,))
             return seqs
 
         return await self._run(lambda: self._write(run))
@@ -676,7 +895,7 @@ class JobStore:
                 "SELECT body FROM events WHERE local_id=? AND seq>? ORDER BY seq",
                 (local_id, start),
             ).fetchall()
-            return [JobEvent.model_validate_json(row["body"]) for row in rows]
+            return [_decode_event(local_id, row["body"]) for row in rows]
 
         return await self._run(lambda: self._read(run))
 
@@ -724,6 +943,14 @@ class JobStore:
         folder = self.path.parent / "jobs" / local_id
         await anyio.Path(folder).mkdir(parents=True, exist_ok=True)
         return folder
+
+
+def _transient(exc: sqlite3.DatabaseError) -> bool:
+    """Busy (another process's lock) or not writable: a problem of now, not of the file."""
+    text = str(exc)
+    return isinstance(exc, sqlite3.OperationalError) and any(
+        word in text for word in ("locked", "readonly", "unable to open")
+    )
 
 
 def _select(conn: sqlite3.Connection, local_id: str) -> sqlite3.Row:

@@ -162,7 +162,7 @@ async def enforce(job: Job, trip: GuardTrip, *, fallback: Fallback = "alert") ->
     action = trip.action
     note = None
     if action == "pause":
-        if not job._provider.capabilities.pause_job:
+        if not job.capabilities.pause_job:
             note = f"provider {job.provider!r} cannot pause"
             action = fallback
         elif job.status is not JobStatus.RUNNING:

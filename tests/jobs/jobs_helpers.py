@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
 import anyio
+import anyio.lowlevel
 
 import rlft
 from rlft._models import Capabilities, JobRecord
@@ -76,14 +77,24 @@ class FlakyFake(FakeProvider):
     list_times: ClassVar[list[float]] = []
     creates_in_flight: ClassVar[int] = 0
     most_creates_in_flight: ClassVar[int] = 0
-    create_delay: ClassVar[float] = 0.0
+    overlap: ClassVar[int] = 0
+    """Hold each create until this many are in flight at once (then let every one through):
+    proves the creates overlap by an event, not by a sleep that a busy machine can outlast."""
+    _overlapped: ClassVar[anyio.Event | None] = None
+    clock: ClassVar[Callable[[], float]] = anyio.current_time
+    """What ``list_times`` records (a test's virtual clock, or the event loop's)."""
 
     async def create_job(self, request: CreateJobRequest) -> JobRecord:
         cls = type(self)
         cls.creates_in_flight += 1
         cls.most_creates_in_flight = max(cls.most_creates_in_flight, cls.creates_in_flight)
         try:
-            await anyio.sleep(cls.create_delay)
+            if cls.overlap:
+                if cls._overlapped is None:
+                    cls._overlapped = anyio.Event()
+                if cls.creates_in_flight >= cls.overlap:
+                    cls._overlapped.set()
+                await cls._overlapped.wait()
             record = await super().create_job(request)
         finally:
             cls.creates_in_flight -= 1
@@ -94,7 +105,7 @@ class FlakyFake(FakeProvider):
 
     async def list_jobs(self, *, limit: int = 100) -> list[JobRecord]:
         cls = type(self)
-        cls.list_times.append(anyio.current_time())
+        cls.list_times.append(cls.clock())
         if cls.rate_limited_lists > 0:
             cls.rate_limited_lists -= 1
             raise RateLimitError(
@@ -108,7 +119,33 @@ class FlakyFake(FakeProvider):
         cls.rate_limited_lists = 0
         cls.list_times = []
         cls.creates_in_flight = cls.most_creates_in_flight = 0
-        cls.create_delay = 0.0
+        cls.overlap, cls._overlapped = 0, None
+        cls.clock = anyio.current_time
+
+
+class HoldingFake(FakeProvider):
+    """A backend whose create waits for a line on stdin (for the two-process tests).
+
+    It prints ``creating`` when a create begins; with ``HOLD_AFTER`` set, it creates the job
+    first and then waits, so a kill lands after the job exists but before the store knows.
+    """
+
+    name: ClassVar[str] = "holding"
+
+    async def create_job(self, request: CreateJobRequest) -> JobRecord:
+        import os
+        import sys
+
+        import anyio.to_thread
+
+        print("creating", flush=True)
+        if os.environ.get("HOLD_AFTER"):
+            record = await super().create_job(request)
+            print(f"landed {record.id}", flush=True)
+            await anyio.to_thread.run_sync(sys.stdin.readline)
+            return record
+        await anyio.to_thread.run_sync(sys.stdin.readline)
+        return await super().create_job(request)
 
 
 class ExtraProviders:
@@ -121,10 +158,30 @@ class ExtraProviders:
             ("nopause", "NoPauseFake"),
             ("nolist", "NoListFake"),
             ("flaky", "FlakyFake"),
+            ("holding", "HoldingFake"),
         ):
             registry.add(
                 ProviderSpec(name=name, settings=FakeSettings, factory=f"jobs_helpers:{cls}")
             )
+
+
+class VirtualClock:
+    """A ``JobManager`` clock whose time moves only when something sleeps on it.
+
+    Sleeping yields to the event loop, then sets the time to the end of the sleep, so what a
+    test measures on it is what the manager scheduled, whatever the machine's load.
+    """
+
+    def __init__(self) -> None:
+        self.time = 0.0
+
+    def now(self) -> float:
+        return self.time
+
+    async def sleep(self, seconds: float) -> None:
+        until = self.time + seconds
+        await anyio.lowlevel.checkpoint()
+        self.time = max(self.time, until)
 
 
 def make_client(

@@ -14,6 +14,8 @@ from click.testing import CliRunner, Result
 from rlft._store import JobStore
 from rlft.cli import _Group
 from rlft.cli._jobs import jobs, preflight, run
+from rlft.exceptions import BadRequestError, ProviderConnectionError, UsageError
+from rlft.testing import FakeProvider
 
 
 @click.group(cls=_Group)
@@ -107,6 +109,48 @@ def test_run_json_prints_one_object_per_line(tmp_path: Path) -> None:
 def test_run_without_preflight(tmp_path: Path) -> None:
     result = invoke("run", project(tmp_path / "p"), "--no-preflight")
     assert result.exit_code == 0 and "preflight on" not in result.output
+
+
+def test_run_checks_the_job_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import rlft
+
+    validations: list[int] = []
+    validate = rlft.Dataset.validate
+
+    def counting(self: rlft.Dataset, *args: Any, **kwargs: Any) -> Any:
+        validations.append(1)
+        return validate(self, *args, **kwargs)
+
+    monkeypatch.setattr(rlft.Dataset, "validate", counting)
+    result = invoke("run", project(tmp_path / "p"), "--no-preflight", "--detach")
+    assert result.exit_code == 0 and "created job" in result.output
+    assert len(validations) == 1  # rlft run checks, then submit and create reuse the fact
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ProviderConnectionError("connection refused", provider="fake"),
+        BadRequestError(
+            "model not found: use an inference profile", provider="fake", status_code=400
+        ),
+        UsageError("no such inference id"),
+    ],
+)
+def test_a_preflight_that_cannot_run_is_skipped_and_the_create_goes_ahead(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: Exception
+) -> None:
+    async def broken(self: Any, **kwargs: Any) -> list[str]:
+        raise error
+
+    monkeypatch.setattr(FakeProvider, "generate", broken)
+    result = invoke("run", project(tmp_path / "p"), "--detach")
+    assert result.exit_code == 0, result.output
+    assert f"preflight skipped: {str(error).splitlines()[0]}" in result.output
+    assert "created job rlft-" in result.output and len(stored()) == 1
+    as_json = invoke("run", project(tmp_path / "q"), "--detach", "--json", "--again")
+    kinds = [line["kind"] for line in json_lines(as_json)]
+    assert kinds == ["preflight_skipped", "created"]
 
 
 def test_running_the_same_job_file_again_finds_the_first_job_unless_told(tmp_path: Path) -> None:

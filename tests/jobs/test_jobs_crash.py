@@ -17,7 +17,7 @@ from rlft._store import JobStore
 from rlft.testing import FakeProvider, FakeSettings
 
 WATCHER = Path(__file__).with_name("jobs_watcher.py")
-STEPS = 30
+STEPS = 200  # long enough that a busy machine never lets the job end before the kill
 
 
 def watcher(db: Path, state: Path, local_id: str, *extra: str) -> subprocess.Popen[str]:
@@ -86,3 +86,42 @@ def test_a_killed_watcher_resumes_without_gaps_or_duplicates(tmp_path: Path) -> 
     assert log == everything
     (row,) = anyio.run(JobStore(path=db).jobs)
     assert row.status == "succeeded" and row.event_cursor == everything[-1]
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs POSIX SIGKILL")
+def test_a_kill_between_the_end_and_the_last_events_loses_nothing(tmp_path: Path) -> None:
+    db, state = tmp_path / "jobs.db", tmp_path / "state"
+
+    async def create() -> tuple[str, str]:
+        async with make_client(db, settings={"state_dir": state, "steps": 4}) as client:
+            (job,) = await JobManager(client=client).submit([spec("end")])
+            return job.local_id or "", job.id
+
+    local_id, job_id = anyio.run(create)
+
+    # Run 1 dies right after saving the terminal status, before reading the last events.
+    first = watcher(db, state, local_id, "--die-at-end")
+    out, _ = first.communicate(timeout=120)
+    assert first.returncode == -signal.SIGKILL, out
+    assert "saved terminal status; dying" in out
+    (row,) = anyio.run(JobStore(path=db).jobs)
+    assert row.status == "succeeded" and not row.settled  # ended, but not finished with
+    everything = remote_events(state, job_id)
+    saved = [e.id for e in anyio.run(lambda: JobStore(path=db).events(local_id))]
+    assert saved != everything  # the crash window: the last events were not stored
+
+    # Run 2 is a default restart (`rlft jobs watch` with no ids): it must pick the job up.
+    second = watcher(db, state, "-")
+    out, _ = second.communicate(timeout=120)
+    assert second.returncode == 0, out
+    assert out.splitlines()[0].startswith(f"attached {local_id} {job_id}")
+    assert out.splitlines()[-1] == "done succeeded"
+    log = [e.id for e in anyio.run(lambda: JobStore(path=db).events(local_id))]
+    assert log == everything  # every event stored, none twice
+    (row,) = anyio.run(JobStore(path=db).jobs)
+    assert row.settled and row.event_cursor == everything[-1]
+
+    # Settled now: a third default restart has nothing left to do.
+    third = watcher(db, state, "-")
+    out, _ = third.communicate(timeout=120)
+    assert out.strip() == "nothing to watch"

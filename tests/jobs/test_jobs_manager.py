@@ -6,7 +6,7 @@ from pathlib import Path
 
 import anyio
 import pytest
-from jobs_helpers import FlakyFake, make_client, spec
+from jobs_helpers import FlakyFake, VirtualClock, make_client, spec
 
 import rlft
 from rlft import JobStatus
@@ -52,7 +52,7 @@ async def test_submit_checks_everything_before_any_upload(tmp_path: Path) -> Non
 
 
 async def test_submit_bounds_create_concurrency_and_is_idempotent(tmp_path: Path) -> None:
-    FlakyFake.create_delay = 0.02
+    FlakyFake.overlap = 2  # the first create waits for a second: 2 in flight, never 3
     state = tmp_path / "state"
     async with make_client(
         tmp_path / "jobs.db", provider="flaky", settings={"state_dir": state}
@@ -193,26 +193,42 @@ async def test_one_poller_per_provider_across_providers(tmp_path: Path) -> None:
 async def test_retry_after_pauses_that_providers_polling(tmp_path: Path) -> None:
     FlakyFake.rate_limited_lists = 1
     FlakyFake.retry_after = 0.3
+    clock = VirtualClock()  # what the manager scheduled, not how busy the machine was
+    FlakyFake.clock = clock.now
     async with make_client(tmp_path / "jobs.db", provider="flaky", settings={"steps": 2}) as client:
-        manager = JobManager(client=client, poll_interval=0.001)
+        manager = JobManager(client=client, guards=[], poll_interval=0.001, clock=clock)
         jobs = await manager.submit([spec("a", epochs=1), spec("b", epochs=2)])
         seen = await collect(manager, jobs, events=False)
         errors = [u for u in seen if u.kind == "error"]
         assert len(errors) == 1 and isinstance(errors[0].error, RateLimitError)
         assert errors[0].job is None  # a whole-provider poll failed, not one job
         gap = FlakyFake.list_times[1] - FlakyFake.list_times[0]
-        assert gap >= 0.29  # waited out the Retry-After, no sooner
+        assert gap == pytest.approx(0.3)  # waited out the Retry-After: no sooner, no longer
         assert {j.status for j in jobs} == {JobStatus.SUCCEEDED}  # and carried on
 
 
 async def test_rate_limits_space_out_calls(tmp_path: Path) -> None:
+    # Measured on a virtual clock: the spacing the manager schedules, not the machine's speed.
+    clock = VirtualClock()
+    FlakyFake.clock = clock.now
     async with make_client(tmp_path / "jobs.db", provider="flaky", settings={"steps": 3}) as client:
-        manager = JobManager(client=client, rate_limits={"flaky": 20.0}, poll_interval=0.001)
+        manager = JobManager(  # no guards: only status listings go through the gate
+            client=client, guards=[], rate_limits={"flaky": 20.0}, poll_interval=0.001, clock=clock
+        )
         jobs = await manager.submit([spec("a", epochs=1), spec("b", epochs=2)])
         await manager.wait_all(jobs, timeout=20)
+        assert {j.status for j in jobs} == {JobStatus.SUCCEEDED}
         times = FlakyFake.list_times
         assert len(times) >= 3
-        assert min(b - a for a, b in zip(times, times[1:], strict=False)) >= 0.049
+        gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+        assert min(gaps) == pytest.approx(0.05)  # 20 per second, and no closer
+        unpaced = VirtualClock()
+        FlakyFake.list_times, FlakyFake.clock = [], unpaced.now
+        free_manager = JobManager(client=client, guards=[], poll_interval=0.001, clock=unpaced)
+        others = await free_manager.submit([spec("c", epochs=3), spec("d", epochs=4)])
+        await free_manager.wait_all(others)
+        free = FlakyFake.list_times
+        assert max(b - a for a, b in zip(free, free[1:], strict=False)) < 0.01  # only the polls
 
 
 async def test_a_job_deleted_remotely_is_reported_and_dropped(tmp_path: Path) -> None:

@@ -231,3 +231,27 @@ def test_several_processes_write_at_once(tmp_path: Path) -> None:
     assert {r.provider_job_id for r in rows} == {
         f"{n}-{i}" for n in ("alpha", "beta", "gamma") for i in range(40)
     }
+
+
+async def test_a_v1_store_migrates_and_keeps_old_finished_jobs_settled(tmp_path: Path) -> None:
+    import sqlite3
+
+    from rlft._store import _MIGRATIONS
+
+    db = tmp_path / "jobs.db"
+    conn = sqlite3.connect(db)
+    conn.executescript(_MIGRATIONS[0])
+    for local_id, status in (("rlft-000000000001", "succeeded"), ("rlft-000000000002", "running")):
+        conn.execute(
+            "INSERT INTO jobs (local_id, provider, scope, provider_job_id, status, recorded_at, "
+            "updated_at) VALUES (?, 'fake', 's', ?, ?, '2026-01-01T00:00:00+00:00', "
+            "'2026-01-01T00:00:00+00:00')",
+            (local_id, f"job-{local_id[-1]}", status),
+        )
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+    store = JobStore(path=db)
+    settled = {row.local_id: row.settled for row in await store.jobs()}
+    assert settled == {"rlft-000000000001": True, "rlft-000000000002": False}
+    assert [r.local_id for r in await store.jobs(settled=False)] == ["rlft-000000000002"]

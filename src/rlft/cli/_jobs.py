@@ -28,7 +28,7 @@ from rlft.cli._jobs_view import (
     summarise,
     watch_jobs,
 )
-from rlft.exceptions import CapabilityError, UsageError
+from rlft.exceptions import RLFTError, UsageError
 
 if TYPE_CHECKING:
     from rlft._client import Client
@@ -54,6 +54,17 @@ def _run(fn: Callable[[], Awaitable[T]]) -> T:
         for leaf in leaves:
             click.secho(f"error: {leaf}", fg="red", err=True)
         raise SystemExit(EXIT_FAILED) from None
+
+
+def _one_line(exc: BaseException) -> str:
+    """An error's message on one line (a group's errors joined)."""
+    if isinstance(exc, BaseExceptionGroup):
+        return "; ".join(_one_line(leaf) for leaf in _leaves(exc))
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _rlft_errors_only(group: BaseExceptionGroup[BaseException]) -> bool:
+    return all(isinstance(leaf, RLFTError) for leaf in _leaves(group))
 
 
 def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
@@ -163,7 +174,7 @@ def run(
     async def main() -> int:
         async with _client(provider, profile, job_file.parent) as client:
             target = client.provider
-            client.jobs.check(spec)
+            checked = client.jobs.check(spec)  # the one check of this run: submit reuses it
             say(f"{job_file}: valid for {target.name} ({len(spec.train)} training rows)")
             guards = guards_from_options(options, target.name)
             for guard in guards:  # a guard that can't work must fail before anything is paid
@@ -172,15 +183,21 @@ def run(
             if not no_preflight:
                 try:
                     report = await client.jobs.preflight(spec, samples=samples)
-                except CapabilityError as exc:  # no inference, or no base model (local tiny)
-                    say(f"preflight skipped: {exc}")
+                except (RLFTError, BaseExceptionGroup) as exc:
+                    # Preflight is advice: whatever rlft error stops it (no inference, no base
+                    # model, a refused or failed call) is said, and the create still goes ahead.
+                    if isinstance(exc, BaseExceptionGroup) and not _rlft_errors_only(exc):
+                        raise
+                    if as_json:
+                        echo_json({"kind": "preflight_skipped", "reason": _one_line(exc)})
+                    say(f"preflight skipped: {_one_line(exc)}")
                 else:
                     if as_json:
                         echo_json({"kind": "preflight", **report.model_dump(mode="json")})
                     else:
                         click.echo(report.format())
             manager = JobManager(client=client, guards=guards)
-            (job,) = await manager.submit([spec])
+            (job,) = await manager.submit([checked])
             state["job"] = job
             if job.status.is_terminal:
                 say(
@@ -389,7 +406,11 @@ def events(job_id: str, after: str | None, follow: bool, stored: bool, as_json: 
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a live view.")
 @guard_options
 def watch(job_ids: tuple[str, ...], as_json: bool, **options: Any) -> None:
-    """Watch jobs until they end (default: every unfinished job in the store)."""
+    """Watch jobs until they end (default: every job in the store not yet settled).
+
+    Unsettled: not finished, or finished with its last events not stored yet (a watcher was
+    killed in between). Watching them stores those events; then they are settled.
+    """
     from rlft._manager import JobManager
 
     async def main() -> int:
@@ -424,3 +445,31 @@ def watch(job_ids: tuple[str, ...], as_json: bool, **options: Any) -> None:
         click.echo("\nstopped watching; the jobs keep running", err=True)
         sys.exit(EXIT_INTERRUPTED)
     sys.exit(code)
+
+
+@jobs.command("doctor")
+@click.option("--check", "check_only", is_flag=True, help="Only report; change nothing.")
+@click.option(
+    "--store",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The store file (default: the job store of RLFT_HOME).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def doctor(check_only: bool, store: Path | None, as_json: bool) -> None:
+    """Check the job store; back it up and repair it when it is damaged.
+
+    Rows that cannot be read are set aside in a quarantine file next to the store, dropped
+    tables are recreated, and the original file is copied next to itself first. Run it while
+    no other rlft process uses the store.
+    """
+    from rlft._doctor import doctor as run_doctor
+    from rlft._store import default_store_path
+
+    report = run_doctor(store or default_store_path(), repair=not check_only)
+    if as_json:
+        echo_json(report.as_dict())
+    else:
+        for line in report.lines():
+            click.echo(line)
+    if not report.ok or (check_only and report.problems):
+        sys.exit(EXIT_FAILED)

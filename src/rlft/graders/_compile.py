@@ -28,6 +28,7 @@ __all__ = [
     "FORMATS",
     "SUPPORT_ROWS",
     "Cell",
+    "check_support",
     "compile",
     "support_columns",
     "support_matrix",
@@ -166,6 +167,19 @@ def _check_support(grader: BaseGrader, target: _Target, *, embedder: Any = None)
             raise GraderNotSupportedError(
                 path=label, target=target.name, reason=cell.reason, hint=cell.hint
             )
+
+
+def check_support(grader: BaseGrader, target: str, *, embedder: Any = None) -> None:
+    """Refuse what ``target`` (a provider id or a format) cannot run, without compiling.
+
+    The check ``compile`` starts with, for callers that leave compiling to whoever uses the
+    payload.
+
+    Raises:
+        GraderNotSupportedError: The first part of ``grader`` the target can't run.
+        UsageError: An unknown target.
+    """
+    _check_support(grader, _resolve(target), embedder=embedder)
 
 
 def compile(grader: Grader | BaseGrader | Mapping[str, Any], target: str, **options: Any) -> Any:

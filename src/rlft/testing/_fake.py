@@ -77,6 +77,9 @@ class FakeSettings(ProviderSettings):
     """What ``generate`` answers, cycled over the prompts (for preflight tests)."""
     state_dir: Path | None = None
     """Keep jobs in ``state_dir/fake-jobs.json`` instead of memory, shared by processes."""
+    ignore_idempotency: bool = False
+    """Create a new job even for a known idempotency key, as a backend without keys does (the
+    job store's create reservation is then all that prevents a second paid job)."""
     api_key: SecretStr | None = None
     """Not used for anything: it lets tests check that secrets stay masked."""
 
@@ -172,7 +175,7 @@ class FakeProvider(Provider):
     async def create_job(self, request: CreateJobRequest) -> JobRecord:
         def run(state: _State) -> JobRecord:
             for job in state.jobs.values():
-                if job.key == request.idempotency_key:
+                if job.key == request.idempotency_key and not self.settings.ignore_idempotency:
                     return job.record
             number = state.next_id
             state.next_id += 1
