@@ -3,6 +3,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
+# The python-grader jail (docs/security.md): bubblewrap, and libseccomp for its seccomp filter.
+has_libseccomp() { compgen -G '/usr/lib*/*libseccomp.so.2' >/dev/null || compgen -G '/usr/lib*/*/libseccomp.so.2' >/dev/null || compgen -G '/lib*/*/libseccomp.so.2' >/dev/null; }
+if [ "$(uname -s)" = Linux ] && { ! command -v bwrap >/dev/null 2>&1 || ! has_libseccomp; }; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap libseccomp2
+  else
+    echo "setup: install bubblewrap and libseccomp2 to jail python graders (docs/security.md)" >&2
+  fi
+fi
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi

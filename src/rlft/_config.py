@@ -18,6 +18,7 @@ environment: a secret in a file is refused with the env var to use instead.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,10 +27,21 @@ from typing import Any
 
 import pydantic
 
+from rlft._limits import MAX_DEPTH, find_problem_value
+from rlft._secrets import register_settings
 from rlft.exceptions import ConfigurationError
 from rlft.provider import ProviderSettings, ProviderSpec
 
-__all__ = ["DEFAULT_PROVIDER", "Config", "build_settings", "find_config_file", "load_config"]
+__all__ = [
+    "DEFAULT_PROVIDER",
+    "Config",
+    "build_settings",
+    "find_config_file",
+    "key_line",
+    "load_config",
+    "read_toml",
+    "toml_type",
+]
 
 DEFAULT_PROVIDER = "local"
 
@@ -51,22 +63,90 @@ def find_config_file(cwd: Path) -> tuple[Path, dict[str, Any]] | None:
     for folder in (cwd, *cwd.parents):
         candidate = folder / "rlft.toml"
         if candidate.is_file():
-            return candidate, _read_toml(candidate)
+            return candidate, read_toml(candidate, what="config file")[0]
         pyproject = folder / "pyproject.toml"
         if pyproject.is_file():
-            table = _read_toml(pyproject).get("tool", {}).get("rlft")
+            tool = read_toml(pyproject, what="pyproject.toml")[0].get("tool")
+            table = tool.get("rlft") if isinstance(tool, dict) else None
             if isinstance(table, dict):
                 return pyproject, table
     return None
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+
+
+def read_toml(path: Path, *, what: str = "TOML file") -> tuple[dict[str, Any], str]:
+    """Read a TOML file: ``(data, text)``. Every way a file can be bad is one located line.
+
+    Raises:
+        ConfigurationError: Missing or unreadable, binary, UTF-16, not UTF-8 (``file:line:col``),
+            not TOML (tomllib's line and column), or nested over ``MAX_DEPTH`` levels.
+    """
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigurationError(f"{path}: no such {what}") from None
+    except (OSError, ValueError) as exc:  # a directory, no permission, a NUL in the path
+        reason = getattr(exc, "strerror", None) or exc
+        raise ConfigurationError(f"{path}: cannot read the {what}: {reason}") from None
+    if raw.startswith(_UTF16_BOMS):
+        raise ConfigurationError(f"{path}: the {what} is UTF-16 encoded; re-save it as UTF-8")
+    if b"\x00" in raw:
+        raise ConfigurationError(
+            f"{path}: the {what} looks binary (it has NUL bytes); pass a UTF-8 TOML text file"
+        )
+    try:
+        text = raw.removeprefix(b"\xef\xbb\xbf").decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise ConfigurationError(
+            f"{path}:{line}:{column}: byte 0x{raw[exc.start]:02x} is not valid UTF-8; re-save the "
+            f"{what} as UTF-8 (it may be Latin-1 or Windows-1252)"
+        ) from None
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigurationError(f"{path}: not valid TOML: {exc}") from exc
-    except OSError as exc:
-        raise ConfigurationError(f"{path}: cannot read: {exc}") from exc
+        raise ConfigurationError(f"{path}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigurationError(
+            f"{path}: the {what} nests too deeply; rlft allows {MAX_DEPTH} levels of arrays and "
+            "tables"
+        ) from None
+    found = find_problem_value(data)
+    if found is not None:
+        kind, where = found
+        key_at = key_line(text, where.split(".")[0].split("[")[0])
+        located = f"{path}:{key_at}" if key_at else str(path)
+        raise ConfigurationError(
+            f"{located}: {where} nests more than {MAX_DEPTH} levels deep; flatten it"
+            if kind == "too-deep"
+            else f"{located}: {where} holds a lone UTF-16 surrogate; remove the \\uD8xx escape"
+        )
+    return data, text
+
+
+def key_line(text: str, key: str) -> int | None:
+    """The 1-based line where top-level ``key`` is set (``key =`` or ``[key]``), if found."""
+    name = re.escape(key)
+    pattern = rf"""^\s*(?:{name}|"{name}"|'{name}')\s*(?:=|\.)|^\s*\[+\s*{name}\s*[\].]"""
+    match = re.search(pattern, text, flags=re.MULTILINE)
+    return text.count("\n", 0, match.start()) + 1 if match else None
+
+
+def toml_type(value: Any) -> str:
+    """What a TOML value is, in TOML's words (``"a table"``, ``"an array"``)."""
+    if isinstance(value, bool):
+        return "a boolean"
+    names = {
+        str: "a string",
+        int: "an integer",
+        float: "a float",
+        dict: "a table",
+        list: "an array",
+    }
+    return names.get(type(value), "a date/time")
 
 
 def load_config(
@@ -93,7 +173,7 @@ def load_config(
         path = Path(explicit_file).expanduser()
         if not path.is_file():
             raise ConfigurationError(f"RLFT_CONFIG={explicit_file}: no such file")
-        found: tuple[Path, dict[str, Any]] | None = (path, _read_toml(path))
+        found: tuple[Path, dict[str, Any]] | None = (path, read_toml(path, what="config file")[0])
     else:
         found = find_config_file((cwd or Path.cwd()).resolve())
     file, data = found if found else (None, {})
@@ -102,17 +182,32 @@ def load_config(
     sources: dict[str, str] = {}
     chosen = dict(data)
     profiles = chosen.pop("profiles", {})
+    if not isinstance(profiles, dict):
+        raise ConfigurationError(
+            f"{file}: profiles is {toml_type(profiles)}; write each profile as a "
+            "[profiles.<name>] table"
+        )
     if profile:
         if profile not in profiles:
             known = ", ".join(sorted(profiles)) or "none defined"
             where = str(file) if file else "no config file found"
             raise ConfigurationError(f"unknown profile {profile!r} ({where}; profiles: {known})")
+        if not isinstance(profiles[profile], dict):
+            raise ConfigurationError(
+                f"{file}: profiles.{profile} is {toml_type(profiles[profile])}; write it as a "
+                f"[profiles.{profile}] table"
+            )
         chosen = _merge(chosen, profiles[profile])
 
     resolved = DEFAULT_PROVIDER
     sources["provider"] = "default"
     if "provider" in chosen:
-        resolved = str(chosen.pop("provider"))
+        if not isinstance(chosen["provider"], str):
+            raise ConfigurationError(
+                f"{file}: provider is {toml_type(chosen['provider'])}; write the provider id as "
+                'a string, e.g. provider = "local"'
+            )
+        resolved = chosen.pop("provider")
         sources["provider"] = f"{file}" + (f" [profiles.{profile}]" if profile else "")
     if env.get("RLFT_PROVIDER"):
         resolved, sources["provider"] = env["RLFT_PROVIDER"], "RLFT_PROVIDER"
@@ -153,6 +248,7 @@ def build_settings(
             the key and where it came from).
     """
     if isinstance(overrides, ProviderSettings):
+        register_settings(overrides)  # masked everywhere from now on
         return overrides
     env = os.environ if environ is None else environ
     model = spec.settings
@@ -180,7 +276,7 @@ def build_settings(
         values[key], origin[key] = value, "argument"
 
     try:
-        return model.model_validate(values)
+        settings = model.model_validate(values)
     except pydantic.ValidationError as exc:
         problems = []
         for error in exc.errors():
@@ -191,3 +287,5 @@ def build_settings(
         raise ConfigurationError(
             f"invalid settings for provider {spec.name!r}: " + "; ".join(problems)
         ) from None
+    register_settings(settings)  # every SecretStr is masked in errors, logs and the store
+    return settings

@@ -9,6 +9,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
 
+from rlft._secrets import redact_value
+
 __all__ = [
     "Capabilities",
     "Checkpoint",
@@ -146,6 +148,11 @@ class JobEvent(_Frozen):
         # OpenAI says "warn", Azure says "warning" (reference/openai_azure.md §5.7).
         return {"warn": "warning", "err": "error"}.get(value, value)
 
+    @field_validator("message", "raw", mode="after")
+    @classmethod
+    def _mask_secrets(cls, value: Any) -> Any:
+        return redact_value(value)  # a backend may echo a key into an event (docs/security.md)
+
 
 class Checkpoint(_Frozen):
     """A saved model from a job: what you call for inference or deploy.
@@ -170,6 +177,11 @@ class JobErrorInfo(_Frozen):
     code: str | None = None
     param: str | None = None
 
+    @field_validator("message", "code", "param", mode="after")
+    @classmethod
+    def _mask_secrets(cls, value: Any) -> Any:
+        return redact_value(value)  # a backend may echo a key into its error (docs/security.md)
+
 
 class JobRecord(_Frozen):
     """One snapshot of a job as its backend reported it: what ``Provider`` methods return."""
@@ -190,6 +202,11 @@ class JobRecord(_Frozen):
     error: JobErrorInfo | None = None
     metadata: dict[str, str] = Field(default_factory=dict)
     raw: dict[str, JsonValue] | None = None
+
+    @field_validator("raw", mode="after")
+    @classmethod
+    def _mask_secrets(cls, value: Any) -> Any:
+        return redact_value(value)
 
 
 ReasoningEffort = Literal["default", "low", "medium", "high"]

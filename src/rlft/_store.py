@@ -33,6 +33,7 @@ import anyio.lowlevel
 import anyio.to_thread
 
 from rlft._models import JobErrorInfo, JobEvent, JobRecord, JobStatus
+from rlft._secrets import redacting
 from rlft.exceptions import ConfigurationError, UsageError
 
 if TYPE_CHECKING:
@@ -449,7 +450,7 @@ class JobStore:
             conn = self._connect()
             conn.execute("BEGIN IMMEDIATE")  # take the write lock now: no read-to-write upgrade
             try:
-                result = fn(conn)
+                result = fn(redacting(conn))  # no registered secret is ever written
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise

@@ -39,6 +39,8 @@ import difflib
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from rlft._secrets import redact, redact_value, scrub_current_exception
+
 if TYPE_CHECKING:
     from rlft._job import Job
 
@@ -75,15 +77,19 @@ class RLFTError(Exception):
     """Base class of every error rlft raises.
 
     Subclasses take keyword arguments, keep them as attributes, and build their message from them,
-    so ``pickle`` round-trips them through ``__reduce__``.
+    so ``pickle`` round-trips them through ``__reduce__``. Every registered secret is masked in the
+    message, in string attributes and in the exception being handled when this one is made (it
+    becomes ``__context__``, usually ``__cause__``): see ``docs/security.md``.
     """
 
     def __init__(self, message: str = "", **attrs: Any) -> None:
+        attrs = {key: redact_value(value) for key, value in attrs.items()}
         self._attrs = attrs
         for key, value in attrs.items():
             setattr(self, key, value)
-        self._message = message or self._format()
+        self._message = redact(message or self._format())
         super().__init__(self._message)
+        scrub_current_exception()
 
     def _format(self) -> str:
         return self.__class__.__name__

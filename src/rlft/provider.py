@@ -55,6 +55,7 @@ from rlft._models import (
     map_status,
 )
 from rlft._paths import rlft_home
+from rlft._secrets import register_secret
 from rlft._spec import CreateJobRequest, JobSpec
 from rlft.datasets._rules import DatasetRules
 from rlft.exceptions import (
@@ -92,6 +93,7 @@ __all__ = [
     "StepMetrics",
     "map_concurrently",
     "map_status",
+    "register_secret",
     "rlft_home",
 ]
 

@@ -46,9 +46,14 @@ def judge_factory() -> Callable[[str | Callable[[JudgeRequest], str]], ScriptedJ
     return ScriptedJudge
 
 
-def _forget_lambda_modules() -> None:
-    for name in list(sys.modules):
-        if name.startswith(("rlft_grader_handler", "rlft_grader_engine")):
+def _forget_lambda_modules(folders: tuple[str, ...] = ()) -> None:
+    # The zip's own modules, and any library imported from an extracted zip (rapidfuzz built
+    # for Lambda's Python): later tests must import this environment's copies again.
+    for name, module in list(sys.modules.items()):
+        origin = getattr(module, "__file__", None) or ""
+        if name.startswith(("rlft_grader_handler", "rlft_grader_engine")) or (
+            folders and origin.startswith(folders)
+        ):
             del sys.modules[name]
 
 
@@ -72,4 +77,4 @@ def load_lambda(tmp_path: Path) -> Iterator[Callable[..., ModuleType]]:
     yield load
     for folder in folders:
         sys.path.remove(folder)
-    _forget_lambda_modules()
+    _forget_lambda_modules(tuple(folders))

@@ -158,9 +158,9 @@ def test_grade_remote_scores_beside_local(files: dict[str, Path]) -> None:
             '{"type": "string_check", "name": "x", "input": "{{ itm.a }}", "reference": "b", '
             '"operation": "eq"}',
             "bad.json",
-            "bad.json: input: unknown template namespace 'itm'",
+            "bad.json:1: input: unknown template namespace 'itm'",
         ),
-        ("{not json", "broken.json", "broken.json: not valid JSON"),
+        ("{not json", "broken.json", "broken.json:1: not valid JSON"),
         (
             '{"type": "multi", "name": "m", "graders": {"a": {"type": "python", "name": "a", '
             '"source": "print(1)"}}, "calculate_output": "a"}',
@@ -201,7 +201,8 @@ def test_compile_prints_payloads(tmp_path: Path, files: dict[str, Path]) -> None
     result = run(grader, "compile", files["grader"], "-p", "bedrock", "-o", zip_path)
     info = json.loads(result.output)
     assert info["handler"] == "rlft_grader_handler.lambda_handler"
-    assert info["requirements"] == ["nltk>=3.9", "rouge-score>=0.1.2"]
+    assert info["requirements"] == []  # bundled into the zip instead
+    assert [spec.split("==")[0] for spec in info["bundled"]] == ["nltk", "rouge-score"]
     assert "rlft_grader_handler.py" in zipfile.ZipFile(io.BytesIO(zip_path.read_bytes())).namelist()
     result = run(grader, "compile", files["grader"], "-p", "fake")  # a provider: its target
     assert json.loads(result.output) == TRIAGE.to_dict()

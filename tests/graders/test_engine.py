@@ -10,7 +10,7 @@ import anyio
 import pytest
 from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu
 from nltk.translate.gleu_score import sentence_gleu
-from rapidfuzz import fuzz
+from rapidfuzz import fuzz, utils
 from rouge_score import rouge_scorer
 
 from rlft import graders as g
@@ -68,7 +68,7 @@ def rouge(kind: str) -> float:
 @pytest.mark.parametrize(
     ("metric", "expected"),
     [
-        ("fuzzy_match", fuzz.ratio(HYP, REF) / 100),
+        ("fuzzy_match", fuzz.WRatio(HYP, REF, processor=utils.default_process) / 100),
         (
             "bleu",
             sentence_bleu(
@@ -244,12 +244,31 @@ async def test_multi_combines_sub_scores() -> None:
     assert set(result.sub_results) == {"label", "why"} and result.sub_results["why"].ok
 
 
-async def test_multi_fails_closed_when_a_sub_grader_fails() -> None:
-    # `1 - label` would turn a failed (0) sub-grader into full reward: the whole grade fails.
-    grader = g.Multi(name="m", graders={"label": LABEL}, calculate_output="1 - label")
+async def test_a_failed_sub_grader_scores_0_and_the_formula_still_runs() -> None:
+    # As on OpenAI: the failed sub-grader is 0 in the formula, and its error is recorded.
+    grader = g.Multi(name="m", graders={"label": LABEL}, calculate_output="0.5 + 0.5 * label")
     result = await grader.grade('{"no_label": 1}', {"label": "a"})
-    assert (result.score, result.errors) == (0.0, ("invalid_variable",))
-    assert "label" in (result.reason or "")
+    assert (result.score, result.errors) == (0.5, ("invalid_variable",))
+    assert result.sub_scores == {"label": 0.0}
+    assert result.sub_results["label"].errors == ("invalid_variable",)
+    assert "label" in (result.reason or "") and "scored 0" in (result.reason or "")
+
+
+async def test_a_raising_python_sub_grader_inside_multi(pool: SandboxPool) -> None:
+    raises = g.Python(name="code", source="def grade(sample, item):\n    raise SystemExit(3)\n")
+    ok = g.Python(name="ok", source="def grade(sample, item):\n    return 0.75\n")
+    grader = g.Multi(
+        name="m", graders={"code": raises, "ok": ok}, calculate_output="0.5 * code + ok"
+    )
+    result = await grader.grade("anything", pool=pool)
+    assert result.score == 0.75 and result.sub_scores == {"code": 0.0, "ok": 0.75}
+    assert result.errors == ("python_runtime",)
+
+
+async def test_multi_fails_as_a_whole_only_when_the_formula_fails() -> None:
+    grader = g.Multi(name="m", graders={"label": LABEL}, calculate_output="1 / label")
+    result = await grader.grade('{"no_label": 1}', {"label": "a"})  # label 0 -> 1/0
+    assert (result.score, result.errors) == (0.0, ("formula", "invalid_variable"))
 
 
 BAD_PYTHON: list[tuple[str, str, str]] = [

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rlft import graders as g
 from rlft.exceptions import GraderValidationError
@@ -104,3 +106,56 @@ async def test_a_runtime_formula_error_fails_closed_in_the_engine() -> None:
 def test_parsed_formula_names_are_the_keys_it_reads() -> None:
     assert parse_formula("min(a, 1) + exp(b)").names == {"a", "b"}
     assert math.isclose(parse_formula("2 ^ 0.5").evaluate({}), math.sqrt(2))
+
+
+@pytest.mark.parametrize(
+    ("formula", "message"),
+    [
+        ("2^(50+50)", "exponent 100 .* larger than 64"),  # constant exponents are folded
+        ("a ^ (8 * 9)", "exponent 72"),
+        ("2 ^ (2 ^ 64)", "larger than 64"),  # folding overflows past any limit
+        ("a ^ -(30 + 40)", "exponent -70"),
+        ("a ^ max(1, 65)", "exponent 65"),
+    ],
+)
+def test_constant_exponents_are_folded_before_the_limit(formula: str, message: str) -> None:
+    with pytest.raises(FormulaSyntaxError, match=message):
+        parse_formula(formula, names=set(VALUES))
+
+
+def test_exponents_within_the_limit_and_variable_exponents_still_build() -> None:
+    assert parse_formula("2 ^ (30 + 34)").evaluate({}) == 2.0**64
+    assert parse_formula("a ^ (c + 100)", names=set(VALUES)).names == {"a", "c"}
+
+
+def test_a_thousand_term_formula_is_refused_when_the_grader_is_built() -> None:
+    sub = g.StringCheck(name="x", input="{{ sample.output_text }}", reference="y", operation="eq")
+    with pytest.raises(GraderValidationError, match="1000 numbers and names; the limit is 100"):
+        g.Multi(name="m", graders={"x": sub}, calculate_output="+".join(["x"] * 1000))
+
+
+async def test_the_longest_formula_that_builds_also_grades() -> None:
+    sub = g.StringCheck(name="x", input="{{ sample.output_text }}", reference="y", operation="eq")
+    formula = "-".join(["x"] * 100)  # 100 terms: the limit, and 100 levels deep
+    result = await g.Multi(name="m", graders={"x": sub}, calculate_output=formula).grade("y")
+    assert (result.score, result.errors) == (-98.0, ())
+
+
+TOKENS = st.sampled_from(["a", "b", "2", "+", "-", "*", "/", "^", "(", ")"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.text(alphabet="ab012.+-*/^(), minaxlogsqrtep", max_size=120)
+    | st.lists(TOKENS, max_size=400).map("".join)
+)
+def test_any_formula_text_builds_or_is_refused_and_what_builds_evaluates(source: str) -> None:
+    try:
+        formula = parse_formula(source, names={"a", "b"})
+    except FormulaSyntaxError:
+        return
+    try:
+        value = formula.evaluate({"a": 0.5, "b": 2.0})
+    except FormulaError:
+        return  # fails closed at grade time: division by zero, overflow, domain
+    assert math.isfinite(value)

@@ -78,7 +78,8 @@ def test_package_shape_and_reproducibility() -> None:
         "rlft_grader_handler.lambda_handler",
         "python3.12",
     )
-    assert package.requirements == ("rapidfuzz>=3",)
+    assert package.requirements == ()  # bundled: nothing left for a layer
+    assert [spec.split("==")[0] for spec in package.bundled] == ["rapidfuzz"]
     files = set(package.files)
     assert {
         "rlft_grader_handler.py",
@@ -86,8 +87,11 @@ def test_package_shape_and_reproducibility() -> None:
         "rlft_grader_engine/engine.py",
         "anyio/__init__.py",
         "typing_extensions.py",
+        "rlft_grader_engine/pyworker.py",
+        "rapidfuzz/__init__.py",
     } <= files
-    assert not [f for f in files if f.endswith((".so", ".pyc"))]  # pure Python only
+    assert not [f for f in files if f.endswith(".pyc")]
+    assert [f for f in files if f.endswith(".so")]  # rapidfuzz's compiled parts, for Lambda
     assert g.compile(TRIAGE, "bedrock").zip_bytes == package.zip_bytes  # reproducible
     with zipfile.ZipFile(io.BytesIO(package.zip_bytes)) as archive:
         config = json.loads(archive.read("rlft_grader.json"))
@@ -106,9 +110,11 @@ def test_requirements_follow_the_grader() -> None:
         model="amazon.nova-pro-v1:0",
         input=[g.Message(role="user", content="{{ sample.output_text }}")],
     )
-    assert g.compile(judge, "bedrock").requirements == ()  # boto3 is in the Lambda runtime
-    assert g.compile(judge, "bedrock", judge="openai").requirements == ("httpx>=0.27",)
-    assert g.compile(CODE, "bedrock").requirements == ("numpy",)  # the grader's own imports
+    assert g.compile(judge, "bedrock").bundled == ()  # boto3 is in the Lambda runtime
+    openai = g.compile(judge, "bedrock", judge="openai", bundle=False)
+    assert openai.requirements == ("httpx>=0.27",)
+    code = g.compile(CODE, "bedrock", bundle=False)
+    assert code.requirements == ("numpy",)  # the grader's own imports
     with pytest.raises(UsageError, match="judge must be"):
         g.compile(judge, "bedrock", judge="vertex")
 
@@ -154,14 +160,14 @@ def test_handler_accepts_a_single_sample_and_a_json_string(load_lambda: Load) ->
     one = bedrock_sample("a", "42", reference_answer="42")
     assert handler(one, None)[0]["aggregate_reward_score"] == 1.0
     assert handler(json.dumps([one]), None)[0]["aggregate_reward_score"] == 1.0
-    with pytest.raises(TypeError, match="JSON array of samples"):
-        handler({"unexpected": 1}, None)
+    assert handler({"unexpected": 1}, None) == []  # nothing to reply to; logged, not raised
+    assert handler("not json", None) == []
 
 
-def test_python_grader_runs_in_process_with_the_pools_rules(load_lambda: Load) -> None:
+def test_python_grader_runs_in_a_child_with_the_pools_rules(load_lambda: Load) -> None:
     load_lambda(g.Python(name="p", source="def grade(sample, item):\n    return 1\n"))
     runtime = sys.modules["rlft_grader_engine.lambda_handler"]
-    python = runtime.InProcessPython(timeout_s=0.5)
+    python = runtime.LambdaPython(timeout_s=0.5)
     engine = sys.modules["rlft_grader_engine.engine"]
 
     def run(source: str) -> Any:

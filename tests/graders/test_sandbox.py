@@ -15,13 +15,14 @@ import time
 import types
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pydantic
 import pytest
 
 from rlft.exceptions import GraderValidationError, UsageError
-from rlft.graders._sandbox import proc as _sandbox_proc
+from rlft.graders._sandbox import pool as pool_module
 from rlft.graders._sandbox.pool import (
     SandboxLimits,
     SandboxPool,
@@ -34,7 +35,9 @@ pytestmark = pytest.mark.anyio
 
 LIMITS = SandboxLimits(timeout_s=5.0, memory_mb=512, max_output_bytes=2000)
 RATIO = "def grade(sample, item):\n    return len(sample['output_text']) / item['n']\n"
-PID = "import os\ndef grade(sample, item):\n    return float(os.getpid())\n"
+# Which worker process served a call: a random number drawn once per worker (inside the jail
+# every worker is PID 2, so the pid cannot tell them apart).
+TOKEN = "import random\nTOKEN = random.randrange(1, 2**50)\ndef grade(s, i):\n    return TOKEN\n"
 
 
 def src(body: str) -> str:
@@ -62,6 +65,50 @@ async def assert_serves(pool: SandboxPool) -> None:
     """The pool still grades correctly after a bad call."""
     result = await pool.run(RATIO, {"output_text": "abc"}, {"n": 4})
     assert (result.score, result.error_kind, result.error) == (0.75, None, None)
+
+
+def record_spawns(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Every worker the pools start from now on, in order (their host-side processes)."""
+    started: list[Any] = []
+    real = pool_module.spawn
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        worker = real(*args, **kwargs)
+        started.append(worker)
+        return worker
+
+    monkeypatch.setattr(pool_module, "spawn", spy)
+    return started
+
+
+def family(pid: int) -> set[int]:
+    """``pid`` and all its descendants (bubblewrap, the jail's init, the worker)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat.rsplit(") ", 1)[1].split()[1])
+    found, frontier = {pid}, [pid]
+    while frontier:
+        current = frontier.pop()
+        children = [child for child, parent in parents.items() if parent == current]
+        found.update(children)
+        frontier += children
+    return found
+
+
+def all_gone(pids: set[int]) -> bool:
+    return all(gone(pid) for pid in pids)
+
+
+def wait_gone(pids: set[int], within: float = 5.0) -> None:
+    deadline = time.monotonic() + within
+    while not all_gone(pids):
+        assert time.monotonic() < deadline, f"still running: {pids}"
+        time.sleep(0.02)
 
 
 def gone(pid: int) -> bool:
@@ -255,8 +302,10 @@ async def test_oversized_source_fails_closed_in_run() -> None:
     ["while True:\n        pass", "import time\n    time.sleep(60)"],
     ids=["busy-loop", "sleep"],
 )
-async def test_timeout_kills_and_replaces_the_worker(fast_pool: SandboxPool, body: str) -> None:
-    first = await fast_pool.run(PID, {}, {})
+async def test_timeout_kills_and_replaces_the_worker(
+    fast_pool: SandboxPool, body: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spawned = record_spawns(monkeypatch)
     started = time.monotonic()
     result = await fast_pool.run(f"def grade(sample, item):\n    {body}\n", {}, {})
     elapsed = time.monotonic() - started
@@ -266,7 +315,7 @@ async def test_timeout_kills_and_replaces_the_worker(fast_pool: SandboxPool, bod
         "timed out after 1.0 s",
     )
     assert 1.0 <= elapsed < 3.0
-    assert gone(int(first.score))
+    assert gone(spawned[0].pid)  # bubblewrap and with it the whole jail
     await assert_serves(fast_pool)
 
 
@@ -305,6 +354,70 @@ async def test_crashes_fail_closed(pool: SandboxPool, body: str, message: str) -
 async def test_segfault_traceback_is_in_the_output(pool: SandboxPool) -> None:
     result = await pool.run("import ctypes\ndef grade(s, i):\n    ctypes.string_at(0)\n", {}, {})
     assert "Segmentation fault" in result.stdout and "in grade" in result.stdout
+
+
+# --- batches ------------------------------------------------------------------------------------
+
+
+async def test_a_batch_blames_only_the_rows_that_failed(fast_pool: SandboxPool) -> None:
+    source = src(
+        """
+        import os, time
+        def grade(sample, item):
+            if item["k"] == "hang":
+                time.sleep(60)
+            if item["k"] == "exit":
+                os._exit(3)
+            if item["k"] == "raise":
+                raise ValueError("bad row")
+            return len(sample["output_text"])
+        """
+    )
+    kinds = ["ok", "hang", "ok", "exit", "raise", "ok"]
+    samples = [{"output_text": "x" * n} for n in range(6)]
+    results = await fast_pool.run_batch(source, samples, [{"k": k} for k in kinds])
+    assert [(r.score, r.error_kind) for r in results] == [
+        (0.0, None),
+        (0.0, "timeout"),
+        (2.0, None),
+        (0.0, "crash"),
+        (0.0, "exception"),
+        (5.0, None),
+    ]
+    assert results[3].error is not None and "status 3" in results[3].error
+    await assert_serves(fast_pool)
+
+
+async def test_the_timeout_is_per_row_in_a_batch(fast_pool: SandboxPool) -> None:
+    source = "import time\ndef grade(sample, item):\n    time.sleep(0.4)\n    return 1.0\n"
+    started = time.monotonic()
+    results = await fast_pool.run_batch(source, [{}] * 4, [{}] * 4)  # 1.6 s, 1 s per row
+    assert [r.error_kind for r in results] == [None] * 4
+    assert time.monotonic() - started >= 1.6
+
+
+async def test_huge_errors_are_cut_not_fatal_to_the_batch(
+    fast_pool: SandboxPool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spawned = record_spawns(monkeypatch)
+    source = "import sys\ndef grade(sample, item):\n    sys.exit('\u00e9' * 1_000_000)\n"
+    results = await fast_pool.run_batch(source, [{}] * 40, [{}] * 40)
+    assert {r.error_kind for r in results} == {"crash"}
+    assert all(r.error is not None and len(r.error) <= 2003 for r in results)
+    assert len(spawned) == 1  # one worker graded all 40 rows: the reply was not refused
+
+
+async def test_a_module_that_fails_fails_every_row_once(
+    fast_pool: SandboxPool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spawned = record_spawns(monkeypatch)
+    source = "import os\nos._exit(4)\ndef grade(sample, item):\n    return 1.0\n"
+    results = await fast_pool.run_batch(source, [{}] * 20, [{}] * 20)
+    assert {(r.score, r.error_kind) for r in results} == {(0.0, "crash")}
+    assert len(spawned) == 1  # not one worker per row
+    with pytest.raises(UsageError, match="2 samples but 1 items"):
+        await fast_pool.run_batch(source, [{}, {}], [{}])
+    assert await fast_pool.run_batch(source, [], []) == []
 
 
 # --- output -------------------------------------------------------------------------------------
@@ -349,7 +462,10 @@ async def test_writes_to_fd_1_cannot_corrupt_the_protocol(pool: SandboxPool) -> 
 # --- isolation ----------------------------------------------------------------------------------
 
 
-async def test_environment_is_clean_and_home_is_temporary(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("isolation", ["auto", "off"])
+async def test_environment_is_clean_and_home_is_temporary(
+    monkeypatch: pytest.MonkeyPatch, isolation: Any
+) -> None:
     monkeypatch.setenv("RLFT_TEST_SECRET", "sk-canary-0123456789")
     monkeypatch.setenv("PYTHONPATH", "/nonexistent-canary")
     source = src(
@@ -361,15 +477,20 @@ async def test_environment_is_clean_and_home_is_temporary(monkeypatch: pytest.Mo
             return 1.0
         """
     )
-    async with SandboxPool(workers=1, limits=LIMITS) as fresh:
+    async with SandboxPool(workers=1, limits=LIMITS, isolation=isolation) as fresh:
         result = await fresh.run(source, {}, {})
+        jailed = fresh.jailed
+    assert jailed == (isolation == "auto")  # CI installs bubblewrap: the jail is there
     seen = json.loads(result.stdout)
     assert "sk-canary" not in result.stdout and "RLFT_TEST_SECRET" not in seen["env"]
     assert "/nonexistent-canary" not in seen["path"] and seen["isolated"] == 1
     home = seen["cwd"]
     assert seen["env"]["HOME"] == seen["env"]["TMPDIR"] == home != os.getcwd()
-    assert Path(home).name.startswith("rlft-grader-")
-    assert not await anyio.Path(home).exists()  # removed with the worker
+    if jailed:
+        assert home == "/tmp"  # a private tmpfs, gone with the jail
+    else:
+        assert Path(home).name.startswith("rlft-grader-")
+        assert not await anyio.Path(home).exists()  # removed with the worker
 
 
 async def test_caller_state_is_out_of_reach(
@@ -423,29 +544,33 @@ async def test_workers_are_reused_and_graders_compiled_once() -> None:
         "calls = 0\ndef grade(sample, item):\n    global calls\n    calls += 1\n    return calls\n"
     )
     async with SandboxPool(workers=1, limits=LIMITS) as single:
-        pids = {(await single.run(PID, {}, {})).score for _ in range(5)}
+        tokens = {(await single.run(TOKEN, {}, {})).score for _ in range(5)}
         scores = [(await single.run(counter, {}, {})).score for _ in range(3)]
         other = await single.run(counter + "\n# another grader\n", {}, {})
-    assert len(pids) == 1  # one process served every call
+    assert len(tokens) == 1  # one process served every call of that grader
     assert scores == [1.0, 2.0, 3.0]  # the module ran once; its state persists in the worker
-    assert other.score == 1.0  # a different source gets its own globals
+    assert other.score == 1.0  # a different source gets its own process and globals
 
 
-async def test_a_worker_that_died_while_idle_is_replaced() -> None:
+async def test_a_worker_that_died_while_idle_is_replaced(monkeypatch: pytest.MonkeyPatch) -> None:
+    spawned = record_spawns(monkeypatch)
     stray = src(
         """
-        import os, threading
+        import os, random, threading
+        TOKEN = random.randrange(1, 2**50)
         def grade(sample, item):
-            threading.Timer(0.1, os._exit, (0,)).start()  # a stray thread kills it after the call
-            return float(os.getpid())
+            if item.get("die"):
+                threading.Timer(0.1, os._exit, (0,)).start()  # a stray thread, after the call
+            return TOKEN
         """
     )
     async with SandboxPool(workers=1, limits=LIMITS) as single:
-        first = await single.run(stray, {}, {})
+        first = await single.run(stray, {}, {"die": True})
         assert first.ok
-        await anyio.sleep(0.5)
-        result = await single.run(PID, {}, {})  # not blamed on the next, innocent call
-    assert result.ok and result.score != first.score
+        pid = spawned[0].pid
+        await anyio.to_thread.run_sync(os.waitid, os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+        result = await single.run(stray, {}, {})  # not blamed on the next, innocent call
+    assert result.ok and result.score != first.score and len(spawned) == 2
 
 
 async def test_user_nltk_data_stays_findable(
@@ -460,13 +585,20 @@ async def test_user_nltk_data_stays_findable(
     assert result.stdout == f"{tmp_path / 'nltk_data'}\n"
 
 
-async def test_evicted_graders_are_sent_again(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_sandbox_proc, "_CACHE_SIZE", 1)
-    first = "calls = 0\ndef grade(s, i):\n    global calls\n    calls += 1\n    return calls\n"
-    second = "def grade(s, i):\n    return 10.0\n"
-    async with SandboxPool(workers=1, limits=LIMITS) as single:
-        results = [await single.run(s, {}, {}) for s in (first, first, second, first)]
-    assert [r.score for r in results] == [1.0, 2.0, 10.0, 1.0]  # evicted, recompiled, fresh state
+async def test_graders_never_share_a_worker_and_idle_ones_are_evicted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    spawned = record_spawns(monkeypatch)
+    counter = "calls = 0\ndef grade(s, i):\n    global calls\n    calls += 1\n    return calls\n"
+    others = [f"def grade(s, i):\n    return {n}.0\n" for n in range(4)]
+    async with SandboxPool(workers=1, limits=LIMITS) as single:  # at most 4 workers alive
+        first = [(await single.run(counter, {}, {})).score for _ in range(2)]
+        assert [(await single.run(o, {}, {})).score for o in others] == [0.0, 1.0, 2.0, 3.0]
+        assert len(single._live) == 4
+        again = (await single.run(counter, {}, {})).score
+    assert first == [1.0, 2.0] and again == 1.0  # evicted (least recently used): fresh state
+    assert len(spawned) == 6 and len({w.digest for w in spawned}) == 5
+    assert all(gone(w.pid) for w in spawned)
 
 
 async def test_concurrent_calls_from_threads_and_event_loops() -> None:
@@ -478,7 +610,7 @@ async def test_concurrent_calls_from_threads_and_event_loops() -> None:
             async def one(i: int) -> None:
                 result = await shared.run(RATIO, {"output_text": "x" * i}, {"n": thread + 1})
                 scores[thread, i] = result.score
-                pids.add((await shared.run(PID, {}, {})).score)
+                pids.add((await shared.run(TOKEN, {}, {})).score)
 
             async with anyio.create_task_group() as tg:
                 for i in range(8):
@@ -491,6 +623,29 @@ async def test_concurrent_calls_from_threads_and_event_loops() -> None:
             thread.join(timeout=60)
     assert scores == {(t, i): i / (t + 1) for t in range(4) for i in range(8)}
     assert 1 <= len(pids) <= 2
+
+
+async def test_workers_outlive_the_thread_that_started_them(pool: SandboxPool) -> None:
+    """bubblewrap's die-with-parent follows the starting *thread*: a short-lived caller thread
+    (an event loop in a thread, as TRL's) must not take the jailed worker down with it."""
+    source = TOKEN + "# outlive\n"
+    info = pool_module._inspect_source(source, LIMITS.max_source_bytes)
+    first: list[Any] = []
+    native: list[int] = []
+
+    def call() -> None:  # grades in this very thread, so this thread starts the worker
+        native.append(threading.get_native_id())
+        first.extend(pool._run_blocking(info, [({}, {})], pool.jailed, threading.Event()))
+
+    thread = threading.Thread(target=call)
+    thread.start()
+    await anyio.to_thread.run_sync(thread.join)
+    deadline = time.monotonic() + 10
+    while await anyio.Path(f"/proc/self/task/{native[0]}").exists():  # the thread has exited
+        assert time.monotonic() < deadline
+        await anyio.sleep(0.01)
+    second = await pool.run(source, {}, {})
+    assert first[0][2] is None and (second.score, second.error) == (first[0][0], None)
 
 
 async def test_called_like_trl_from_a_foreign_loop_thread(pool: SandboxPool) -> None:
@@ -508,26 +663,30 @@ async def test_called_like_trl_from_a_foreign_loop_thread(pool: SandboxPool) -> 
     assert (result.score, result.error_kind) == (0.25, None)
 
 
-async def test_cancelling_a_call_frees_its_worker() -> None:
+async def test_cancelling_a_call_frees_its_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    spawned = record_spawns(monkeypatch)
     async with SandboxPool(workers=1, limits=LIMITS.model_copy(update={"timeout_s": 30})) as one:
-        busy = await one.run(PID, {}, {})
         started = time.monotonic()
         with anyio.move_on_after(0.3):
             await one.run("import time\ndef grade(s, i):\n    time.sleep(30)\n", {}, {})
         assert time.monotonic() - started < 2
-        await assert_serves(one)  # the only worker was killed and replaced
+        await assert_serves(one)  # the only slot was freed and its worker killed
         assert time.monotonic() - started < 5
-        assert gone(int(busy.score))
+        assert gone(spawned[0].pid)
 
 
-async def test_close_refuses_calls_and_kills_workers() -> None:
+async def test_close_refuses_calls_and_kills_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    spawned = record_spawns(monkeypatch)
     pool = SandboxPool(workers=2, limits=LIMITS)
-    pid = int((await pool.run(PID, {}, {})).score)
+    await pool.run(TOKEN, {}, {})
+    processes = family(spawned[0].pid)
+    assert len(processes) >= 2 if pool.jailed else len(processes) == 1
     assert "1 started" in repr(pool)
     await pool.aclose()
     await pool.aclose()  # idempotent
     pool.close()
-    assert pool.closed and gone(pid)
+    assert pool.closed
+    wait_gone(processes)  # killed at once; the kernel tears the jail down right after
     with pytest.raises(UsageError, match="closed"):
         await pool.run(RATIO, {"output_text": ""}, {"n": 1})
 
@@ -544,8 +703,36 @@ async def test_close_interrupts_calls_in_flight() -> None:
 async def test_inputs_must_be_json_dicts(pool: SandboxPool) -> None:
     with pytest.raises(UsageError, match="sample must be a dict"):
         await pool.run(RATIO, ["not", "a", "dict"], {})  # type: ignore[arg-type]
-    with pytest.raises(UsageError, match="item is not JSON-serialisable"):
-        await pool.run(RATIO, {}, {"when": {1, 2}})
+    with pytest.raises(UsageError, match="item must be a dict"):
+        await pool.run(RATIO, {}, ["n", 1])  # type: ignore[arg-type]
+    with pytest.raises(UsageError, match="sample is not JSON-serialisable"):
+        await pool.run(RATIO, {"output_text": {1, 2}}, {"n": 1})
+
+
+async def test_item_values_json_cannot_carry_are_converted_or_left_out(pool: SandboxPool) -> None:
+    import datetime
+    import decimal
+
+    import numpy
+
+    class Image:  # stands in for a PIL image: nothing JSON can hold
+        pass
+
+    item = {
+        "n": numpy.int64(4),
+        "vector": numpy.arange(3),
+        "when": datetime.datetime(2024, 5, 1, 12, 30),
+        "price": decimal.Decimal("1.5"),
+        "tags": {"a"},
+        "image": Image(),
+    }
+    source = "def grade(s, i):\n    print(sorted(i.items()))\n    return 3 / i['n']\n"
+    result = await pool.run(source, {"output_text": "abc"}, item)
+    assert (result.score, result.error_kind) == (0.75, None)
+    assert result.stdout.strip() == (
+        "[('n', 4), ('price', 1.5), ('tags', ['a']), ('vector', [0, 1, 2]), "
+        "('when', '2024-05-01T12:30:00')]"
+    )
 
 
 def test_default_pool_is_shared_and_recreated_after_close() -> None:
@@ -557,36 +744,43 @@ def test_default_pool_is_shared_and_recreated_after_close() -> None:
     assert second is not first and not second.closed
 
 
-def test_workers_exit_when_the_parent_dies(tmp_path: Path) -> None:
+@pytest.mark.parametrize("isolation", ["auto", "off"])
+def test_workers_exit_when_the_parent_dies(tmp_path: Path, isolation: str) -> None:
     """A worker busy in a long sleep leaves within seconds of its parent being SIGKILLed."""
     marker = tmp_path / "pid"
     script = src(
         f"""
+        import threading, time
         import anyio
         from rlft.graders._sandbox.pool import SandboxLimits, SandboxPool
-        SOURCE = '''
-        import os, time
-        def grade(sample, item):
-            with open(sample["path"], "w") as f:
-                f.write(str(os.getpid()))
-            time.sleep(120)
-        '''
-        pool = SandboxPool(workers=1, limits=SandboxLimits(timeout_s=100))
-        anyio.run(pool.run, SOURCE, {{"path": {str(marker)!r}}}, {{}})
+        SOURCE = "import time\\ndef grade(sample, item):\\n    time.sleep(120)\\n"
+        pool = SandboxPool(workers=1, limits=SandboxLimits(timeout_s=100), isolation={isolation!r})
+
+        def report():  # once the worker is grading (its progress cell says row 0), say who it is
+            while not pool._live or next(iter(pool._live))._cell[0] != 0:
+                time.sleep(0.01)
+            with open({str(marker)!r} + ".tmp", "w") as f:
+                f.write(str(next(iter(pool._live)).pid))
+            import os
+            os.rename({str(marker)!r} + ".tmp", {str(marker)!r})
+
+        threading.Thread(target=report, daemon=True).start()
+        anyio.run(pool.run, SOURCE, {{}}, {{}})
         """
     )
-    env = {**os.environ, "TMPDIR": str(tmp_path)}  # where the worker's home is made
+    env = {**os.environ, "TMPDIR": str(tmp_path)}  # where an unjailed worker's home is made
     parent = subprocess.Popen([sys.executable, "-c", script], env=env)
     try:
         deadline = time.monotonic() + 30
-        while not (marker.exists() and marker.read_text()):
+        while not marker.exists():
             assert time.monotonic() < deadline and parent.poll() is None
             time.sleep(0.05)
-        worker = int(marker.read_text())
+        processes = family(int(marker.read_text()))
+        assert len(processes) >= (3 if isolation == "auto" else 1)  # bwrap, its init, python
         parent.send_signal(signal.SIGKILL)
         parent.wait()
         deadline = time.monotonic() + 5
-        while not gone(worker):
+        while not all_gone(processes):
             assert time.monotonic() < deadline, "the orphaned worker is still running"
             time.sleep(0.1)
         assert not list(tmp_path.glob("rlft-grader-*"))  # and it removed its temporary home

@@ -167,7 +167,7 @@ BAD: list[tuple[str, dict[str, Any], str, str]] = [
         "not one of",
     ),
     ("empty name", {**STRING_CHECK, "name": "  "}, "name", "name is empty"),
-    ("no name", {k: v for k, v in STRING_CHECK.items() if k != "name"}, "name", "missing"),
+    ("null name", {**STRING_CHECK, "name": None}, "name", "valid string"),
     (
         "namespace",
         {**STRING_CHECK, "input": "{{ output.text }}"},
@@ -198,7 +198,12 @@ BAD: list[tuple[str, dict[str, Any], str, str]] = [
         "sampling_params",
         "max_completions_tokens",
     ),
-    ("evals only", {**TEXT_SIMILARITY, "pass_threshold": 0.5}, "pass_threshold", "Evals"),
+    (
+        "threshold on a string check",
+        {**STRING_CHECK, "pass_threshold": 0.5},
+        "pass_threshold",
+        "read on text_similarity, python, score_model and multi",
+    ),
     ("unknown field", {**STRING_CHECK, "operator": "eq"}, "operator", "unknown field"),
     ("type", {**STRING_CHECK, "type": "regex"}, "type", "unknown grader type 'regex'"),
     (
@@ -251,10 +256,10 @@ def test_save_and_load_round_trip(tmp_path: Path, suffix: str) -> None:
 
 def test_load_errors_name_the_file(tmp_path: Path) -> None:
     (tmp_path / "bad.json").write_text("{not json")
-    with pytest.raises(GraderValidationError, match=r"bad\.json: not valid JSON"):
+    with pytest.raises(GraderValidationError, match=r"bad\.json:1: not valid JSON"):
         g.load(tmp_path / "bad.json")
     (tmp_path / "bad.yaml").write_text("a: [1, 2\n")
-    with pytest.raises(GraderValidationError, match=r"bad\.yaml: not valid YAML"):
+    with pytest.raises(GraderValidationError, match=r"bad\.yaml:2: not valid YAML"):
         g.load(tmp_path / "bad.yaml")
     (tmp_path / "invalid.yaml").write_text("type: string_check\nname: x\ninput: a\nreference: b\n")
     with pytest.raises(GraderValidationError, match=r"invalid\.yaml: operation: required"):

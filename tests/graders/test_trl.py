@@ -6,6 +6,7 @@ import pickle
 import threading
 from typing import Any
 
+import anyio
 import pytest
 
 from rlft import graders as g
@@ -75,7 +76,8 @@ def test_plain_completions_and_logging(pool: SandboxPool) -> None:
         label=["billing", "billing", "billing", "tech"],
         other=[1, 2, 3, 4],
     )
-    assert scores == [1.0, 0.25, 0.0, 0.0]  # the third fails closed (sample_parse)
+    # The third's label sub-grader fails (sample_parse) and scores 0; the formula still runs.
+    assert scores == [1.0, 0.25, 0.25, 0.0]
     assert recorder.metrics["triage/failure_rate"] == [0.5]  # 3rd: not JSON; 4th: not JSON
     assert recorder.metrics["triage/errors/sample_parse"] == [0.5]
     assert recorder.metrics["triage/label"] == [0.25]
@@ -128,6 +130,74 @@ def test_pickles_for_worker_processes(pool: SandboxPool) -> None:
     fn = g.compile(LABEL, "trl", pool=pool)
     copy = pickle.loads(pickle.dumps(fn))
     assert copy.__name__ == "label" and copy(completions=['{"label": "z"}'], label=["z"]) == [1.0]
+
+
+def test_completions_without_a_role_key(pool: SandboxPool) -> None:
+    """TRL's reward-function docs pass ``[{"content": ...}]``: graded as the model's answer."""
+    fn = g.compile(TRIAGE, "trl", pool=pool)
+    completions = [[{"content": '{"label": "a"}'}], [{"content": '{"label": "b"}'}]]
+    recorder = Recorder()
+    assert call_like_trl(fn, completions, recorder, label=["a", "a"]) == [1.0, 0.25]
+    assert recorder.metrics["triage/failure_rate"] == [0.0]
+
+
+@pytest.mark.parametrize("grader", [LABEL, TRIAGE], ids=["inline", "python"])
+def test_a_bad_item_row_scores_zero_alone(grader: Any, pool: SandboxPool) -> None:
+    fn = g.compile(grader, "trl", pool=pool, item_column="item")
+    recorder = Recorder()
+    completions = ['{"label": "x"}'] * 4
+    items: list[Any] = [None, "not json {", '{"label": "x"}', {"label": "x"}]
+    scores = call_like_trl(fn, completions, recorder, item=items)
+    assert scores[:2] == [0.0, 0.0] and scores[2] == scores[3] > 0
+    reasons = recorder.extra[f"{grader.name}_error"]
+    assert "row 0: item column 'item' holds null" in reasons[0]
+    assert "row 1: item column 'item' holds 'not json {'" in reasons[1]
+    assert reasons[2:] == ["", ""]
+    assert fn.failures["sample_parse"] == 2
+
+
+def test_columns_the_grader_never_reads_are_ignored(pool: SandboxPool) -> None:
+    """TRL passes every column; datetimes, numpy arrays and PIL images must not zero scores."""
+    import datetime
+
+    import numpy
+    from PIL import Image
+
+    fn = g.compile(TRIAGE, "trl", pool=pool)
+    count = 3
+    scores = call_like_trl(
+        fn,
+        ['{"label": "a"}'] * count,
+        Recorder(),
+        label=["a", "b", "a"],
+        created=[datetime.datetime(2024, 1, day + 1) for day in range(count)],
+        embedding=[numpy.zeros(4, dtype=numpy.float32)] * count,
+        image=[Image.new("RGB", (2, 2))] * count,
+    )
+    assert scores == [1.0, 0.25, 1.0]
+    assert fn.failures == {}
+
+
+def test_python_graders_grade_a_batch_in_one_round_trip(
+    pool: SandboxPool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rlft.graders._sandbox import proc
+
+    calls: list[int] = []
+    real = proc.Worker.call
+
+    def counting(self: Any, digest: str, source: bytes, rows: bytes, count: int, *rest: Any) -> Any:
+        calls.append(count)
+        return real(self, digest, source, rows, count, *rest)
+
+    monkeypatch.setattr(proc.Worker, "call", counting)
+    fn = g.compile(TRIAGE, "trl", pool=pool)
+    completions = ['{"label": "a"}', "y" * 60] * 32
+    scores = call_like_trl(fn, completions, Recorder(), label=["a"] * 64)
+    assert scores == [1.0, 0.0] * 32
+    assert sum(calls) == 64 and len(calls) <= pool.workers  # one call per worker, not per row
+    results = anyio.run(g.grade_many, TRIAGE, completions, [{"label": "a"}] * 64)
+    assert scores == [result.score for result in results]  # same scores as one at a time
 
 
 def tiny_model(words: list[str]) -> tuple[Any, Any]:
@@ -198,7 +268,8 @@ def test_inside_a_real_grpo_trainer(tmp_path: Any, pool: SandboxPool) -> None:
     )
     trainer.train()
     logged = trainer.state.log_history[0]
-    # Completions are not JSON, so the label sub-grader fails closed and TRL logs that.
-    assert logged["triage/failure_rate"] == 1.0 and logged["rewards/triage/mean"] == 0.0
+    # Completions are not JSON, so the label sub-grader fails (scoring 0) and TRL logs that;
+    # the formula still counts the short sub-grader's 1.0 at its 0.25 weight.
+    assert logged["triage/failure_rate"] == 1.0 and logged["rewards/triage/mean"] == 0.25
     assert logged["triage/label"] == 0.0 and logged["triage/short"] == 1.0
     assert fn.calls == 16 and fn.failures["sample_parse"] == 16

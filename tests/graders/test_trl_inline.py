@@ -51,7 +51,20 @@ def test_inline_scores_equal_the_engine() -> None:
     assert inline == [result.score for result in results]
 
 
-def test_python_graders_still_go_through_the_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+PYTHON = g.Python(name="py", source="def grade(sample, item):\n    return 1.0\n")
+
+
+@pytest.mark.parametrize(
+    ("grader", "hops"),
+    [
+        (PYTHON, []),  # one blocking batch from TRL's thread: no event-loop hop
+        (g.Multi(name="m", graders={"py": PYTHON}, calculate_output="py"), [1]),
+    ],
+    ids=["python", "multi-with-python"],
+)
+def test_python_graders_block_the_trl_thread_once(
+    grader: Any, hops: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
     calls: list[int] = []
     real = trl_format.run_sync
 
@@ -60,7 +73,6 @@ def test_python_graders_still_go_through_the_loop(monkeypatch: pytest.MonkeyPatc
         return real(*args)
 
     monkeypatch.setattr(trl_format, "run_sync", counting)
-    grader = g.Python(name="py", source="def grade(sample, item):\n    return 1.0\n")
     reward = g.compile(grader, "trl")
-    assert reward(prompts=["p"], completions=["x"], label=["y"]) == [1.0]
-    assert calls == [1]
+    assert reward(prompts=["p"] * 3, completions=["x"] * 3, label=["y"] * 3) == [1.0] * 3
+    assert calls == hops

@@ -1,18 +1,22 @@
 """The ``rlft`` command.
 
-Each command is a thin synchronous shell over the async API (``anyio.run``); errors from
-``rlft.exceptions.UsageError`` print as one line with the fix and exit 2, never a traceback.
+Each command is a thin synchronous shell over the async API (``anyio.run``). No command prints a
+traceback: ``rlft.exceptions.UsageError`` prints as one line with the fix and exits 2, another
+``RLFTError`` exits 1, and anything else is reported in one line as a bug (exit 1);
+``RLFT_TRACEBACK=1`` re-raises it for a full traceback.
 """
 
 from __future__ import annotations
 
 import importlib
 import json
+import os
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
+from rlft._secrets import redact
 from rlft._version import __version__
 from rlft.exceptions import RLFTError, UsageError
 
@@ -26,18 +30,59 @@ _COMMANDS: dict[str, tuple[str, ...]] = {
 }
 
 
+EXIT_USAGE = 2
+EXIT_ERROR = 1
+
+
 class _Group(click.Group):
-    """Turns rlft's errors into one clear line and an exit code instead of a traceback."""
+    """Turns every error into one clear line and an exit code instead of a traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except UsageError as exc:
-            click.secho(f"error: {exc}", fg="red", err=True)
-            sys.exit(2)
-        except RLFTError as exc:
-            click.secho(f"error: {type(exc).__name__}: {exc}", fg="red", err=True)
-            sys.exit(1)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort):
+            raise  # click's own: it prints them as it should
+        except Exception as exc:
+            if os.environ.get("RLFT_TRACEBACK") == "1":
+                raise
+            _fail(exc)
+
+
+def _fail(exc: BaseException) -> NoReturn:
+    leaves = _leaves(exc)
+    if len(leaves) > 1:  # a task group: one line per error, the worst exit code
+        for leaf in leaves:
+            click.secho(f"error: {_describe(leaf)}", fg="red", err=True)
+        sys.exit(max(_exit_code(leaf) for leaf in leaves))
+    (leaf,) = leaves
+    click.secho(f"error: {_describe(leaf)}", fg="red", err=True)
+    sys.exit(_exit_code(leaf))
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for inner in exc.exceptions for leaf in _leaves(inner)]
+    return [exc]
+
+
+def _exit_code(exc: BaseException) -> int:
+    return EXIT_USAGE if isinstance(exc, UsageError | OSError) else EXIT_ERROR
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, UsageError):
+        return str(exc)
+    if isinstance(exc, RLFTError):
+        return f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, OSError) and exc.strerror:  # a file we were pointed at
+        where = f"{exc.filename}: " if exc.filename is not None else ""
+        return redact(f"{where}{exc.strerror}")
+    text = str(exc).strip().splitlines()
+    first = text[0][:300] if text else ""
+    return redact(
+        f"unexpected {type(exc).__name__}: {first} (a bug in rlft: please report it; "
+        "RLFT_TRACEBACK=1 shows the traceback)"
+    )
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

@@ -51,23 +51,35 @@ def _clear_errors(fn: F) -> F:
 
 
 def read_jsonl(path: Path) -> list[tuple[int, Any]]:
-    """``(line number, value)`` for each non-blank line.
+    """``(line number, value)`` for each non-blank line: any JSON value, one per line.
+
+    Shares the dataset reader, so binary, UTF-16, Latin-1, deeply nested or lone-surrogate input
+    gets the same located one-line error as ``rlft validate``.
 
     Raises:
-        UsageError: A line is not JSON (the message names file and line).
+        UsageError: The first line (or the file) that is not a JSON value, as
+            ``file:line: message at field; fix``.
     """
+    from rlft.datasets._reader import ParsedLine
+    from rlft.datasets._reader import read_jsonl as read_lines
+
     rows: list[tuple[int, Any]] = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                rows.append((number, json.loads(line)))
-            except ValueError as exc:
-                raise UsageError(
-                    f"{path}:{number}: not valid JSON ({exc}); one JSON value per line"
-                ) from None
+    for event in read_lines(path, file=str(path)):
+        if isinstance(event, ParsedLine):
+            rows.append((event.line, event.value))
+        elif event.severity == "error" and event.code != "empty-file":
+            raise UsageError(_one_line(path, event))
     return rows
+
+
+def _one_line(path: Path, problem: Any) -> str:
+    where = ":".join(str(part) for part in (path, problem.line) if part is not None)
+    what = problem.message
+    if problem.code in ("invalid-json", "truncated-line"):
+        column = f", column {problem.column}" if problem.column else ""
+        what = f"not valid JSON ({what}{column})"
+    field = f" at {problem.field}" if problem.field else ""
+    return f"{where}: {what}{field}; {problem.fix}"
 
 
 def _load_grader(path: Path) -> Any:
@@ -317,10 +329,11 @@ def compile_command(grader_file: Path, target: str, output: Path | None) -> None
             "handler": payload.handler,
             "runtime": payload.runtime,
             "requirements": list(payload.requirements),
+            "bundled": list(payload.bundled),
             "judge": payload.judge,
             "sha256": payload.sha256,
             "size_bytes": len(payload.zip_bytes),
-            "files": [f for f in payload.files if not f.startswith(("anyio/", "typing_ext"))],
+            "files": [f for f in payload.files if f.startswith(("rlft_", "nltk_data/"))],
         }
         if output is not None:
             info["written"] = str(payload.write(output))

@@ -7,11 +7,13 @@ each bad line (not just the first), so a 50,000-row file costs one line's worth 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from rlft._limits import MAX_DEPTH, deeper_than, find_problem_value
 from rlft.datasets._report import Problem
 
 __all__ = ["MAX_LINE_BYTES", "ParsedLine", "read_jsonl"]
@@ -22,6 +24,12 @@ MAX_LINE_BYTES = 64 * 1024 * 1024
 _SNIFF_BYTES = 8192
 _UTF8_BOM = b"\xef\xbb\xbf"
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+# A \uD800-\uDBFF escape not followed by a \uDC00-\uDFFF one, or the reverse: the only way a
+# lone surrogate gets into a decoded UTF-8 line. A match is confirmed by walking the value.
+_LONE_ESCAPE = re.compile(
+    r"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+    r"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,8 +66,9 @@ def read_jsonl(
     """
     try:
         handle = path.open("rb")
-    except OSError as exc:
-        yield _file_problem("unreadable-file", f"cannot open the file: {exc.strerror or exc}", file)
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
+        reason = getattr(exc, "strerror", None) or exc
+        yield _file_problem("unreadable-file", f"cannot open the file: {reason}", file)
         return
     with handle:
         try:
@@ -163,7 +172,7 @@ def _parse(
             column=column,
         )
     try:
-        return ParsedLine(number, _decode_json(text))
+        value = _decode_json(text)
     except json.JSONDecodeError as exc:
         # Some messages end "starting at": finish the sentence with the column.
         detail = f"{exc.msg} column {exc.colno}" if exc.msg.endswith(" at") else exc.msg
@@ -190,11 +199,43 @@ def _parse(
         return Problem(
             severity="error",
             code="invalid-json",
-            message=str(exc) if isinstance(exc, ValueError) else "the JSON is nested too deeply",
+            message=str(exc)
+            if isinstance(exc, ValueError)
+            else f"the JSON is nested too deeply (rlft allows {MAX_DEPTH} levels)",
             fix="make each line one complete JSON object (double quotes, no trailing commas)",
             file=file,
             line=number,
         )
+    # Walk the value only when the text could hide a problem: cheap C-level scans first.
+    deep = text.count("[") + text.count("{") > MAX_DEPTH and deeper_than(value)
+    if deep or _LONE_ESCAPE.search(text):
+        found = find_problem_value(value)
+        if found is not None:
+            return _value_problem(*found, file=file, line=number)
+    return ParsedLine(number, value)
+
+
+def _value_problem(kind: str, path: str, *, file: str, line: int) -> Problem:
+    if kind == "too-deep":
+        return Problem(
+            severity="error",
+            code="too-deep",
+            message=f"the JSON nests more than {MAX_DEPTH} objects/arrays deep",
+            fix=f"flatten the row: rlft refuses nesting over {MAX_DEPTH} levels",
+            file=file,
+            line=line,
+            field=path,
+        )
+    return Problem(
+        severity="error",
+        code="lone-surrogate",
+        message="a \\uD800-\\uDFFF escape stands alone, which is not valid Unicode text",
+        fix="pair each high \\uD8xx-\\uDBxx escape with a low \\uDCxx-\\uDFxx one, or remove "
+        "it (the text was probably cut in the middle of an emoji)",
+        file=file,
+        line=line,
+        field=path,
+    )
 
 
 def _looks_truncated(exc: json.JSONDecodeError, text: str) -> bool:

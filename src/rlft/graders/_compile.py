@@ -95,7 +95,7 @@ _FORMAT_NOTES: dict[str, dict[str, str]] = {
     "trl": {"score_model": "judge via an OpenAI-compatible endpoint"},
     "lambda": {
         "python": "in the Lambda's own process, which is the sandbox",
-        "text_similarity": "needs rapidfuzz / nltk / rouge-score in a layer",
+        "text_similarity": "rapidfuzz / nltk / rouge-score bundled in the zip",
     },
 }
 
@@ -214,16 +214,20 @@ def compile(grader: Grader | BaseGrader | Mapping[str, Any], target: str, **opti
     try:
         if resolved.compiler is not None:
             return import_string(resolved.compiler)(grader, **options)
-        return build(grader, resolved.format, **options)
+        return build(grader, resolved.format, target=resolved.name, **options)
     except TypeError as exc:  # an option the builder does not take
         raise UsageError(f"compile(grader, {target!r}): {exc}") from None
 
 
-def build(grader: BaseGrader, format: str, **options: Any) -> Any:
+def build(grader: BaseGrader, format: str, *, target: str | None = None, **options: Any) -> Any:
     """Build ``grader`` in one of the core's formats, without support checks.
 
-    For a backend's own compiler (``GraderFacts.compiler``), which ``compile`` calls after the
-    checks: it can build a format and adjust the result.
+    Args:
+        grader: The grader.
+        format: One of ``FORMATS``.
+        target: The provider id it is built for (the OpenAI format keeps ``pass_threshold``
+            where that backend's API documents it).
+        **options: The format's options.
     """
     if format == "trl":
         from rlft.graders.formats.trl import RewardFunction
@@ -237,7 +241,7 @@ def build(grader: BaseGrader, format: str, **options: Any) -> Any:
     if format == "openai":
         from rlft.graders.formats.openai import to_openai_json
 
-        return to_openai_json(grader)
+        return to_openai_json(grader, target or format)
     if format == "neutral":
         return grader
     raise UsageError(f"unknown grader format {format!r}: use one of {', '.join(FORMATS)}")

@@ -25,6 +25,7 @@ def to_result(outcome: Outcome) -> GradeResult:
         reason=outcome.reason,
         latency_s=outcome.latency_s,
         sub_results={key: to_result(sub) for key, sub in outcome.sub.items()},
+        passed=outcome.passed,
     )
 
 

@@ -39,7 +39,8 @@ class GradeResult(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     score: float
-    """The reward. 0.0 whenever ``errors`` is not empty (fail closed)."""
+    """The reward. 0.0 whenever the grader itself failed (fail closed); a ``multi`` whose
+    sub-grader failed scores that sub-grader 0 and still evaluates its formula."""
     sub_scores: dict[str, float] = Field(default_factory=dict)
     """For ``multi``: each sub-grader's score by key (the formula's inputs)."""
     errors: tuple[ErrorKind, ...] = ()
@@ -50,6 +51,9 @@ class GradeResult(BaseModel):
     """Wall-clock seconds spent grading."""
     sub_results: dict[str, GradeResult] = Field(default_factory=dict)
     """For ``multi``: each sub-grader's full result by key."""
+    passed: bool | None = None
+    """For a grader with ``pass_threshold``: whether ``score`` reached it (a failed grade never
+    passes); ``None`` without a threshold."""
 
     @property
     def ok(self) -> bool:

@@ -27,7 +27,12 @@ from pydantic import (
     model_validator,
 )
 
-from rlft.exceptions import GraderNotSupportedError, GraderValidationError, UsageError
+from rlft.exceptions import (
+    GraderNotSupportedError,
+    GraderValidationError,
+    RLFTError,
+    UsageError,
+)
 from rlft.graders._runtime.formula import FormulaSyntaxError, parse_formula
 from rlft.graders._runtime.template import Template, TemplateSyntaxError, parse_template
 
@@ -114,6 +119,17 @@ class BaseGrader(BaseModel):
             raise grader_error_from_validation(exc) from None
         finally:
             _NESTED.reset(token)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _derive_name(cls, data: Any) -> Any:
+        # OpenAI's guide prints some graders without a name (its python grader); the schema
+        # requires one, so derive it: the grader's type (a multi names sub-graders by key).
+        if isinstance(data, Mapping) and "name" not in data:
+            kind = data.get("type") or cls.model_fields["type"].default
+            if isinstance(kind, str):
+                return {**data, "name": kind}
+        return data
 
     @field_validator("name")
     @classmethod
@@ -213,14 +229,21 @@ class BaseGrader(BaseModel):
 def _message_templates(prefix: str, messages: list[Message]) -> Iterator[tuple[str, Template]]:
     for index, message in enumerate(messages):
         base = f"{prefix}[{index}].content"
-        if isinstance(message.content, str):
-            yield base, parse_template(message.content)
+        content = message.content
+        if isinstance(content, str):
+            yield base, parse_template(content)
             continue
-        for part_index, part in enumerate(message.content):
-            for key in ("text", "image_url", "data"):
-                value = part.get(key)
-                if isinstance(value, str):
-                    yield f"{base}[{part_index}].{key}", parse_template(value)
+        parts = (
+            [(base, content)]
+            if isinstance(content, dict)
+            else [(f"{base}[{part_index}]", part) for part_index, part in enumerate(content)]
+        )
+        for where, part in parts:
+            if isinstance(part, str):
+                yield where, parse_template(part)
+                continue
+            for key, value in _part_strings(part):
+                yield f"{where}.{key}", parse_template(value)
 
 
 class StringCheck(BaseGrader):
@@ -268,6 +291,8 @@ class TextSimilarity(BaseGrader):
     input: str
     reference: str
     evaluation_metric: SimilarityMetric
+    pass_threshold: float | None = None
+    """Score at or above which a sample passes (``GradeResult.passed``); see ``_PASS``."""
 
     @field_validator("input", "reference")
     @classmethod
@@ -305,6 +330,8 @@ class Python(BaseGrader):
     """Python source defining ``grade(sample, item)``; at most 256 kB."""
     image_tag: str | None = None
     """OpenAI's sandbox image (e.g. ``"2025-05-08"``); passed through, unused locally."""
+    pass_threshold: float | None = None
+    """Score at or above which a sample passes (``GradeResult.passed``)."""
 
     @field_validator("source")
     @classmethod
@@ -414,31 +441,59 @@ def _check_source_fallback(source: str) -> None:
         )
 
 
+ContentPart = dict[str, Any]
+Content = Union[str, ContentPart, list[Union[str, ContentPart]]]  # noqa: UP007
+"""A message's content in every form OpenAI's types allow: a string, one content part
+(``{"type": "input_text", "text": ...}``, ``output_text``, ``input_image``, ``input_audio``), or
+a list mixing strings and parts."""
+
+
+def _check_part(part: Any, where: str) -> None:
+    if isinstance(part, str):
+        try:
+            parse_template(part)
+        except TemplateSyntaxError as exc:
+            raise ValueError(f"{where}: {exc}") from None
+        return
+    if "type" not in part:
+        raise ValueError(f"{where} has no 'type' (input_text, output_text, input_image, ...)")
+    for key, value in _part_strings(part):
+        try:
+            parse_template(value)
+        except TemplateSyntaxError as exc:
+            raise ValueError(f"{where}.{key}: {exc}") from None
+
+
+def _part_strings(part: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    """The template strings of one content part: text, an image URL, audio data."""
+    for key in ("text", "image_url", "data"):
+        if isinstance(part.get(key), str):
+            yield key, part[key]
+    audio = part.get("input_audio")
+    if isinstance(audio, Mapping) and isinstance(audio.get("data"), str):
+        yield "input_audio.data", audio["data"]
+
+
 class Message(BaseModel):
-    """One judge prompt message. ``content`` is a template string or a list of content parts."""
+    """One judge prompt message. ``content`` is a template string, one content part, or a list
+    of strings and parts, as printed by OpenAI's types; every string is a template."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     role: Literal["user", "assistant", "system", "developer"]
-    content: str | list[dict[str, Any]]
+    content: Content
     type: Literal["message"] | None = None
 
     @field_validator("content")
     @classmethod
-    def _check_content(cls, value: str | list[dict[str, Any]]) -> str | list[dict[str, Any]]:
+    def _check_content(cls, value: Content) -> Content:
         if isinstance(value, str):
             return _template(value)
+        if isinstance(value, dict):
+            _check_part(value, "content")
+            return value
         for index, part in enumerate(value):
-            if "type" not in part:
-                raise ValueError(
-                    f"content[{index}] has no 'type' (input_text, output_text, input_image, ...)"
-                )
-            for key in ("text", "image_url", "data"):
-                if isinstance(part.get(key), str):
-                    try:
-                        parse_template(part[key])
-                    except TemplateSyntaxError as exc:
-                        raise ValueError(f"content[{index}].{key}: {exc}") from None
+            _check_part(part, f"content[{index}]")
         return value
 
 
@@ -491,6 +546,8 @@ class ScoreModel(_ModelGrader):
     range: tuple[float, float] | None = None
     """``[min, max]``; OpenAI's default is ``[0, 1]``."""
     sampling_params: SamplingParams | None = None
+    pass_threshold: float | None = None
+    """Score at or above which a sample passes (``GradeResult.passed``)."""
 
     @field_validator("range")
     @classmethod
@@ -542,6 +599,8 @@ class Multi(BaseGrader):
     type: Literal["multi"] = "multi"
     graders: dict[str, SubGrader] = Field(min_length=1)
     calculate_output: str
+    pass_threshold: float | None = None
+    """Score at or above which a sample passes (``GradeResult.passed``)."""
 
     @field_validator("graders", mode="before")
     @classmethod
@@ -571,6 +630,11 @@ class Multi(BaseGrader):
                         f"grader key {key!r} must be a name like 'accuracy' (letters, digits, _) "
                         "so calculate_output can refer to it"
                     )
+            # A sub-grader printed without a name is named by its key.
+            value = {
+                key: {**sub, "name": key} if isinstance(sub, Mapping) and "name" not in sub else sub
+                for key, sub in value.items()
+            }
         return value
 
     @field_validator("calculate_output")
@@ -601,6 +665,14 @@ class Native(BaseGrader):
     type: Literal["native"] = "native"
     target: NativeTarget
     payload: dict[str, Any]
+
+    @field_validator("payload", mode="before")
+    @classmethod
+    def _bounded_payload(cls, value: Any) -> Any:
+        from rlft.graders._load import check_grader_data
+
+        check_grader_data(value)  # a ValueError names the limit; shared parts count each time
+        return value
 
     @model_validator(mode="after")
     def _check_payload(self) -> Self:
@@ -661,6 +733,12 @@ def from_openai(data: Mapping[str, Any]) -> Grader:
         return data
     if not isinstance(data, Mapping):
         raise GraderValidationError(f"a grader is a JSON object, got {type(data).__name__}")
+    from rlft.graders._load import check_grader_data
+
+    try:
+        check_grader_data(data)
+    except ValueError as exc:
+        raise GraderValidationError(str(exc)) from None
     kind = data.get("type")
     cls = _BY_TYPE.get(kind) if isinstance(kind, str) else None
     if cls is None:
@@ -677,35 +755,26 @@ def from_openai(data: Mapping[str, Any]) -> Grader:
 def load(path: str | Path) -> Grader:
     """Load a grader from a ``.json``, ``.yaml`` or ``.yml`` file.
 
+    The file must be UTF-8 text of at most 8 MB, nested at most 64 levels, with at most 100,000
+    values once YAML aliases are expanded (see docs/security.md, "Bad input and limits").
+
     Raises:
-        GraderValidationError: The file can't be parsed or holds an invalid grader; the message
-            starts with the file name.
+        GraderValidationError: The file can't be read or parsed, exceeds a limit, or holds an
+            invalid grader; the message is ``file:line: field: problem`` with the fix.
         UsageError: The file is missing or has another suffix.
     """
-    source = Path(path)
-    if not source.is_file():
-        raise UsageError(f"{source}: no such grader file")
-    text = source.read_text()
-    suffix = source.suffix.lower()
-    try:
-        if suffix == ".json":
-            data = json.loads(text)
-        elif suffix in (".yaml", ".yml"):
-            import yaml
+    from rlft.graders._load import field_line, read_grader_file
 
-            data = yaml.safe_load(text)
-        else:
-            raise UsageError(f"{source}: grader files are .json, .yaml or .yml, not {suffix!r}")
-    except (json.JSONDecodeError, ValueError) as exc:
-        raise GraderValidationError(f"{source}: not valid {suffix[1:].upper()}: {exc}") from None
-    except Exception as exc:  # yaml.YAMLError, without importing yaml at module level
-        if type(exc).__module__.startswith("yaml"):
-            raise GraderValidationError(f"{source}: not valid YAML: {exc}") from None
-        raise
+    source = Path(path)
+    data, text, node = read_grader_file(source)
     try:
         return from_openai(data)
     except GraderValidationError as exc:
-        raise GraderValidationError(f"{source}: {exc}", path=exc.path) from None
+        line = field_line(text, node, exc.path) if exc.path else None
+        where = f"{source}:{line}" if line else str(source)
+        located = GraderValidationError.__new__(GraderValidationError)
+        RLFTError.__init__(located, f"{where}: {exc}", path=exc.path)  # keep path, not re-prefix
+        raise located from None
 
 
 def grader_error_from_validation(exc: ValidationError) -> GraderValidationError:
@@ -717,14 +786,17 @@ def grader_error_from_validation(exc: ValidationError) -> GraderValidationError:
         if error["type"] == "extra_forbidden":
             message = f"unknown field {path.rsplit('.', 1)[-1]!r} (not in the grader schema)"
             if path.endswith("pass_threshold"):
-                message += "; pass_threshold belongs to OpenAI Evals, not fine-tuning: remove it"
+                message += (
+                    "; pass_threshold is read on text_similarity, python, score_model and multi "
+                    "graders: remove it here"
+                )
         elif error["type"] == "missing":
             message = "required field is missing"
         problems.append((path, message))
     path, message = problems[0]
     others = [f"{where}: {what}" if where else what for where, what in problems[1:]]
-    if others:  # every problem at once, so one edit fixes the file
-        message += "\n  also " + "\n  also ".join(others)
+    if others:  # every problem at once, so one edit fixes the file; still one line
+        message += "; also " + "; also ".join(others)
     return GraderValidationError(message, path=path)
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import anyio
 import httpx
 
+from rlft._secrets import register_secret
 from rlft.openai_compat._errors import (
     REQUEST_ID_HEADERS,
     CallState,
@@ -74,6 +75,8 @@ class OpenAICompatClient:
         self._sleep = sleep or anyio.sleep
         self._timeout = timeout
         self._secrets: set[str] = {secret for secret in secrets if secret}
+        for secret in self._secrets:
+            register_secret(secret)
         self._hints = list(hints)
         self._closed = False
         self._http = httpx.AsyncClient(
@@ -236,9 +239,11 @@ class OpenAICompatClient:
         headers = dict(await self._auth())
         for value in headers.values():
             self._secrets.add(value)
+            register_secret(value)  # masked process-wide: errors, logs, events, the store
             scheme, _, token = value.partition(" ")
             if token and scheme.lower() in ("bearer", "basic"):
                 self._secrets.add(token)
+                register_secret(token)
         return headers
 
     async def _send(

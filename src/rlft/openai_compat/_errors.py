@@ -7,7 +7,6 @@ Messages and bodies are masked: known secrets, bearer tokens and ``sk-`` keys ne
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -15,6 +14,7 @@ from typing import Any
 
 import httpx
 
+from rlft._secrets import MASK, redact
 from rlft.exceptions import (
     AuthenticationError,
     BadRequestError,
@@ -44,12 +44,7 @@ REQUEST_ID_HEADERS = ("x-request-id", "apim-request-id", "x-ms-request-id", "req
 ErrorHint = Callable[[int, "str | None", "str | None"], "str | None"]
 """``(status, code, param) -> extra text``: a provider's advice appended to an error message."""
 
-_MASK = "***"
-# Keys and tokens that may be echoed back in error bodies even when we never saw them ourselves.
-_PATTERNS = (
-    (re.compile(r"\bsk-[A-Za-z0-9_\-*]{6,}"), "sk-" + _MASK),
-    (re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/\-=]{8,}"), "Bearer " + _MASK),
-)
+_MASK = MASK
 _MAX_TEXT = 500
 
 
@@ -83,14 +78,16 @@ class CallState:
 
 
 def mask(value: Any, secrets: Iterable[str]) -> Any:
-    """Return ``value`` with every secret replaced, recursing into dicts and lists."""
+    """Return ``value`` with every secret replaced, recursing into dicts and lists.
+
+    ``secrets`` are this call's own values (a key, the last bearer token); every secret registered
+    with ``rlft.provider.register_secret`` and every ``sk-`` key or bearer token is masked too.
+    """
     if isinstance(value, str):
-        for secret in secrets:
+        for secret in sorted(secrets, key=len, reverse=True):
             if len(secret) >= 4:  # never mask "a" out of every word
                 value = value.replace(secret, _MASK)
-        for pattern, replacement in _PATTERNS:
-            value = pattern.sub(replacement, value)
-        return value
+        return redact(value)
     if isinstance(value, Mapping):
         return {key: mask(item, secrets) for key, item in value.items()}
     if isinstance(value, list):

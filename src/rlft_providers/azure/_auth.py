@@ -13,6 +13,7 @@ from typing import Any, Protocol
 import anyio
 
 from rlft.exceptions import ConfigurationError, MissingDependencyError, ProviderConnectionError
+from rlft.provider import register_secret
 
 __all__ = ["AsyncTokenCredential", "CredentialSource", "EntraToken"]
 
@@ -110,6 +111,7 @@ class EntraToken:
             if not self._fresh():
                 access = await self._fetch()
                 self._token = str(access.token)
+                register_secret(self._token)  # masked in rlft's errors, logs and store
                 self._expires_on = float(access.expires_on)
         return self._token
 

@@ -18,6 +18,7 @@ import botocore.config
 
 from rlft import __version__
 from rlft.exceptions import ConfigurationError
+from rlft.provider import register_secret
 from rlft_providers.bedrock._errors import map_bedrock_errors
 
 __all__ = ["Aws"]
@@ -64,6 +65,11 @@ class Aws:
                     self._clients[service] = make(
                         service, region_name=self.region, config=self.config
                     )
+                self._register_credentials()
+                # Refreshed credentials (assume-role, SSO) are registered before each signing.
+                self._clients[service].meta.events.register(
+                    "before-sign", self._register_credentials
+                )
             client = self._clients[service]
         if service == "bedrock" and "RFTConfig" not in client.meta.service_model.shape_names:
             import botocore
@@ -74,6 +80,14 @@ class Aws:
                 "(rlft is tested with boto3/botocore 1.44.8)"
             )
         return client
+
+    def _register_credentials(self, **_: Any) -> None:
+        # The secret key and session token of boto3's chain: masked in errors, logs and store.
+        credentials = self.session.get_credentials()
+        if credentials is not None:
+            frozen = credentials.get_frozen_credentials()
+            register_secret(frozen.secret_key)
+            register_secret(frozen.token)
 
     async def run(self, fn: Callable[[], T]) -> T:
         """Run blocking ``fn`` in a worker thread under the limiter and the error map."""

@@ -148,9 +148,9 @@ async def test_a_grader_that_raises_scores_zero_and_says_so(
     assert metrics["label"] == (1.0, "Metric")
     assert metrics["strict"] == (0.0, "Metric")
     assert metrics["grader_error"] == (1.0, "Metric")
-    # Fail closed: a failed sub-grader makes the sample score 0, exactly as grade() says.
+    # The failed sub-grader scores 0 in the formula, exactly as grade() says.
     local = await BOTH.grade("4", {"reference_answer": "4"})
-    assert row["aggregate_reward_score"] == local.score == 0.0
+    assert row["aggregate_reward_score"] == local.score == 0.5
 
 
 async def test_the_real_package_deploys_and_redeploys_as_one_version(
@@ -178,7 +178,7 @@ async def test_grader_dependencies_need_a_layer(
         reference="{{ item.reference_answer }}",
         evaluation_metric="fuzzy_match",
     )
-    package = compile(fuzzy, "bedrock")
+    package = compile(fuzzy, "bedrock", bundle=False)  # bundled by default; a layer instead
     assert package.requirements  # the compiled grader says what it needs
     provider = BedrockProvider(settings=bedrock.make_settings(), session=boto3.Session())
     with pytest.raises(ConfigurationError, match="lambda_layers") as caught:

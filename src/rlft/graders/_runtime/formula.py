@@ -9,8 +9,12 @@ evaluation walks it with ``math`` functions.
 Choices where OpenAI documents nothing (all are listed in docs/graders.md):
 - ``^`` is power and right-associative; unary minus binds looser (``-2^2 == -4``).
 - ``min``/``max`` take one or more arguments; ``log`` is the natural log.
-- A constant exponent above ``MAX_EXPONENT`` is rejected at build time; at run time an overflow,
-  a division by zero, a domain error or a non-finite result fails closed (error ``formula``).
+- A constant exponent above ``MAX_EXPONENT`` is rejected at build time, after folding constant
+  sub-expressions (``2^(50+50)`` is ``2^100``); at run time an overflow, a division by zero, a
+  domain error or a non-finite result fails closed (error ``formula``).
+- Size limits are checked at build time, so a formula that builds also evaluates: at most
+  ``MAX_FORMULA_LENGTH`` characters, ``MAX_DEPTH`` nested parentheses or functions,
+  ``MAX_TERMS`` numbers and names, and a tree ``MAX_TREE_DEPTH`` deep (evaluation recurses).
 """
 
 from __future__ import annotations
@@ -21,10 +25,22 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["MAX_EXPONENT", "Formula", "FormulaError", "FormulaSyntaxError", "parse_formula"]
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_EXPONENT",
+    "MAX_FORMULA_LENGTH",
+    "MAX_TERMS",
+    "MAX_TREE_DEPTH",
+    "Formula",
+    "FormulaError",
+    "FormulaSyntaxError",
+    "parse_formula",
+]
 
 MAX_FORMULA_LENGTH = 2000
 MAX_DEPTH = 64
+MAX_TERMS = 100  # numbers and names; real formulas combine a handful of graders
+MAX_TREE_DEPTH = 256  # evaluation recurses once per level: far below Python's stack limit
 MAX_EXPONENT = 64.0
 
 _FUNCTIONS: dict[str, tuple[Callable[..., float], int | None]] = {
@@ -98,6 +114,7 @@ def parse_formula(source: str, *, names: set[str] | frozenset[str] | None = None
     if parser.pos < len(parser.tokens):
         kind, text, at = parser.tokens[parser.pos]
         raise FormulaSyntaxError(f"unexpected {text!r} at character {at} in {source!r}")
+    _check_size(tree)
     return Formula(source=source, tree=tree, names=frozenset(parser.used))
 
 
@@ -247,14 +264,61 @@ class _Parser:
         return ("call", name, tuple(args))
 
 
+def _children(node: Node) -> tuple[Node, ...]:
+    tag = node[0]
+    if tag == "neg":
+        return (node[1],)
+    if tag == "bin":
+        return (node[2], node[3])
+    if tag == "call":
+        return tuple(node[2])
+    return ()
+
+
+def _check_size(tree: Node) -> None:
+    """Refuse trees evaluation could not walk: too many terms, or too deep (walked iteratively)."""
+    terms, deepest = 0, 0
+    stack: list[tuple[Node, int]] = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        terms += node[0] in ("num", "var")
+        stack.extend((child, depth + 1) for child in _children(node))
+    if terms > MAX_TERMS:
+        raise FormulaSyntaxError(
+            f"calculate_output has {terms} numbers and names; the limit is {MAX_TERMS}: a formula "
+            "combines a few graders, so compute long sums inside a python grader"
+        )
+    if deepest > MAX_TREE_DEPTH:
+        raise FormulaSyntaxError(
+            f"calculate_output nests {deepest} levels deep; the limit is {MAX_TREE_DEPTH}"
+        )
+
+
+def _has_var(node: Node) -> bool:
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if current[0] == "var":
+            return True
+        stack.extend(_children(current))
+    return False
+
+
 def _constant(node: Node) -> float | None:
-    """The value of a subtree without variables, or None."""
-    if node[0] == "num":
-        return float(node[1])
-    if node[0] == "neg":
-        inner = _constant(node[1])
-        return None if inner is None else -inner
-    return None
+    """The value of a subtree without variables (folded), or None when it has one.
+
+    Folding that overflows counts as infinitely large, so ``2^(2^64)`` is refused too; other
+    arithmetic errors (``1/0``) are left for run time, where they fail closed.
+    """
+    if _has_var(node):
+        return None
+    try:
+        return _eval(node, {})
+    except OverflowError:
+        return math.inf
+    except (ZeroDivisionError, ValueError, RecursionError):
+        return None
 
 
 def _eval(node: Node, values: Mapping[str, float]) -> float:

@@ -2,20 +2,28 @@
 
 Choices (OpenAI documents the metric names but not their exact settings; see docs/graders.md):
 
-- ``fuzzy_match``: ``rapidfuzz.fuzz.ratio(input, reference) / 100`` (normalised Indel
-  similarity), case-sensitive, no preprocessing. Not ``WRatio``, whose partial matching gives
-  ~0.9 to any output that merely *contains* the reference, which a policy can game.
-- ``bleu``: ``nltk.translate.bleu_score.sentence_bleu`` with uniform 1–4-gram weights and
-  Chen & Cherry smoothing ``method1`` (without smoothing, any sentence shorter than four tokens
-  that misses a 4-gram scores exactly 0).
+- ``fuzzy_match``: ``rapidfuzz.fuzz.WRatio(input, reference,
+  processor=rapidfuzz.utils.default_process) / 100``, the function and preprocessing OpenAI's
+  graders guide shows: case, punctuation and surrounding whitespace are ignored. ``WRatio``
+  takes the best of several ratios, including partial ones, so an output that merely contains
+  the reference scores about 0.9 (``rlft grader probe`` flags that).
+- ``bleu``: ``nltk.translate.bleu_score.sentence_bleu`` with uniform weights over 1..N-grams,
+  where N is 4 or the output's token count if shorter ("effective order"), and Chen & Cherry
+  smoothing ``method1``. So a text scores 1.0 against itself at any length, and an output with
+  no word in common with the reference scores 0.
 - ``gleu``: ``nltk.translate.gleu_score.sentence_gleu`` (Google BLEU, 1–4-grams).
 - ``meteor``: ``nltk.translate.meteor_score.meteor_score``; it needs NLTK's ``wordnet`` corpus,
   which is data, not code: without it this metric fails with the install command.
 - ``bleu``/``gleu``/``meteor`` tokenise with ``\\w+|[^\\w\\s]`` on the text as written (the
-  NLTK tokenisers that need ``punkt`` data are avoided so the metrics work offline).
+  NLTK tokenisers that need ``punkt`` data are avoided so the metrics work offline), except that
+  each character of a script written without spaces (Chinese, Japanese kana, Thai, Lao, Khmer,
+  Myanmar) is a token of its own.
 - ``rouge_1``…``rouge_5``, ``rouge_l``: ``rouge_score.rouge_scorer.RougeScorer`` F-measure,
-  ``use_stemmer=False`` (the library default). Its tokenizer lower-cases and keeps only
-  ``[a-z0-9]`` runs, so text in other scripts scores 0: prefer ``fuzzy_match`` there.
+  ``use_stemmer=False``, with a Unicode tokenizer: lower-cased runs of letters and digits in any
+  script (identical to rouge-score's own ``[a-z0-9]+`` tokens on ASCII text, where rouge-score
+  drops every other letter), and one token per character in scripts written without spaces.
+  When either text has fewer than n tokens, ``rouge_n`` uses n = the shorter text's token
+  count, so a short exact answer scores 1.0 rather than 0 (there are no n-grams to compare).
 - ``cosine``: needs an embedder; the score is the cosine of the two embeddings, floored at 0.
 
 Part of the engine runtime copied into the Bedrock Lambda package: standard library only at
@@ -40,7 +48,13 @@ __all__ = [
 
 METEOR_DATA_FIX = "python -m nltk.downloader wordnet omw-1.4"
 
-_TOKEN = re.compile(r"\w+|[^\w\s]")
+# Scripts written without spaces between words: Thai, Lao, Myanmar, Khmer, kana, CJK ideographs.
+_NO_SPACE = (
+    "\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff"  # Thai, Lao, Myanmar, Khmer
+    "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"  # kana, CJK ideographs
+)
+_TOKEN = re.compile(rf"[{_NO_SPACE}]|[^\W{_NO_SPACE}]+|[^\w\s]")
+_ROUGE_TOKEN = re.compile(rf"[{_NO_SPACE}]|[^\W_{_NO_SPACE}]+")
 
 
 class MetricUnavailableError(RuntimeError):
@@ -52,20 +66,22 @@ def _tokens(text: str) -> list[str]:
 
 
 def _fuzzy(hypothesis: str, reference: str) -> float:
-    try:
-        from rapidfuzz import fuzz
-    except ImportError as exc:  # pragma: no cover - a core dependency
-        raise MetricUnavailableError("fuzzy_match needs rapidfuzz: pip install rapidfuzz") from exc
-    return float(fuzz.ratio(hypothesis, reference)) / 100.0
+    from rapidfuzz import fuzz, utils
+
+    # OpenAI's graders guide: fuzz.WRatio(output, reference, processor=utils.default_process)
+    return float(fuzz.WRatio(hypothesis, reference, processor=utils.default_process)) / 100.0
 
 
 def _bleu(hypothesis: str, reference: str) -> float:
     from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu
 
     hyp, ref = _tokens(hypothesis), _tokens(reference)
-    if not hyp or not ref:
-        return 0.0
-    return float(sentence_bleu([ref], hyp, smoothing_function=SmoothingFunction().method1))
+    if not hyp or not ref or not set(hyp) & set(ref):
+        return 0.0  # smoothing would otherwise give a wholly wrong answer 0.1
+    order = min(4, len(hyp))  # effective order: a 1-word answer has no 2-grams to miss
+    weights = tuple(1.0 / order for _ in range(order))
+    smoothing = SmoothingFunction().method1
+    return float(sentence_bleu([ref], hyp, weights=weights, smoothing_function=smoothing))
 
 
 def _gleu(hypothesis: str, reference: str) -> float:
@@ -110,15 +126,32 @@ def _meteor(hypothesis: str, reference: str) -> float:
     return float(meteor_score([ref], hyp, wordnet=wordnet))
 
 
+class _RougeTokenizer:
+    """rouge-score's tokenizer interface, Unicode-aware (see the module docstring)."""
+
+    def tokenize(self, text: str) -> list[str]:
+        return _ROUGE_TOKEN.findall(text.lower())
+
+
+_ROUGE_TOKENIZER = _RougeTokenizer()
+
+
 @functools.cache
 def _rouge_scorer(kind: str) -> Any:
     from rouge_score import rouge_scorer
 
-    return rouge_scorer.RougeScorer([kind], use_stemmer=False)
+    return rouge_scorer.RougeScorer([kind], use_stemmer=False, tokenizer=_ROUGE_TOKENIZER)
 
 
-def _rouge(kind: str) -> Callable[[str, str], float]:
+def _rouge(n: int | None) -> Callable[[str, str], float]:
     def score(hypothesis: str, reference: str) -> float:
+        kind = "rougeL"
+        if n is not None:
+            shortest = min(
+                len(_ROUGE_TOKENIZER.tokenize(hypothesis)),
+                len(_ROUGE_TOKENIZER.tokenize(reference)),
+            )
+            kind = f"rouge{max(1, min(n, shortest))}"  # fewer than n tokens: no n-grams
         result = _rouge_scorer(kind).score(reference, hypothesis)  # (target, prediction)
         return float(result[kind].fmeasure)
 
@@ -130,8 +163,8 @@ _LEXICAL: dict[str, Callable[[str, str], float]] = {
     "bleu": _bleu,
     "gleu": _gleu,
     "meteor": _meteor,
-    **{f"rouge_{n}": _rouge(f"rouge{n}") for n in range(1, 6)},
-    "rouge_l": _rouge("rougeL"),
+    **{f"rouge_{n}": _rouge(n) for n in range(1, 6)},
+    "rouge_l": _rouge(None),
 }
 
 # What a Lambda needs installed (as a layer or vendored) to compute each metric.

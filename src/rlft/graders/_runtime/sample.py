@@ -1,9 +1,11 @@
 """Normalise what a model produced into the ``sample`` dict graders read.
 
 A sample is what OpenAI's graders see (reference/openai_azure.md §2.1): ``output_text``,
-``output_json`` (the text parsed as JSON, or ``None``), ``output_tools`` (the tool calls) and
-``choices`` (Chat-Completions shape). Callers hand us many shapes: plain text, that dict, a chat
-completion, one assistant message, or TRL's conversational completion (a list of messages).
+``output_json`` (the text parsed as a JSON object; ``{}`` when the output is not one, as OpenAI's
+guide shows), ``output_tools`` (the tool calls) and ``choices`` (Chat-Completions shape).
+Callers hand us many shapes: plain text, that dict, a chat completion, one assistant message, or
+a conversation (TRL's conversational completions, Bedrock's messages), whose answer is the
+assistant turn after the last user turn.
 
 This module is part of the engine runtime that is copied into the Bedrock Lambda package, so it
 imports only the standard library.
@@ -15,11 +17,27 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["SampleError", "message_text", "normalize_item", "normalize_sample"]
+__all__ = ["NotAnObject", "SampleError", "message_text", "normalize_item", "normalize_sample"]
+
+_ASSISTANT = ("assistant", "nova_assistant")
+_USER = ("user", "nova_user")
 
 
 class SampleError(ValueError):
     """The sample has a shape we can't read; the engine fails closed with ``sample_parse``."""
+
+
+class NotAnObject(dict[str, Any]):
+    """``sample["output_json"]`` when the output is not a JSON object: an empty dict.
+
+    Python graders see ``{}`` (so ``sample["output_json"].get(...)`` works, as in OpenAI's
+    guide); templates that read ``sample.output_json`` see this type and fail closed with
+    ``sample_parse`` and ``why``, instead of reporting a missing field.
+    """
+
+    def __init__(self, why: str) -> None:
+        super().__init__()
+        self.why = why
 
 
 def message_text(content: Any) -> str:
@@ -39,11 +57,51 @@ def message_text(content: Any) -> str:
     raise SampleError(f"message content is {type(content).__name__}, not text")
 
 
-def _parse_json(text: str) -> Any:
+def _output_json(text: str) -> dict[str, Any]:
+    """The output parsed as a JSON object, or a ``NotAnObject`` saying what it is instead.
+
+    Every non-object gets the same treatment: not JSON, JSON ``null``, a number, a string or an
+    array are all "not an object", so the output ``"null"`` is not special.
+    """
     try:
-        return json.loads(text)
+        value = json.loads(text)
     except (ValueError, RecursionError):
-        return None
+        return NotAnObject("the sample output is not valid JSON")
+    if isinstance(value, dict):
+        return value
+    kind = _JSON_KINDS.get(type(value), "a value")
+    return NotAnObject(f"the sample output is JSON {kind}, not a JSON object")
+
+
+_JSON_KINDS = {
+    type(None): "null",
+    bool: "true/false",
+    int: "a number",
+    float: "a number",
+    str: "a string",
+    list: "an array",
+}
+
+
+def _answer(messages: Sequence[Any]) -> Mapping[str, Any]:
+    """The model's answer in a conversation: an assistant turn after the last user turn.
+
+    A few-shot assistant turn inside the prompt comes before the last user turn, so it is never
+    graded. Messages without any ``role`` (TRL's reward-function docs) are all completion.
+    """
+    mappings = [m for m in messages if isinstance(m, Mapping)]
+    if mappings and not any("role" in m for m in mappings):
+        return mappings[-1]
+    for message in reversed(mappings):
+        role = message.get("role")
+        if role in _ASSISTANT:
+            return message
+        if role in _USER:
+            raise SampleError(
+                "no model answer: no assistant turn follows the last user turn (assistant turns "
+                "inside the prompt are examples, not the answer)"
+            )
+    raise SampleError("no model answer: the message list has no assistant turn to grade")
 
 
 def _from_message(message: Mapping[str, Any]) -> dict[str, Any]:
@@ -75,8 +133,13 @@ def normalize_sample(sample: Any) -> dict[str, Any]:
             base = _from_message({"content": text, "tool_calls": sample.get("output_tools")})
             if "choices" in sample:
                 base["choices"] = list(sample["choices"])
-            if "output_json" in sample and sample["output_json"] is not None:
-                base["output_json"] = sample["output_json"]
+            given = sample.get("output_json")
+            if isinstance(given, dict):
+                base["output_json"] = given
+            elif given is not None:
+                base["output_json"] = NotAnObject(
+                    f"sample.output_json is {type(given).__name__}, not a JSON object"
+                )
         elif "choices" in sample:
             choices = sample["choices"]
             if not isinstance(choices, Sequence) or not choices:
@@ -95,20 +158,12 @@ def normalize_sample(sample: Any) -> dict[str, Any]:
                 f"or a chat message; got keys {sorted(sample)[:8]}"
             )
     elif isinstance(sample, Sequence) and not isinstance(sample, bytes):
-        # TRL conversational completions and Bedrock's messages: the last assistant turn.
-        for message in reversed(sample):
-            if isinstance(message, Mapping) and message.get("role") in (
-                "assistant",
-                "nova_assistant",
-            ):
-                base = _from_message(message)
-                break
-        else:
-            raise SampleError("the message list has no assistant turn to grade")
+        # TRL conversational completions and Bedrock's messages.
+        base = _from_message(_answer(sample))
     else:
         raise SampleError(f"cannot grade a sample of type {type(sample).__name__}")
     if "output_json" not in base:
-        base["output_json"] = _parse_json(base["output_text"])
+        base["output_json"] = _output_json(base["output_text"])
     base.setdefault("output_audio", None)
     return base
 

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
+import anyio
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 __all__ = ["run_sync"]
@@ -48,11 +49,51 @@ def _stop() -> None:
             manager.__exit__(None, None, None)
 
 
+def _discard(portal: BlockingPortal) -> None:
+    global _portal, _manager
+    with _lock:
+        if _portal is portal:
+            manager, _manager, _portal = _manager, None, None
+        else:
+            manager = None
+    if manager is not None:
+        with contextlib.suppress(BaseException):  # it is already dead; just release it
+            manager.__exit__(None, None, None)
+
+
+async def _guarded(fn: Callable[..., Awaitable[T]], args: tuple[Any, ...]) -> tuple[bool, Any]:
+    # A BaseException (SystemExit, KeyboardInterrupt) escaping into the portal's task group
+    # would stop the shared loop; hand it back to the caller's thread as a value instead.
+    try:
+        return True, await fn(*args)
+    except anyio.get_cancelled_exc_class():
+        raise
+    except BaseException as exc:  # noqa: BLE001 - re-raised in the calling thread
+        return False, exc
+
+
 def run_sync(fn: Callable[..., Awaitable[T]], *args: Any) -> T:
     """Run ``await fn(*args)`` on the shared event loop and return its result.
+
+    A ``BaseException`` from ``fn`` (``SystemExit``, ``KeyboardInterrupt``) is re-raised here,
+    in the caller's thread, and the shared loop keeps running; should the loop ever die anyway,
+    the next call starts a fresh one. A long-lived process (a warm Lambda container, a training
+    worker) is never left with a dead portal ("This portal is not running").
 
     Raises:
         RuntimeError: Called from the shared loop's own thread (that would deadlock).
     """
-    portal = _get_portal()
-    return portal.call(fn, *args)
+    for attempt in range(2):
+        portal = _get_portal()
+        try:
+            ok, value = portal.call(_guarded, fn, args)
+        except RuntimeError as exc:
+            if attempt or "portal is not running" not in str(exc):
+                raise
+            _discard(portal)
+            continue
+        if not ok:
+            raise value
+        result: T = value
+        return result
+    raise AssertionError("unreachable")  # pragma: no cover

@@ -16,6 +16,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from rlft.graders._runtime.sample import NotAnObject
+
 __all__ = [
     "SAMPLE_FIELDS",
     "Template",
@@ -65,11 +67,10 @@ class Variable:
     def resolve(self, sample: Mapping[str, Any], item: Mapping[str, Any]) -> Any:
         """Look the variable up. Raises ``TemplateRenderError`` when it is missing."""
         if self.namespace == "sample":
-            if self.path[0] == "output_json" and sample.get("output_json") is None:
-                raise TemplateRenderError(
-                    f"{{{{ {self.text} }}}}: the sample output is not valid JSON",
-                    kind="sample_parse",
-                )
+            parsed = sample.get("output_json") if self.path[0] == "output_json" else {}
+            if parsed is None or isinstance(parsed, NotAnObject):
+                why = getattr(parsed, "why", "the sample output is not valid JSON")
+                raise TemplateRenderError(f"{{{{ {self.text} }}}}: {why}", kind="sample_parse")
             value: Any = sample
         else:
             value = item

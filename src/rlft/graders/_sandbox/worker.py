@@ -1,18 +1,23 @@
 """The grader worker process that ``rlft.graders._sandbox.SandboxPool`` starts and reuses.
 
-Run as ``python -I _sandbox_worker.py REQUEST_FD REPLY_FD MEMORY_MB TIMEOUT_S CACHE_SIZE``. It uses
-the standard library only and imports nothing from rlft, so it starts fast and the caller's state
-never reaches it.
+Run as ``python -I worker.py REQUEST_FD REPLY_FD PROGRESS_FD MEMORY_MB TIMEOUT_S DIGEST``, usually
+inside the jail (``jail.py``). It uses the standard library only and imports nothing from rlft, so
+it starts fast and the caller's state never reaches it. It runs one grader only, the one whose
+source has the SHA-256 ``DIGEST``: graders never share a worker, so one cannot change another's
+modules or globals.
 
 Protocol: frames of a 4-byte big-endian length and a UTF-8 JSON object, read from ``REQUEST_FD``
 and written to ``REPLY_FD``, two pipes passed with ``pass_fds``. The worker's stdout and stderr
 (fds 1 and 2) are another pipe the parent drains and truncates, so nothing the grader prints,
 even with ``os.write(1, ...)``, can reach the protocol. The first frame out is ``{"ready": true}``.
 
-- request ``{"id", "hash", "sample", "item", "source"?}``: ``source`` is sent when the parent
-  thinks this worker has not compiled ``hash`` yet; a worker that has evicted it asks again.
-- reply ``{"id", "score"}`` on success, ``{"id", "score": 0.0, "kind", "error"}`` on failure,
-  or ``{"id", "need_source": true}``.
+- request ``{"id", "rows": [[sample, item], ...], "source"?}``: ``source`` comes with the first
+  request; the module is executed once and its ``grade`` (or its failure) kept.
+- reply ``{"id", "results": [...]}``, one per row: a number on success, ``[kind, error]`` on
+  failure.
+
+Before each row the worker writes the row's index into ``PROGRESS_FD``, 8 shared bytes the
+parent reads to move a per-row deadline and to blame the right row when the worker dies.
 
 Before any user code runs the worker lowers its own limits (address space, a moving CPU-time
 backstop, no core files, 1 GiB per written file) and replaces ``socket.socket`` and the DNS
@@ -24,9 +29,11 @@ from __future__ import annotations
 import contextlib
 import errno
 import faulthandler
+import hashlib
 import json
 import linecache
 import math
+import mmap
 import numbers
 import os
 import resource
@@ -37,13 +44,13 @@ import sys
 import threading
 import time
 import traceback
-from collections import OrderedDict
 from collections.abc import Callable
 from types import TracebackType
 from typing import IO, Any, NoReturn
 
 _HEADER = struct.Struct(">I")
 _TRACEBACK_CHARS = 2000  # the tail of a traceback kept in a reply
+_ERROR_CHARS = 2000  # the tail of any error kept in a reply (the parent bounds replies per row)
 _FILE_SIZE_LIMIT = 1 << 30  # OpenAI's python grader sandbox has 1 GB of disk
 _PARENT_CHECK_S = 1.0  # how often the watchdog checks that the parent is still alive
 _NETWORK_DENIED = "network access is disabled in the rlft python grader sandbox"
@@ -245,7 +252,8 @@ def _check_value(value: Any) -> Reply:
     return _failure("invalid_return", f"grade() returned {shown}; return a float")
 
 
-def _call(grade: Grade, sample: Any, item: Any, memory_mb: int) -> Reply:
+def _call(grade: Grade, sample: Any, item: Any, memory_mb: int) -> Reply | float:
+    """A finite float score as it is (the fast path), or a reply dict."""
     global _reserve
     memory_line: int | None = None
     try:
@@ -256,6 +264,8 @@ def _call(grade: Grade, sample: Any, item: Any, memory_mb: int) -> Reply:
     except BaseException as exc:
         return _describe(exc, "grade()")
     else:
+        if type(value) is float and math.isfinite(value):
+            return value
         try:
             return _check_value(value)
         except BaseException as exc:  # a hostile __repr__ or __float__
@@ -264,33 +274,50 @@ def _call(grade: Grade, sample: Any, item: Any, memory_mb: int) -> Reply:
 
 
 class _Worker:
-    def __init__(self, *, memory_mb: int, timeout_s: float, cache_size: int) -> None:
+    def __init__(self, *, memory_mb: int, timeout_s: float, digest: str, progress: Any) -> None:
         self.memory_mb = memory_mb
         self.timeout_s = timeout_s
-        self.cache_size = cache_size
+        self.digest = digest
+        self.progress = progress
         self.cpus = os.cpu_count() or 1
-        self.cache: OrderedDict[str, Grade] = OrderedDict()
+        self.grade: Grade | None = None
+        self.broken: Reply | None = None  # the module failed to load: every row gets this
         self.home = os.getcwd()
         self.recursion_limit = sys.getrecursionlimit()
 
-    def handle(self, request: Reply) -> Reply:
-        digest = request["hash"]
-        grade = self.cache.get(digest)
-        if grade is not None:
-            self.cache.move_to_end(digest)
-        else:
+    def handle(self, request: Reply) -> list[Any]:
+        rows = request["rows"]
+        _arm_cpu_backstop(self.timeout_s * max(1, len(rows)), self.cpus)
+        self.progress[0] = -1
+        if self.grade is None and self.broken is None:
             source = request.get("source")
-            if source is None:
-                return {"need_source": True}
-            _arm_cpu_backstop(self.timeout_s, self.cpus)
-            loaded = _load(digest, source, self.memory_mb)
-            if isinstance(loaded, dict):
-                return loaded
-            grade = self.cache[digest] = loaded
-            if len(self.cache) > self.cache_size:
-                self.cache.popitem(last=False)
-        _arm_cpu_backstop(self.timeout_s, self.cpus)
-        return _call(grade, request["sample"], request["item"], self.memory_mb)
+            if not isinstance(source, str):
+                self.broken = _failure("crash", "the worker was not sent its grader's source")
+            elif hashlib.sha256(source.encode("utf-8", "surrogatepass")).hexdigest() != self.digest:
+                self.broken = _failure("crash", "this worker runs another grader")
+            else:
+                loaded = _load(self.digest, source, self.memory_mb)
+                if isinstance(loaded, dict):
+                    self.broken = loaded
+                else:
+                    self.grade = loaded
+        results: list[Any] = []
+        grade, progress, memory_mb = self.grade, self.progress, self.memory_mb
+        for index, (sample, item) in enumerate(rows):
+            progress[0] = index
+            reply = self.broken if grade is None else _call(grade, sample, item, memory_mb)
+            if type(reply) is float:  # the common case: a finite float, as it is
+                results.append(reply)
+                continue
+            assert isinstance(reply, dict)
+            if "kind" in reply:  # the error's tail: a reply's size is bounded per row
+                error = reply["error"]
+                if len(error) > _ERROR_CHARS:
+                    error = "..." + error[-_ERROR_CHARS:]
+                results.append([reply["kind"], error])
+            else:
+                results.append(reply["score"])
+        return results
 
     def restore(self) -> None:
         """Undo the cheap-to-undo global changes a grader may have made, and flush its prints."""
@@ -309,8 +336,10 @@ class _Worker:
 
 def main(argv: list[str]) -> None:
     """Serve grading requests until the parent closes the request pipe."""
-    request_fd, reply_fd, memory_mb = int(argv[0]), int(argv[1]), int(argv[2])
-    timeout_s, cache_size = float(argv[3]), int(argv[4])
+    request_fd, reply_fd, progress_fd = int(argv[0]), int(argv[1]), int(argv[2])
+    memory_mb, timeout_s, digest = int(argv[3]), float(argv[4]), argv[5]
+    progress = memoryview(mmap.mmap(progress_fd, 8)).cast("q")
+    os.close(progress_fd)
     for stream in (sys.stdout, sys.stderr):
         if stream is not None and hasattr(stream, "reconfigure"):
             stream.reconfigure(encoding="utf-8", errors="backslashreplace")
@@ -320,7 +349,7 @@ def main(argv: list[str]) -> None:
     _limit_resources(memory_mb)
     _deny_network()
     threading.stack_size(256 * 1024)  # keep the watchdog small under RLIMIT_AS
-    worker = _Worker(memory_mb=memory_mb, timeout_s=timeout_s, cache_size=cache_size)
+    worker = _Worker(memory_mb=memory_mb, timeout_s=timeout_s, digest=digest, progress=progress)
     watchdog = threading.Thread(target=_watch_parent, args=(os.getppid(), worker.home))
     watchdog.daemon = True
     watchdog.start()
@@ -331,10 +360,9 @@ def main(argv: list[str]) -> None:
         if body is None:  # the parent exited or dropped us without killing us first
             _orphaned_exit(worker.home, 0)
         request = _loads(body)
-        reply = worker.handle(request)
+        results = worker.handle(request)
         worker.restore()
-        reply["id"] = request["id"]
-        _write_frame(reply_fd, reply)
+        _write_frame(reply_fd, {"id": request["id"], "results": results})
 
 
 if __name__ == "__main__":

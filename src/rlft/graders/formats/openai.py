@@ -10,15 +10,30 @@ The neutral spec already uses OpenAI's field names, so this is mostly a dump. Wh
   only over ``string_check``/``text_similarity``, an ``invalid_grade`` field) were dropped from the
   current page, so rlft does not apply them; ``score_model.model`` may need to be a deployment
   name on Azure (the docs conflict), which is the user's value, passed through unchanged.
+- ``pass_threshold`` is kept where the target documents it and dropped, with a logged notice,
+  where it does not: Azure's RFT page shows it on ``text_similarity`` and ``score_model``
+  graders; OpenAI's fine-tuning schema (spec 2.3.0, ``openai`` 3.57 types) has it on no grader,
+  only on the Evals variants, although its graders guide prints it in examples. Locally the
+  engine reads it as ``GradeResult.passed``.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from rlft.graders._spec import BaseGrader, Native
 
-__all__ = ["to_openai_json"]
+__all__ = ["PASS_THRESHOLD_TYPES", "to_openai_json"]
+
+log = logging.getLogger("rlft.graders")
+
+PASS_THRESHOLD_TYPES: dict[str, frozenset[str]] = {
+    # https://learn.microsoft.com/azure/ai-foundry/openai/how-to/reinforcement-fine-tuning
+    "azure": frozenset({"text_similarity", "score_model"}),
+    "openai": frozenset(),  # not in FineTuneReinforcementMethod's grader schemas
+}
+"""The grader types whose ``pass_threshold`` each target accepts in fine-tuning jobs."""
 
 
 def to_openai_json(grader: BaseGrader, target: str = "openai") -> dict[str, Any]:
@@ -28,4 +43,26 @@ def to_openai_json(grader: BaseGrader, target: str = "openai") -> dict[str, Any]
     """
     if isinstance(grader, Native):
         return dict(grader.payload)
-    return grader.model_dump(mode="json", exclude_none=True)
+    payload = grader.model_dump(mode="json", exclude_none=True)
+    accepted = PASS_THRESHOLD_TYPES.get(target, frozenset())
+    _drop_pass_threshold(payload, "", target, accepted)
+    for sub_key, sub in (payload.get("graders") or {}).items():
+        _drop_pass_threshold(sub, f"graders.{sub_key}.", target, accepted)
+    return payload
+
+
+def _drop_pass_threshold(
+    payload: dict[str, Any], path: str, target: str, accepted: frozenset[str]
+) -> None:
+    if "pass_threshold" not in payload or payload.get("type") in accepted:
+        return
+    value = payload.pop("pass_threshold")
+    where = f"only on {', '.join(sorted(accepted))} graders" if accepted else "on no grader"
+    log.warning(
+        "%spass_threshold=%s dropped for %s: its fine-tuning API takes it %s; rlft still "
+        "reports it locally as GradeResult.passed",
+        path,
+        value,
+        target,
+        where,
+    )

@@ -5,8 +5,16 @@ TRL 1.16's ``GRPOTrainer`` calls each reward function as
 dataset column (one value per completion) plus ``trainer_state``, ``log_extra`` and
 ``log_metric`` (read from the installed ``trl/trainer/grpo_trainer.py``, ``_calculate_rewards``;
 reference/trl_local.md §2). Completions are strings, or for conversational datasets lists of
-``{"role": "assistant", "content": ...}`` messages; both are handled. TRL names the metric
-``rewards/<__name__>/mean``, so ``__name__`` is the grader's name.
+``{"role": "assistant", "content": ...}`` messages; both are handled, and so are messages with
+no ``role`` key (``[{"content": ...}]``, the shape in TRL's reward-function docs), whose last
+message is the answer. TRL names the metric ``rewards/<__name__>/mean``, so ``__name__`` is the
+grader's name.
+
+TRL passes every dataset column. A null or non-JSON value in ``item_column`` scores that row 0
+(``sample_parse``) instead of failing the batch; columns JSON cannot carry (datetimes, numpy
+arrays, PIL images) are converted or left out for python graders by the sandbox, so a column the
+grader never reads cannot zero its scores. Python graders grade the whole batch in one sandbox
+round trip per worker (``evaluate_many``).
 
 The function is synchronous: TRL may call it from its training thread, and the engine runs on a
 shared background event loop (``_sync.run_sync``), so the sandbox pool and judge are reused.
@@ -23,9 +31,9 @@ from rlft.exceptions import UsageError
 from rlft.graders._runtime.engine import (
     EngineOptions,
     Outcome,
-    evaluate,
     evaluate_inline,
-    map_bounded,
+    evaluate_many,
+    evaluate_python_batch,
     waits_on_io,
 )
 from rlft.graders._runtime.sync import run_sync
@@ -107,17 +115,29 @@ class RewardFunction:
         log_extra = columns.get("log_extra")
         data = {k: v for k, v in columns.items() if k not in _TRL_KWARGS}
         items = self._items(data, len(completions))
-        if self._inline:  # nothing to wait on: grade in this thread, no event-loop hop
-            outcomes = [
-                evaluate_inline(self._spec, completion, item, self._options)
-                for completion, item in zip(completions, items, strict=True)
+        samples = [_with_roles(completion) for completion in completions]
+        good = [i for i, item in enumerate(items) if not isinstance(item, Outcome)]
+        rows_in = [samples[i] for i in good]
+        items_in = [items[i] for i in good]
+        if not good:
+            graded: list[Outcome] = []
+        elif self._inline:  # nothing to wait on: grade in this thread, no event-loop hop
+            graded = [
+                evaluate_inline(self._spec, sample, item, self._options)
+                for sample, item in zip(rows_in, items_in, strict=True)
             ]
-        else:
-            outcomes = run_sync(self._grade_all, list(completions), items)
+        else:  # a python grader blocks this thread for one round trip; the rest needs the loop
+            python = evaluate_python_batch(self._spec, rows_in, items_in, self._options)
+            graded = python if python is not None else run_sync(self._grade_all, rows_in, items_in)
+        outcomes: list[Outcome] = [
+            item if isinstance(item, Outcome) else Outcome(score=0.0) for item in items
+        ]
+        for index, outcome in zip(good, graded, strict=True):
+            outcomes[index] = outcome
         self._record(outcomes, log_metric, log_extra)
         return [outcome.score for outcome in outcomes]
 
-    def _items(self, columns: Mapping[str, Any], count: int) -> list[dict[str, Any]]:
+    def _items(self, columns: Mapping[str, Any], count: int) -> list[dict[str, Any] | Outcome]:
         for name, values in columns.items():
             if not isinstance(values, Sequence) or isinstance(values, str | bytes):
                 raise UsageError(f"column {name!r} must be a list with one value per completion")
@@ -131,16 +151,16 @@ class RewardFunction:
                     f"item_column {self.item_column!r} is not a dataset column; columns: "
                     f"{', '.join(sorted(columns)) or 'none'}"
                 )
-            return [_as_item(value) for value in columns[self.item_column]]
+            return [
+                _as_item(value, self.item_column, row)
+                for row, value in enumerate(columns[self.item_column])
+            ]
         return [{name: values[index] for name, values in columns.items()} for index in range(count)]
 
-    async def _grade_all(
-        self, completions: list[Any], items: list[dict[str, Any]]
-    ) -> list[Outcome]:
-        async def one(index: int) -> Outcome:
-            return await evaluate(self._spec, completions[index], items[index], self._options)
-
-        return await map_bounded(one, len(completions), self.concurrency)
+    async def _grade_all(self, completions: list[Any], items: list[Any]) -> list[Outcome]:
+        return await evaluate_many(
+            self._spec, completions, items, self._options, concurrency=self.concurrency
+        )
 
     def _record(self, outcomes: list[Outcome], log_metric: Any, log_extra: Any) -> None:
         count = len(outcomes)
@@ -148,6 +168,8 @@ class RewardFunction:
         kinds: Counter[str] = Counter()
         failed = 0
         for outcome in outcomes:
+            if not (outcome.errors or outcome.sub):
+                continue  # the common case, without building all_errors
             errors = outcome.all_errors
             if errors:
                 failed += 1
@@ -170,14 +192,35 @@ class RewardFunction:
             )
 
 
-def _as_item(value: Any) -> dict[str, Any]:
+def _as_item(value: Any, column: str, row: int) -> dict[str, Any] | Outcome:
+    """The row's item, or a failed outcome saying why this one row cannot be graded."""
     if isinstance(value, Mapping):
         return dict(value)
     if isinstance(value, str):
         try:
             parsed = json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):
             parsed = None
         if isinstance(parsed, Mapping):
             return dict(parsed)
-    raise UsageError(f"item column values must be dicts or JSON objects, got {value!r:.80}")
+    shown = "null" if value is None else f"{value!r:.80}"
+    return Outcome(
+        score=0.0,
+        errors=("sample_parse",),
+        reason=(
+            f"row {row}: item column {column!r} holds {shown}, not a dict or a JSON object; "
+            "fix that dataset row"
+        ),
+    )
+
+
+def _with_roles(completion: Any) -> Any:
+    """TRL's docs pass ``[{"content": ...}]``: no role, the last message is the answer."""
+    if (
+        isinstance(completion, list)
+        and completion
+        and all(isinstance(m, Mapping) and "role" not in m for m in completion)
+    ):
+        *earlier, last = completion
+        return [*earlier, {**last, "role": "assistant"}]
+    return completion
