@@ -26,12 +26,16 @@ from rlft.datasets import Dataset, Example
 from rlft.hookspecs import hookimpl
 
 if _TYPE_CHECKING:
+    from rlft._eval import EvalReport, ModelScore, evaluate
     from rlft._manager import JobManager, JobUpdate
     from rlft._preflight import PreflightReport, PreflightSample
     from rlft._store import StoredJob
 
 # Loaded on first access (PEP 562): the job store pulls in sqlite3, the manager the guards.
 _LAZY = {
+    "EvalReport": "rlft._eval",
+    "evaluate": "rlft._eval",
+    "ModelScore": "rlft._eval",
     "JobManager": "rlft._manager",
     "JobUpdate": "rlft._manager",
     "PreflightReport": "rlft._preflight",
@@ -45,6 +49,8 @@ __all__ = [
     "Checkpoint",
     "Client",
     "Dataset",
+    "EvalReport",
+    "evaluate",
     "Example",
     "hookimpl",
     "Hyperparameters",
@@ -57,6 +63,7 @@ __all__ = [
     "JobStatus",
     "JobUpdate",
     "load_job_file",
+    "ModelScore",
     "PreflightReport",
     "PreflightSample",
     "StepMetrics",

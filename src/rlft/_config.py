@@ -41,6 +41,7 @@ __all__ = [
     "load_config",
     "read_toml",
     "toml_type",
+    "tracking_config",
 ]
 
 DEFAULT_PROVIDER = "local"
@@ -289,3 +290,29 @@ def build_settings(
         ) from None
     register_settings(settings)  # every SecretStr is masked in errors, logs and the store
     return settings
+
+
+def tracking_config(config: Config) -> tuple[list[str], str | None]:
+    """The ``[tracking]`` table: ``(report_to, project)``; ``([], None)`` when absent.
+
+    Raises:
+        ConfigurationError: ``report_to`` not a string or an array of strings, or ``project`` not
+            a string (naming the file and line).
+    """
+    table = config.sections.get("tracking", {})
+    text = config.file.read_text(encoding="utf-8") if config.file and table else ""
+    where = f"{config.file}:{key_line(text, 'tracking') or 1}" if config.file else "[tracking]"
+    report_to = table.get("report_to", [])
+    if isinstance(report_to, str):
+        report_to = [report_to]
+    if not isinstance(report_to, list) or not all(isinstance(n, str) for n in report_to):
+        raise ConfigurationError(
+            f"{where}: [tracking] report_to is {toml_type(report_to)}; write "
+            'report_to = ["trackio"] (trackio, wandb, mlflow)'
+        )
+    project = table.get("project")
+    if project is not None and not isinstance(project, str):
+        raise ConfigurationError(
+            f'{where}: [tracking] project is {toml_type(project)}; write project = "my-project"'
+        )
+    return list(report_to), project

@@ -32,6 +32,7 @@ from rlft._job import Job
 from rlft._models import JobEvent, JobRecord, JobStatus
 from rlft.exceptions import NotFoundError, ProviderError, RateLimitError, RLFTError, UsageError
 from rlft.guards import Guard, GuardTrip, enforce
+from rlft.tracking import Reporter, Tracker, TrackingError, make_trackers
 
 if TYPE_CHECKING:
     from rlft._client import Client
@@ -172,6 +173,9 @@ class JobManager:
         list_limit: Most jobs one status listing walks.
         clock: What polls and pacing wait on (default: the event loop's clock). Tests pass a
             virtual clock, so timing assertions never depend on how busy the machine is.
+        trackers: Experiment trackers every watched job's metrics go to as they arrive:
+            ``"trackio"``, ``"wandb"``, ``"mlflow"`` or ``rlft.tracking`` objects. A tracker
+            that fails is reported as an ``"error"`` update; the job goes on.
     """
 
     def __init__(
@@ -185,6 +189,7 @@ class JobManager:
         poll_interval: float | None = None,
         list_limit: int = 2000,
         clock: Clock | None = None,
+        trackers: Iterable[str | Tracker] = (),
     ) -> None:
         if concurrency < 1 or create_concurrency < 1:
             raise UsageError("JobManager concurrency and create_concurrency must be >= 1")
@@ -203,6 +208,8 @@ class JobManager:
         self._gates: dict[str, _Gate] = {}
         self._cursors: dict[tuple[str, str], str | None] = {}
         self._fed: dict[tuple[str, str], set[str]] = {}
+        built = make_trackers(trackers)  # fails now, before any job, when one can't work
+        self._reporter = Reporter(built) if built else None
 
     def __repr__(self) -> str:
         return f"<rlft.JobManager jobs={len(self.jobs)} guards={len(self.guards)}>"
@@ -567,7 +574,7 @@ class JobManager:
         provider = jobs[0].backend
         name = provider.name
         has_events = provider.capabilities.list_events
-        want_events = (events or bool(self.guards)) and has_events
+        want_events = (events or bool(self.guards) or bool(self._reporter)) and has_events
         rows = await self._recorded(jobs)
         watched = [
             await self._start(job, rows.get(job.local_id or ""), sink, after, want_events)
@@ -665,8 +672,20 @@ class JobManager:
             )
             for guard, trip in self._feed(job, event):
                 await self._act(watched, guard, trip, sink)
+            if self._reporter is not None:
+                await self._report(job, sink, await self._reporter.event(job, event))
         if settled:
             watched.drained = True
+            if self._reporter is not None:
+                await self._report(job, sink, await self._reporter.end(job))
+
+    async def _report(self, job: Job, sink: _Sink, problems: list[TrackingError]) -> None:
+        for problem in problems:  # a tracker failed: said once, the watch and the job go on
+            await sink(
+                JobUpdate(
+                    kind="error", provider=job.provider, job=job, status=job.status, error=problem
+                )
+            )
 
     async def wait_all(
         self, jobs: Iterable[Job] | None = None, *, timeout: float | None = None

@@ -83,6 +83,10 @@ NAMED_FORMATS: dict[str, tuple[frozenset[str], str]] = {
         frozenset({"openai"}),
         "the judge API inside the Lambda: an OpenAI-compatible endpoint",
     ),
+    "src/rlft/serve/_graders.py": (
+        frozenset({"openai"}),
+        "rlft serve speaks OpenAI's grader API: the OpenAI grader JSON format",
+    ),
     "src/rlft/_secrets.py": (
         frozenset({"azure"}),
         "the Azure SDK's logger name, whose records are redacted like every SDK's",

@@ -27,6 +27,7 @@ API_PAGES = {
     "rlft.provider": "provider",
     "rlft.hookspecs": "hookspecs",
     "rlft.guards": "guards",
+    "rlft.tracking": "tracking",
     "rlft.exceptions": "exceptions",
     "rlft.testing": "testing",
     "rlft.openai_compat": "openai_compat",

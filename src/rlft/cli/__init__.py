@@ -27,6 +27,8 @@ _COMMANDS: dict[str, tuple[str, ...]] = {
     "rlft.cli._graders": ("grade", "grader"),
     "rlft.cli._datasets": ("validate",),
     "rlft.cli._jobs": ("run", "preflight", "jobs"),
+    "rlft.cli._eval": ("eval_command",),
+    "rlft.serve._cli": ("serve",),
 }
 
 

@@ -88,6 +88,14 @@ def _provider_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--provider", "-p", help="Provider id (beats rlft.toml).")(fn)
 
 
+_report_to_option = click.option(
+    "--report-to",
+    multiple=True,
+    help="Experiment trackers for the metrics: trackio, wandb, mlflow or none (comma-separated "
+    "or repeated; default: [tracking] report_to in rlft.toml).",
+)
+
+
 # --- rlft preflight ---------------------------------------------------------------------------
 
 
@@ -145,6 +153,7 @@ def preflight(
     "finds its earlier job instead of paying twice).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a live view.")
+@_report_to_option
 @guard_options
 def run(
     job_file: Path,
@@ -155,6 +164,7 @@ def run(
     detach: bool,
     again: bool,
     as_json: bool,
+    report_to: tuple[str, ...],
     **options: Any,
 ) -> None:
     """Validate, preflight, create and watch the job in JOB_FILE (a job.toml)."""
@@ -177,6 +187,7 @@ def run(
             checked = client.jobs.check(spec)  # the one check of this run: submit reuses it
             say(f"{job_file}: valid for {target.name} ({len(spec.train)} training rows)")
             guards = guards_from_options(options, target.name)
+            trackers = _trackers(client, report_to)  # a tracker that can't work fails first
             for guard in guards:  # a guard that can't work must fail before anything is paid
                 if isinstance(guard, BudgetGuard):
                     guard.check_rate(target.name, spec.model)
@@ -196,7 +207,7 @@ def run(
                         echo_json({"kind": "preflight", **report.model_dump(mode="json")})
                     else:
                         click.echo(report.format())
-            manager = JobManager(client=client, guards=guards)
+            manager = JobManager(client=client, guards=guards, trackers=trackers)
             (job,) = await manager.submit([checked])
             state["job"] = job
             if job.status.is_terminal:
@@ -231,6 +242,14 @@ def run(
             )
         sys.exit(EXIT_INTERRUPTED)
     sys.exit(code)
+
+
+def _trackers(client: Client, report_to: tuple[str, ...]) -> list[Any]:
+    from rlft._config import tracking_config
+    from rlft.tracking import make_trackers, split_names
+
+    names, project = tracking_config(client.config)
+    return make_trackers(split_names(report_to) if report_to else names, project=project)
 
 
 # --- rlft jobs --------------------------------------------------------------------------------
@@ -404,8 +423,11 @@ def events(job_id: str, after: str | None, follow: bool, stored: bool, as_json: 
 @jobs.command("watch")
 @click.argument("job_ids", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a live view.")
+@_report_to_option
 @guard_options
-def watch(job_ids: tuple[str, ...], as_json: bool, **options: Any) -> None:
+def watch(
+    job_ids: tuple[str, ...], as_json: bool, report_to: tuple[str, ...], **options: Any
+) -> None:
     """Watch jobs until they end (default: every job in the store not yet settled).
 
     Unsettled: not finished, or finished with its last events not stored yet (a watcher was
@@ -415,7 +437,7 @@ def watch(job_ids: tuple[str, ...], as_json: bool, **options: Any) -> None:
 
     async def main() -> int:
         async with _client(None, None) as client:
-            manager = JobManager(client=client)
+            manager = JobManager(client=client, trackers=_trackers(client, report_to))
             watched = await manager.attach(list(job_ids) or None)
             if not watched:
                 if not as_json:
