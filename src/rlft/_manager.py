@@ -31,7 +31,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from rlft._job import Job
 from rlft._models import JobEvent, JobRecord, JobStatus
 from rlft.exceptions import NotFoundError, ProviderError, RateLimitError, RLFTError, UsageError
-from rlft.guards import Guard, GuardTrip, enforce
+from rlft.guards import GraderHealthGuard, Guard, GuardTrip, enforce
 from rlft.tracking import Reporter, Tracker, TrackingError, make_trackers
 
 if TYPE_CHECKING:
@@ -164,7 +164,9 @@ class JobManager:
 
     Args:
         client: The client whose providers, configuration and job store the manager uses.
-        guards: Guards applied to every watched job (see ``rlft.guards``).
+        guards: Guards applied to every watched job (see ``rlft.guards``). Default:
+            ``[GraderHealthGuard()]``, so a grader that keeps failing never trains in silence;
+            pass ``[]`` for none.
         concurrency: Calls in flight per provider (polls, event reads).
         create_concurrency: Creates (uploads included) in flight per provider.
         rate_limits: Requests per second per provider id (``{"openai": 2.0}``); unlimited
@@ -182,7 +184,7 @@ class JobManager:
         self,
         *,
         client: Client,
-        guards: Sequence[Guard[Any]] = (),
+        guards: Sequence[Guard[Any]] | None = None,
         concurrency: int = 4,
         create_concurrency: int = 2,
         rate_limits: Mapping[str, float] | None = None,
@@ -194,7 +196,7 @@ class JobManager:
         if concurrency < 1 or create_concurrency < 1:
             raise UsageError("JobManager concurrency and create_concurrency must be >= 1")
         self.client = client
-        self.guards = list(guards)
+        self.guards = list(guards) if guards is not None else [GraderHealthGuard()]
         self.jobs: list[Job] = []
         """Every job submitted or attached, in order."""
         self._concurrency = concurrency
@@ -573,7 +575,7 @@ class JobManager:
         """The poller of one provider: refresh, read events, run guards, sleep; until done."""
         provider = jobs[0].backend
         name = provider.name
-        has_events = provider.capabilities.events
+        has_events = provider.capabilities.list_events
         want_events = (events or bool(self.guards) or bool(self._reporter)) and has_events
         rows = await self._recorded(jobs)
         watched = [

@@ -25,18 +25,21 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, ClassVar, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 
 from rlft._models import JobEvent, JobStatus
 from rlft.exceptions import RLFTError, UsageError
 
 if TYPE_CHECKING:
     from rlft._job import Job
+    from rlft._models import StepMetrics
 
 __all__ = [
     "BudgetGuard",
-    "DEFAULT_RATES",
+    "default_rates",
     "enforce",
+    "GraderHealth",
+    "GraderHealthGuard",
     "Guard",
     "GuardAction",
     "GuardTrip",
@@ -162,7 +165,7 @@ async def enforce(job: Job, trip: GuardTrip, *, fallback: Fallback = "alert") ->
     action = trip.action
     note = None
     if action == "pause":
-        if not job.capabilities.pause:
+        if not job.capabilities.pause_job:
             note = f"provider {job.provider!r} cannot pause"
             action = fallback
         elif job.status is not JobStatus.RUNNING:
@@ -283,7 +286,7 @@ class RewardGapGuard(Guard[_GapState]):
 
 @dataclass(frozen=True, kw_only=True)
 class RateTable:
-    """Prices the budget guard estimates spend from. Data: copy ``DEFAULT_RATES`` and change it.
+    """Prices the budget guard estimates spend from. Data: copy ``default_rates()`` and change it.
 
     Attributes:
         training_per_hour: USD per hour of training, keyed ``"provider"`` or
@@ -312,21 +315,31 @@ class RateTable:
         return self.grader_tokens_per_million[max(matches, key=len)] if matches else None
 
 
-DEFAULT_RATES = RateTable(
-    training_per_hour={
-        # $100/hour of core training loop, prorated per second (reference/openai_azure.md §1.8,
-        # https://help.openai.com/en/articles/11323177-billing-guide-for-the-reinforcement-fine-tuning-api)
-        "openai:o4-mini": 100.0,
-        # Azure's example rate for o4-mini RFT (reference/openai_azure.md §5.9, Azure
-        # fine-tuning cost management). Azure also auto-pauses at $5,000 on its own.
-        "azure:o4-mini": 100.0,
-        "local": 0.0,  # your own machine
-    },
-    # Grader-model tokens are billed "at standard rates" (§1.8, §5.9): no price is documented in
-    # the reference, so none is assumed here. Add yours to include grader spend.
-    grader_tokens_per_million={},
-)
-"""Documented rates only. Bedrock publishes no RFT training rate in our reference: pass one."""
+def default_rates() -> RateTable:
+    """The rates every installed backend declares (``ProviderSpec.rates``), as one table.
+
+    Only documented prices: a backend that publishes none declares none, and the guard then asks
+    for ``rates=``. ``DEFAULT_RATES`` is this table, built on first use.
+    """
+    from rlft._plugins import find_provider, known_providers
+
+    training: dict[str, float] = {}
+    tokens: dict[str, tuple[float, float]] = {}
+    for name in known_providers():
+        spec = find_provider(name)
+        if spec is None or spec.rates is None:
+            continue
+        for prefix, rate in spec.rates.training_per_hour.items():
+            training[f"{name}:{prefix}" if prefix else name] = float(rate)
+        for model, (prompt, completion) in spec.rates.grader_tokens_per_million.items():
+            tokens[model] = (float(prompt), float(completion))
+    return RateTable(training_per_hour=training, grader_tokens_per_million=tokens)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "DEFAULT_RATES":  # built from the backends' declarations, on first use
+        return default_rates()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass
@@ -365,7 +378,8 @@ class BudgetGuard(Guard[_BudgetState]):
 
     Args:
         limit: The spend cap in USD.
-        rates: The price table (default ``DEFAULT_RATES``: documented prices only).
+        rates: The price table (default ``default_rates()``: what each backend declares in
+            ``ProviderSpec.rates``, documented prices only).
         action: ``"pause"`` (default), ``"cancel"`` or ``"alert"``.
         fallback: When the backend cannot pause: ``"alert"`` (default) or ``"cancel"``.
 
@@ -387,7 +401,7 @@ class BudgetGuard(Guard[_BudgetState]):
         if limit <= 0:
             raise UsageError(f"BudgetGuard limit must be positive, got {limit}")
         self.limit = limit
-        self.rates = rates or DEFAULT_RATES
+        self.rates = rates or default_rates()
 
     def start(self, job: Job) -> None:
         self.check_rate(job.provider, job.record.model)
@@ -537,3 +551,148 @@ class StallGuard(Guard[_StallState]):
         if state.since is None:
             return "stall: clock stopped"
         return f"idle {self._clock() - state.since:.0f}s of {self.after:g}s"
+
+
+# --- grader health --------------------------------------------------------------------------
+
+
+def _error_kinds(metrics: StepMetrics) -> dict[tuple[str, str], float]:
+    """Per-grader error rates by kind, from the two shapes backends report in ``extra``.
+
+    The local runner: ``<grader>/errors/<kind>`` (``<multi>/<sub>/errors/<kind>`` for a
+    sub-grader). OpenAI and Azure (``rlft.openai_compat``): ``errors/<grader>/train_<kind>_mean``.
+    """
+    found: dict[tuple[str, str], float] = {}
+    for key, rate in metrics.extra.items():
+        parts = key.split("/")
+        if len(parts) >= 3 and parts[-2] == "errors" and not parts[0].startswith("eval_"):
+            found[("/".join(parts[:-2]), parts[-1])] = rate  # "multi/sub" names a sub-grader
+        elif len(parts) == 3 and parts[0] == "errors" and parts[2].startswith("train_"):
+            kind = parts[2].removeprefix("train_").removesuffix("_mean")
+            if kind.endswith("error"):
+                found[(parts[1], kind)] = rate
+    return found
+
+
+class GraderHealth:
+    """The grader-health rule for one job: feed it step metrics; it says when the rule breaks.
+
+    A step's error rate is the larger of ``grader_error_rate`` and ``parse_error_rate`` (parse
+    errors, runtime errors, timeouts). The rule breaks when it is above ``threshold`` for
+    ``steps`` steps in a row. Metrics without error rates don't count, and a step already seen
+    (a checkpoint repeats its step's metrics) counts once. ``GraderHealthGuard`` applies it to
+    watched jobs; the local runner's worker applies it to its own steps.
+
+    Args:
+        threshold: The largest acceptable share of failed grades in a step (0-1).
+        steps: How many steps in a row the rate must stay above ``threshold``.
+    """
+
+    def __init__(self, *, threshold: float = 0.5, steps: int = 3) -> None:
+        if not 0 <= threshold < 1 or steps < 1:
+            raise UsageError(
+                f"grader health needs 0 <= threshold < 1 and steps >= 1, got threshold="
+                f"{threshold}, steps={steps}"
+            )
+        self.threshold = threshold
+        self.steps = steps
+        self.streak = 0
+        self.last_step: int | None = None
+
+    def observe(
+        self, metrics: StepMetrics, *, example: str | None = None
+    ) -> tuple[str, dict[str, float]] | None:
+        """Count one step; return ``(reason, data)`` when the rule breaks.
+
+        Args:
+            metrics: A step's metrics.
+            example: One failed grade's reason at this step, to quote (the local runner
+                reports it in the metrics event's ``raw["grader_error"]``).
+        """
+        rates = [r for r in (metrics.grader_error_rate, metrics.parse_error_rate) if r is not None]
+        if not rates:
+            return None
+        if metrics.step is not None:
+            if self.last_step is not None and metrics.step <= self.last_step:
+                return None
+            self.last_step = metrics.step
+        rate = max(rates)
+        self.streak = self.streak + 1 if rate > self.threshold else 0
+        if self.streak < self.steps:
+            return None
+        kinds = _error_kinds(metrics)
+        if kinds:
+            # the highest rate; on a tie the most specific name (a sub-grader over its multi)
+            (grader, kind), kind_rate = max(
+                kinds.items(), key=lambda item: (item[1], item[0][0].count("/"))
+            )
+            top = f"top error {kind} ({kind_rate:.0%} of grades)"
+        else:
+            names = list(metrics.grader_rewards)
+            grader = names[0] if len(names) == 1 else "?"
+            kind_rate, top = rate, "the backend did not say which error"
+            if metrics.parse_error_rate is not None and metrics.parse_error_rate >= rate:
+                top = "top error sample_parse (the model's output could not be parsed)"
+        if example:
+            top += f": {example[:300]}"
+        data = {"error_rate": rate, "threshold": self.threshold, "steps": float(self.streak)}
+        if metrics.step is not None:
+            data["step"] = float(metrics.step)
+        named = f"grader {grader!r}" if grader != "?" else "the grader"
+        return (
+            f"{named} failed on {rate:.0%} of grades for {self.streak} steps in a row (limit "
+            f"{self.threshold:.0%}); {top}. Training on failed grades learns nothing: fix the "
+            "grader (`rlft grade` shows each error) and resume or start again",
+            data,
+        )
+
+
+class GraderHealthGuard(Guard[GraderHealth]):
+    """Trips when a job's grader keeps failing: a misconfigured grader never trains in silence.
+
+    On by default in ``JobManager`` and ``rlft run`` / ``rlft jobs watch`` (switch off with
+    ``JobManager(guards=[])`` or ``--no-grader-guard``). It reads the error rates each backend's
+    metrics carry: the local runner's reward-function counters, OpenAI's and Azure's
+    ``errors`` section. Backends that report no error rates (Bedrock) never trip it. The local
+    runner's worker also applies the same rule itself, so a local job stops even when nobody
+    watches (see docs/providers/local.md).
+
+    Args:
+        threshold: The largest acceptable share of failed grades in a step (default: 50%).
+        steps: Steps in a row above ``threshold`` before it trips (default: 3).
+        action: ``"pause"`` (default), ``"cancel"`` or ``"alert"``.
+        fallback: When the backend cannot pause: ``"cancel"`` (default: a job whose every grade
+            fails trains on nothing) or ``"alert"``.
+    """
+
+    name: ClassVar[str] = "grader_health"
+
+    def __init__(
+        self,
+        *,
+        threshold: float = 0.5,
+        steps: int = 3,
+        action: GuardAction = "pause",
+        fallback: Fallback = "cancel",
+    ) -> None:
+        super().__init__(action=action, fallback=fallback)
+        GraderHealth(threshold=threshold, steps=steps)  # checks the values now, not per job
+        self.threshold = threshold
+        self.steps = steps
+
+    def _new_state(self) -> GraderHealth:
+        return GraderHealth(threshold=self.threshold, steps=self.steps)
+
+    def _observe(
+        self, job: Job, state: GraderHealth, event: JobEvent
+    ) -> tuple[str, Mapping[str, float]] | None:
+        if event.metrics is None:
+            return None
+        example = (event.raw or {}).get("grader_error")
+        return state.observe(event.metrics, example=example if isinstance(example, str) else None)
+
+    def describe(self, job: Job) -> str:
+        state = self._state(job)
+        if self.tripped(job):
+            return "grader: tripped"
+        return f"grader errors {state.streak}/{self.steps} steps over {self.threshold:.0%}"

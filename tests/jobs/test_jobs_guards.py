@@ -12,15 +12,19 @@ from jobs_helpers import make_client, spec
 from rlft import JobStatus
 from rlft._job import Job
 from rlft._manager import JobManager, JobUpdate
-from rlft._models import JobRecord
+from rlft._models import JobEvent, JobRecord, StepMetrics
 from rlft.exceptions import UsageError
 from rlft.guards import (
-    DEFAULT_RATES,
     BudgetGuard,
+    GraderHealth,
+    GraderHealthGuard,
     RateTable,
     RewardGapGuard,
     StallGuard,
+    default_rates,
+    enforce,
 )
+from rlft.openai_compat import to_step_metrics
 from rlft.testing import FakeProvider, FakeSettings
 
 pytestmark = pytest.mark.anyio
@@ -182,11 +186,11 @@ async def test_budget_without_a_rate_fails_before_watching(tmp_path: Path) -> No
 
 
 def test_default_rates_are_the_documented_ones() -> None:
-    assert DEFAULT_RATES.hourly("openai", "o4-mini-2025-04-16") == 100.0
-    assert DEFAULT_RATES.hourly("azure", "o4-mini") == 100.0
-    assert DEFAULT_RATES.hourly("local", None) == 0.0
-    assert DEFAULT_RATES.hourly("openai", "gpt-4.1") is None  # no documented RFT price
-    assert DEFAULT_RATES.hourly("bedrock", "amazon.nova-2-lite-v1:0:256k") is None
+    assert default_rates().hourly("openai", "o4-mini-2025-04-16") == 100.0
+    assert default_rates().hourly("azure", "o4-mini") == 100.0
+    assert default_rates().hourly("local", None) == 0.0
+    assert default_rates().hourly("openai", "gpt-4.1") is None  # no documented RFT price
+    assert default_rates().hourly("bedrock", "amazon.nova-2-lite-v1:0:256k") is None
     table = RateTable(training_per_hour={"x": 1.0, "x:big": 5.0, "x:big-v2": 9.0})
     assert (table.hourly("x", "big-v2-1"), table.hourly("x", "big-1"), table.hourly("x", "s")) == (
         9.0,
@@ -283,3 +287,161 @@ def test_the_public_guards_module_is_documented() -> None:
         value = getattr(module, name)
         if isinstance(value, type) or inspect.isfunction(value):
             assert (value.__doc__ or "").strip(), f"rlft.guards.{name} has no docstring"
+
+
+# --- grader health ------------------------------------------------------------------------------
+
+
+def openai_step(step: int, *, runtime: float, parse: float = 0.0) -> JobEvent:
+    """A metrics event as OpenAI sends it (reference/openai_azure.md §1.5), normalised."""
+    data = {
+        "step": step,
+        "total_steps": 20,
+        "scores": {
+            "train_reward_mean": 0.1,
+            "graders": [{"name": "label", "train_reward_mean": 0.1}],
+        },
+        "errors": {
+            "graders": [
+                {
+                    "name": "label",
+                    "type": "python",
+                    "train_python_grader_runtime_error_mean": runtime,
+                    "train_sample_parse_error_mean": parse,
+                    "train_other_error_mean": 0.0,
+                    "train_python_grader_runtime_error_count": runtime * 64,
+                    "valid_python_grader_runtime_error_mean": 0.0,
+                }
+            ]
+        },
+    }
+    return JobEvent(
+        id=f"e{step}", job_id="j", kind="metrics", metrics=to_step_metrics(data), raw={"data": data}
+    )
+
+
+def local_step(step: int, *, failed: float, example: str | None = None) -> JobEvent:
+    """A metrics event as the local runner writes it (its reward function's counters)."""
+    step_metrics = StepMetrics(
+        step=step,
+        train_reward_mean=0.0,
+        grader_error_rate=failed,
+        grader_rewards={"fail": 0.0},
+        extra={"fail/errors/python_runtime": failed, "fail/errors/python_timeout": failed / 4},
+    )
+    raw = {"grader_error": example} if example else None
+    return JobEvent(id=f"e{step}", job_id="j", kind="metrics", metrics=step_metrics, raw=raw)
+
+
+def metrics(event: JobEvent) -> StepMetrics:
+    assert event.metrics is not None
+    return event.metrics
+
+
+def test_grader_health_trips_after_three_steps_over_half_and_names_the_top_error() -> None:
+    rule = GraderHealth()
+    assert rule.observe(metrics(openai_step(1, runtime=0.9))) is None
+    assert rule.observe(metrics(openai_step(2, runtime=0.6))) is None
+    verdict = rule.observe(metrics(openai_step(3, runtime=0.55, parse=0.2)))
+    assert verdict is not None
+    reason, data = verdict
+    assert reason.startswith("grader 'label' failed on 55% of grades for 3 steps in a row")
+    assert "top error python_grader_runtime_error (55% of grades)" in reason
+    assert "rlft grade" in reason  # says what to do
+    assert data == {"error_rate": 0.55, "threshold": 0.5, "steps": 3.0, "step": 3.0}
+
+
+def test_grader_health_needs_consecutive_distinct_steps_over_the_threshold() -> None:
+    rule = GraderHealth(threshold=0.5, steps=3)
+    seen = [
+        rule.observe(m)
+        for m in (
+            metrics(local_step(1, failed=0.9)),
+            metrics(local_step(2, failed=0.5)),  # exactly 50%: not over, the streak restarts
+            metrics(local_step(3, failed=0.9)),
+            metrics(local_step(4, failed=0.9)),
+            metrics(local_step(4, failed=0.9)),  # a checkpoint repeating step 4 counts once
+            StepMetrics(step=5, train_reward_mean=0.0),  # no error rates: does not count
+        )
+    ]
+    assert seen == [None] * 6 and rule.streak == 2
+    verdict = rule.observe(metrics(local_step(6, failed=1.0)), example="ValueError: nope")
+    assert verdict is not None
+    assert "grader 'fail' failed on 100% of grades for 3 steps" in verdict[0]
+    assert "top error python_runtime (100% of grades): ValueError: nope" in verdict[0]
+
+
+def test_grader_health_arguments_are_checked() -> None:
+    for bad in ({"threshold": 1.0}, {"threshold": -0.1}, {"steps": 0}):
+        with pytest.raises(UsageError, match="grader health needs"):
+            GraderHealthGuard(**bad)  # type: ignore[arg-type]
+
+
+async def _running_job(client: Any) -> Job:
+    (job,) = await JobManager(client=client, guards=[]).submit([spec()])
+    with anyio.fail_after(10):
+        while job.status is not JobStatus.RUNNING:
+            await job.refresh()
+    return job
+
+
+async def test_a_failing_grader_pauses_the_job_where_it_can_and_cancels_where_not(
+    tmp_path: Path,
+) -> None:
+    for provider, taken, status in (
+        ("fake", "paused", JobStatus.PAUSED),
+        ("nopause", "cancelled", JobStatus.CANCELLED),  # training on zeros: the default stops
+    ):
+        async with make_client(tmp_path / f"{provider}.db", provider=provider) as client:
+            job = await _running_job(client)
+            guard = GraderHealthGuard()
+            trips_seen = [
+                guard.observe(job, local_step(s, failed=1.0, example="boom")) for s in (1, 2, 3)
+            ]
+            assert trips_seen[:2] == [None, None] and trips_seen[2] is not None
+            done = await enforce(job, trips_seen[2], fallback=guard.fallback)
+            assert done.guard == "grader_health" and done.taken == taken
+            assert "grader 'fail'" in done.reason and "python_runtime" in done.reason
+            assert "boom" in done.reason
+            assert job.status is status
+            assert guard.observe(job, local_step(4, failed=1.0)) is None  # trips once
+
+
+async def test_the_grader_guard_is_on_by_default_with_a_switch(tmp_path: Path) -> None:
+    from rlft.cli._jobs_view import guard_options, guards_from_options
+
+    async with make_client(tmp_path / "jobs.db") as client:
+        assert [type(g) for g in JobManager(client=client).guards] == [GraderHealthGuard]
+        assert JobManager(client=client, guards=[]).guards == []
+    options = {"guard_action": "pause", "fallback": "alert"}
+    assert [type(g) for g in guards_from_options(options, "openai")] == [GraderHealthGuard]
+    assert guards_from_options({**options, "no_grader_guard": True}, "openai") == []
+    import click
+
+    @click.command()
+    @guard_options
+    def probe(**options: Any) -> None:
+        click.echo(repr(options["no_grader_guard"]))
+
+    from click.testing import CliRunner
+
+    assert CliRunner().invoke(probe, []).output.strip() == "False"
+    assert CliRunner().invoke(probe, ["--no-grader-guard"]).output.strip() == "True"
+
+
+def test_grader_health_names_a_failing_sub_grader_over_its_multi() -> None:
+    rule = GraderHealth(steps=1)
+    step = StepMetrics(
+        step=1,
+        grader_error_rate=0.75,
+        extra={
+            "triage/errors/python_runtime": 0.75,
+            "triage/why/errors/python_runtime": 0.75,
+            "triage/label/errors/sample_parse": 0.25,
+            "eval_triage/errors/python_runtime": 1.0,  # validation: not a training step's
+        },
+    )
+    verdict = rule.observe(step)
+    assert verdict is not None
+    assert verdict[0].startswith("grader 'triage/why' failed on 75% of grades")
+    assert "top error python_runtime (75% of grades)" in verdict[0]

@@ -139,7 +139,7 @@ async def test_watch_resumes_after_the_saved_cursor(tmp_path: Path) -> None:
 
 async def test_wait_all_without_guards_reads_no_events(tmp_path: Path) -> None:
     async with make_client(tmp_path / "jobs.db", settings={"steps": 3}) as client:
-        manager = JobManager(client=client)
+        manager = JobManager(client=client, guards=[])
         jobs = await manager.submit([spec("a", epochs=1), spec("b", epochs=2)])
         done = await manager.wait_all(timeout=20)
         assert done == jobs and {j.status for j in jobs} == {JobStatus.SUCCEEDED}

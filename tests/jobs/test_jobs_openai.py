@@ -62,7 +62,7 @@ async def test_wait_all_over_http_costs_listings_not_gets(server: Loopback, tmp_
     server.seed(30, duration=(0.2, 0.6))
     async with client(server, tmp_path / "jobs.db") as openai:
         jobs = await openai.jobs.list(remote=True, limit=30)
-        manager = JobManager(client=openai, poll_interval=0.05)
+        manager = JobManager(client=openai, guards=[], poll_interval=0.05)
         server.reset_stats()
         await manager.wait_all(jobs, timeout=30)
         assert {job.status for job in jobs} == {JobStatus.SUCCEEDED}

@@ -52,7 +52,7 @@ async def wait_until(
     job_id: str,
     done: Callable[[JobRecord, list[JobEvent]], bool],
     *,
-    timeout: float = 180,
+    timeout: float = 600,  # a bound for a failing test only: the wait is on the condition
 ) -> tuple[JobRecord, list[JobEvent]]:
     """Poll until ``done(record, events)``; fail the test with the job's log on timeout."""
     record = await provider.get_job(job_id)

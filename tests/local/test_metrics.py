@@ -92,3 +92,15 @@ def test_state_updates_validate(tmp_path: Path) -> None:
     state = folder.update_state(status="failed", error={"message": "boom", "code": "x"})
     assert state.error is not None and state.error.message == "boom"
     assert json.loads(folder.state_file.read_text())["status"] == "failed"
+
+
+def test_a_sub_graders_counters_are_not_taken_for_rewards() -> None:
+    metrics = step_metrics(
+        {"triage/why": 0.5, "triage/why/errors/python_runtime": 0.25, "triage/failure_rate": 0.25},
+        step=1,
+        total_steps=2,
+        grader="triage",
+    )
+    assert metrics.grader_rewards == {"why": 0.5}
+    assert metrics.extra == {"triage/why/errors/python_runtime": 0.25}
+    assert metrics.grader_error_rate == 0.25

@@ -15,7 +15,7 @@ import pytest
 from tests.local.conftest import create, make_provider, quickstart_spec, wait_until
 
 from rlft._models import Hyperparameters, JobStatus
-from rlft._spec import JobSpec
+from rlft._spec import CreateJobRequest, JobSpec
 from rlft.datasets import to_trl_rows
 from rlft.exceptions import HyperparameterError, NotFoundError, UsageError
 from rlft.provider import ProviderRegistry
@@ -122,10 +122,42 @@ async def test_create_is_idempotent_and_cancel_before_training_is_instant(
         "cancelled",
     ]
     assert (await provider.cancel_job(first.id)).status is JobStatus.CANCELLED  # idempotent
-    with pytest.raises(UsageError, match="only a paused job can resume"):
+    with pytest.raises(UsageError, match="only a paused job, or one whose worker died, can resume"):
         await provider.resume_job(first.id)
     with pytest.raises(UsageError, match="only a pending or running job can pause"):
         await provider.pause_job(first.id)
+
+
+class _Spy:
+    """A request that records which of its attributes were read."""
+
+    def __init__(self, request: CreateJobRequest) -> None:
+        self._request = request
+        self.read: set[str] = set()
+
+    def __getattr__(self, name: str) -> object:
+        self.read.add(name)
+        return getattr(self._request, name)
+
+
+async def test_create_never_reads_the_compiled_grader(tmp_path: Path) -> None:
+    # The worker compiles the grader from the spec: a payload compiled for it would be wasted.
+    provider = make_provider(tmp_path)
+    spec = quickstart_spec()
+    request = CreateJobRequest(
+        spec=spec,
+        grader_payload=None,
+        training_file=await provider.upload_dataset(spec.train, role="train"),
+        validation_file=None,
+        idempotency_key="spy",
+    )
+    spy = _Spy(request)
+    record = await provider.create_job(spy)  # type: ignore[arg-type]
+    await provider.cancel_job(record.id)
+    assert {"spec", "training_file", "idempotency_key"} <= spy.read
+    assert "grader_payload" not in spy.read
+    job = JobDir(tmp_path / "jobs" / record.id).read_job()
+    assert job.grader == spec.grader.model_dump(mode="json")  # the neutral grader, as given
 
 
 async def test_a_key_left_by_a_creator_that_died_does_not_block_creates(tmp_path: Path) -> None:
@@ -151,6 +183,8 @@ async def test_a_job_whose_processes_vanished_is_failed_with_the_reason(tmp_path
     assert failed.status is JobStatus.FAILED
     assert failed.error is not None and failed.error.code == "worker_lost"
     assert "without recording how the job ended" in failed.error.message
+    assert "both were killed: the machine did not restart" in failed.error.message
+    assert f"rlft jobs resume {record.id}" in failed.error.message
     assert events[-1].kind == "status" and events[-1].level == "error"
 
 

@@ -28,8 +28,9 @@ from tests.local.conftest import (
     wait_until,
 )
 
-from rlft._models import JobStatus
+from rlft._models import JobEvent, JobStatus
 from rlft.graders import from_openai
+from rlft_providers.local._errors import is_alive
 from rlft_providers.local._jobdir import JobDir
 from rlft_providers.local._provider import LocalProvider
 
@@ -172,9 +173,12 @@ def _greedy_accuracy(folder: Path) -> float:
 async def test_pause_resume_continues_exactly_and_cancel_stops_promptly(
     quickstart: QuickstartRun,
 ) -> None:
-    provider = quickstart.provider  # same home: the dataset upload is reused
+    # Waits are on what the job records, never on the clock: stop_timeout only bounds a wait
+    # (a loaded machine must not turn a slow step boundary into a kill or a "pausing").
+    provider = make_provider(quickstart.home / "local", stop_timeout=600)  # reuses the upload
     record = await create(provider, quickstart_spec())  # the quickstart's job, run again
     job = record.id
+    folder = JobDir(Path(str((record.raw or {})["folder"])))
     await wait_until(provider, job, lambda r, e: last_step(e) >= 15)
 
     paused = await provider.pause_job(job)
@@ -182,9 +186,9 @@ async def test_pause_resume_continues_exactly_and_cancel_stops_promptly(
     events = await provider.list_events(job)
     at = last_step(events)
     assert [c.step for c in await provider.list_checkpoints(job)] == [at]  # saved on pause
-    assert _png(Path(str((paused.raw or {})["folder"])) / "reward_curve.png")
+    assert _png(folder.root / "reward_curve.png")
     assert any("pause requested" in e.message for e in events)
-    await anyio.sleep(1)
+    await wait_until(provider, job, lambda r, e: not is_alive(folder))  # the worker exited
     assert last_step(await provider.list_events(job)) == at  # really stopped
 
     resumed = await provider.resume_job(job)
@@ -207,10 +211,9 @@ async def test_pause_resume_continues_exactly_and_cancel_stops_promptly(
     assert statuses == ["pending", "running", "paused", "pending", "running", "cancelled"]
 
 
-async def test_failing_grader_scores_zero_counts_errors_and_outlives_its_caller(
-    tmp_path: Path,
-) -> None:
-    # The caller creates the job and is then killed: the job must not notice.
+async def test_a_grader_that_always_fails_stops_the_job_even_unwatched(tmp_path: Path) -> None:
+    # The caller creates the job and is then killed: nobody watches, and yet the job must not
+    # train on failed grades in silence. The worker applies the grader-health rule itself.
     caller = textwrap.dedent(
         f"""
         import anyio, os, signal, sys
@@ -220,7 +223,7 @@ async def test_failing_grader_scores_zero_counts_errors_and_outlives_its_caller(
 
         async def main():
             source = "def grade(sample, item):\\n    raise ValueError('always fails')\\n"
-            spec = quickstart_spec(max_steps=6, eval_interval=None, eval_samples=None)
+            spec = quickstart_spec(max_steps=50, eval_interval=None, eval_samples=None)
             spec = spec.model_copy(update={{
                 "validation": None, "grader": Python(name="fail", source=source)}})
             record = await create(make_provider({str(tmp_path)!r}), spec)
@@ -230,36 +233,89 @@ async def test_failing_grader_scores_zero_counts_errors_and_outlives_its_caller(
         anyio.run(main)
         """
     )
-    with anyio.fail_after(120):
+    with anyio.fail_after(300):
         done = await anyio.run_process([sys.executable, "-c", caller], check=False)
     assert done.returncode == -signal.SIGKILL, done.stderr.decode()
     job = done.stdout.decode().split()[0]
     provider = make_provider(tmp_path)
     record, events = await wait_until(provider, job, lambda r, e: r.status.is_terminal)
-    assert record.status is JobStatus.SUCCEEDED, record.error  # failed grades are data
-    metrics = [e.metrics for e in events if e.kind == "metrics" and e.metrics]
-    assert [m.step for m in metrics] == [1, 2, 3, 4, 5, 6]
-    for m in metrics:
-        assert m.train_reward_mean == 0.0
-        assert m.grader_error_rate == 1.0
-        assert m.extra["fail/errors/python_runtime"] == 1.0
+    assert record.status is JobStatus.FAILED, record
+    assert record.error is not None and record.error.code == "grader_errors"
+    reason = record.error.message
+    assert "grader 'fail' failed on 100% of grades for 3 steps in a row" in reason, reason
+    assert "top error python_runtime (100% of grades)" in reason
+    assert "always fails" in reason  # the grader's own error, quoted
+    metrics = [e for e in events if e.kind == "metrics" and e.metrics]
+    assert [e.metrics.step for e in metrics if e.metrics] == [1, 2, 3]  # stopped at once
+    for event in metrics:
+        assert event.metrics is not None
+        assert event.metrics.train_reward_mean == 0.0
+        assert event.metrics.grader_error_rate == 1.0
+        assert event.metrics.extra["fail/errors/python_runtime"] == 1.0
+        assert event.level == "warning" and "grader errors 100%" in event.message
+        assert event.raw and "always fails" in str(event.raw["grader_error"])
+    assert events[-1].kind == "status" and events[-1].level == "error"
+    assert "grader 'fail' failed" in events[-1].message
+    assert [c.step for c in await provider.list_checkpoints(job)] == [3]  # kept, resumable
 
 
-async def test_a_killed_worker_fails_the_job_with_the_reason(tmp_path: Path) -> None:
-    provider = make_provider(tmp_path)
-    spec = quickstart_spec(max_steps=1000, eval_interval=None, eval_samples=None)
+async def test_a_killed_worker_fails_with_the_evidence_and_resumes_from_a_complete_checkpoint(
+    tmp_path: Path,
+) -> None:
+    provider = make_provider(tmp_path, stop_timeout=600)
+    spec = quickstart_spec(
+        max_steps=1000, eval_interval=None, eval_samples=None, provider_options={"save_steps": 2}
+    )
     record = await create(provider, spec.model_copy(update={"validation": None}))
-    await wait_until(provider, record.id, lambda r, e: last_step(e) >= 2)
-    launcher = JobDir(tmp_path / "jobs" / record.id).read_state().pid
-    workers = _children(launcher or 0)
+    folder = JobDir(tmp_path / "jobs" / record.id)
+    await wait_until(provider, record.id, lambda r, e: checkpoint_steps(e)[-1:] >= [6])
+    workers = _children(folder.read_state().pid or 0)
     assert len(workers) == 1, workers
-    os.kill(workers[0], signal.SIGKILL)  # as the out-of-memory killer would
+    os.kill(workers[0], signal.SIGKILL)  # what the out-of-memory killer does; here, we did
     failed, events = await wait_until(provider, record.id, lambda r, e: r.status.is_terminal)
     assert failed.status is JobStatus.FAILED
     assert failed.error is not None and failed.error.code == "worker_died"
-    assert "killed by SIGKILL" in failed.error.message
-    assert events[-1].kind == "status" and "SIGKILL" in events[-1].message
+    message = failed.error.message
+    assert "killed by SIGKILL, not by the out-of-memory killer" in message, message
     assert (failed.raw or {})["exit_code"] == -signal.SIGKILL
+    assert (failed.raw or {})["signal"] == "SIGKILL"
+    assert (failed.raw or {})["oom_killed"] is False  # the kernel's counters say so
+    assert events[-1].kind == "status" and "SIGKILL" in events[-1].message
+    before, seen = rewards(events), len(events)
+    saved = checkpoint_steps(events)
+    assert f"rlft jobs resume {record.id}" in message and f"checkpoint-{saved[-1]}" in message
+
+    # The crash left the newest checkpoint's weights cut short, and a save half done.
+    last, previous = saved[-1], saved[-2]
+    weights = folder.output_dir / f"checkpoint-{last}" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    partial = folder.output_dir / f"checkpoint-{last + 1}"
+    partial.mkdir()
+    (partial / "config.json").write_text("{}")
+    listed = [c.step for c in await provider.list_checkpoints(record.id)]
+    assert listed == saved[:-1]  # neither the truncated nor the partial one
+
+    resumed = await provider.resume_job(record.id)
+    assert resumed.status in (JobStatus.PENDING, JobStatus.RUNNING)
+    _, events = await wait_until(provider, record.id, lambda r, e: last_step(e) >= last + 2)
+    await provider.cancel_job(record.id)
+    messages = [e.message for e in events]
+    assert any("resuming after the worker died" in m for m in messages)
+    assert any(f"skipping checkpoint-{last}: model.safetensors is 100 bytes" in m for m in messages)
+    assert any(f"skipping checkpoint-{last + 1}: it was never completed" in m for m in messages)
+    assert any(f"resumed at step {previous}" in m for m in messages)
+    # The steps after the checkpoint ran again, from its exact state: the same rewards.
+    again = [
+        e.metrics for e in events[seen:] if e.kind == "metrics" and e.metrics and e.metrics.step
+    ]
+    assert again and again[0].step == previous + 1
+    for metrics in again:
+        if metrics.step in before:
+            assert metrics.train_reward_mean == before[metrics.step]
+
+
+def checkpoint_steps(events: list[JobEvent]) -> list[int]:
+    return [int(str(e.raw["step"])) for e in events if e.kind == "checkpoint" and e.raw]
 
 
 def _children(pid: int) -> list[int]:

@@ -40,6 +40,8 @@ async def test_a_whole_job_through_rlft(
         await job.wait(poll_interval=0.01)
         assert job.status is rlft.JobStatus.SUCCEEDED
         assert [c.step for c in await job.checkpoints()] == [2, 4]
+        (results,) = await job.download_results(tmp_path / "results")
+        assert results.name == "step_metrics.csv" and results.read_text()
         with pytest.raises(CapabilityError, match="does not support pause"):
             await job.pause()
 

@@ -373,7 +373,7 @@ def _control(action: str) -> Callable[[Client, Job, bool], Awaitable[Any]]:
 
     control.__doc__ = {
         "pause": "Pause a job (keeps a resumable checkpoint, where the backend can).",
-        "resume": "Resume a paused job.",
+        "resume": "Resume a paused job (the local runner also resumes a job whose worker died).",
         "cancel": "Cancel a job on its backend. This stops the job; it cannot be resumed.",
     }[action]
     return control

@@ -69,6 +69,9 @@ def guard_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--budget", type=float, help="BudgetGuard: spend cap in USD."),
         click.option("--rate", type=float, help="BudgetGuard: your training price, USD/hour."),
         click.option("--stall", type=float, help="StallGuard: seconds without a new step."),
+        click.option("--no-grader-guard", is_flag=True,
+                     help="Turn off GraderHealthGuard (on by default: it stops a job whose "
+                     "grader fails on over 50% of grades for 3 steps in a row)."),
         click.option("--guard-action", type=click.Choice(["pause", "cancel", "alert"]),
                      default="pause", show_default=True, help="What a tripped guard does."),
         click.option("--fallback", type=click.Choice(["alert", "cancel"]), default="alert",
@@ -80,7 +83,7 @@ def guard_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def guards_from_options(options: dict[str, Any], provider: str) -> list[Guard[Any]]:
-    from rlft.guards import DEFAULT_RATES, BudgetGuard, RateTable, RewardGapGuard, StallGuard
+    from rlft.guards import BudgetGuard, RateTable, RewardGapGuard, StallGuard, default_rates
 
     action, fallback = options["guard_action"], options["fallback"]
     guards: list[Guard[Any]] = []
@@ -94,17 +97,21 @@ def guards_from_options(options: dict[str, Any], provider: str) -> list[Guard[An
             )
         )
     if options.get("budget") is not None:
-        rates = DEFAULT_RATES
+        rates = default_rates()
         if options.get("rate") is not None:
             rates = RateTable(
-                training_per_hour={**DEFAULT_RATES.training_per_hour, provider: options["rate"]},
-                grader_tokens_per_million=DEFAULT_RATES.grader_tokens_per_million,
+                training_per_hour={**rates.training_per_hour, provider: options["rate"]},
+                grader_tokens_per_million=rates.grader_tokens_per_million,
             )
         guards.append(
             BudgetGuard(limit=options["budget"], rates=rates, action=action, fallback=fallback)
         )
     if options.get("stall") is not None:
         guards.append(StallGuard(after=options["stall"], action=action, fallback=fallback))
+    if not options.get("no_grader_guard"):  # on by default: never train on failed grades
+        from rlft.guards import GraderHealthGuard
+
+        guards.append(GraderHealthGuard(action=action))
     return guards
 
 

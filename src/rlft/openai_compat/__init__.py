@@ -11,8 +11,8 @@ from rlft.openai_compat import Dialect, OpenAICompatClient, OpenAICompatProvider
 
 class AcmeProvider(OpenAICompatProvider):
     name = "acme"
-    capabilities = Capabilities(cancel=True, events=True, checkpoints=True, ...)
-    status_vocabulary = "openai"          # the service answers with OpenAI's status words
+    capabilities = Capabilities(cancel_job=True, list_events=True, list_checkpoints=True, ...)
+    # its status words, dataset rules and grader format: declared in its ProviderSpec
     dialect = Dialect(provider="acme", requires_validation=False)
 
     def __init__(self, *, settings: AcmeSettings, transport=None) -> None:

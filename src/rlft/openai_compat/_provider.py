@@ -165,7 +165,7 @@ class OpenAICompatProvider(Provider):
         """Render, upload with ``purpose=fine-tune``, and wait until the file is processed."""
         from rlft.datasets import render
 
-        content = render(dataset, self.capabilities.dataset_target)
+        content = render(dataset, self.name)
         digest = str(getattr(dataset, "content_hash", "") or "")[:12]
         filename = f"rlft-{role}-{digest}.jsonl" if digest else f"rlft-{role}.jsonl"
         file = await self._client.upload(

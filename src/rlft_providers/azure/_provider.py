@@ -91,19 +91,19 @@ class AzureProvider(OpenAICompatProvider):
 
     name: ClassVar[str] = "azure"
     capabilities: ClassVar[Capabilities] = Capabilities(
-        pause=True,
-        resume=True,
-        cancel=True,
-        events=True,
-        checkpoints=True,
-        deploy=True,
+        pause_job=True,
+        resume_job=True,
+        cancel_job=True,
+        list_events=True,
+        list_checkpoints=True,
+        deploy_checkpoint=True,
         list_jobs=True,
-        remote_graders=True,
-        inference=True,  # chat completions on a deployment, for `rlft preflight`
+        download_results=True,
+        validate_grader=True,
+        run_grader=True,
+        generate=True,  # chat completions on a deployment, for `rlft preflight`
         requires_validation_set=True,  # "a validation file is required" [AZ-RFT-INC]
         poll_interval=20.0,
-        grader_target="azure",
-        dataset_target="azure",
     )
 
     def __init__(

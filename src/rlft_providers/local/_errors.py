@@ -42,22 +42,28 @@ def map_local_errors() -> Iterator[None]:
 
 
 @contextmanager
-def hold_lock(folder: JobDir) -> Iterator[int]:
+def hold_lock(folder: JobDir, *, wait: float = 0.2) -> Iterator[int]:
     """Take the job's lock and yield its file descriptor, to hand to a launched process.
 
     The child inherits the open file (and so the lock); closing our copy on exit leaves the
     lock with the child until it and its worker exit.
+
+    Args:
+        folder: The job folder.
+        wait: Seconds to wait for a holder to let go (``is_alive()`` elsewhere holds it for a
+            moment; a worker that recorded its end may still be exiting) before ``LockHeld``.
     """
     import fcntl
 
     fd = os.open(folder.lock_file, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        for attempt in range(20):  # is_alive() elsewhere may hold it for a moment
+        deadline = time.monotonic() + wait
+        while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
-                if attempt == 19:
+                if time.monotonic() >= deadline:
                     raise LockHeld(str(folder.lock_file)) from None
                 time.sleep(0.01)
         yield fd

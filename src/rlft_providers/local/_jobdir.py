@@ -10,7 +10,7 @@ standard library and pydantic. Layout under ``<home>/jobs/<job id>/``::
     lock            flock-held by the launcher and the worker while either is alive
     worker.log      the worker's stdout and stderr
     base_model/     the tiny demonstration model, when the job uses it
-    output/         TRL's output_dir: checkpoint-N/ folders
+    output/         TRL's output_dir: checkpoint-N/ folders, each sealed by rlft_checkpoint.json
     final/          the trained model, once the job succeeded
     reward_curve.png
 """
@@ -26,15 +26,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 
-from rlft.provider import StepMetrics
+from rlft.exceptions import ProviderError
+from rlft.provider import JobEvent, StepMetrics
 
 __all__ = [
+    "CHECKPOINT_MANIFEST",
     "EVENT_ID_WIDTH",
     "Action",
+    "corrupt_file",
     "JobDir",
     "JobFile",
     "JobState",
@@ -47,6 +50,10 @@ __all__ = [
 Action = Literal["pause", "cancel"]
 EVENT_ID_WIDTH = 8
 """Event ids are zero-padded line numbers, so they also sort as strings."""
+CHECKPOINT_MANIFEST = "rlft_checkpoint.json"
+"""Written into ``checkpoint-N/`` once every file of it is on disk: its files and their sizes."""
+GUARD_DEFAULT: dict[str, JsonValue] = {"threshold": 0.5, "steps": 3}
+REPAIR = "python -m rlft_providers.local._repair {folder}"
 
 
 def utcnow() -> datetime:
@@ -63,6 +70,26 @@ def atomic_write(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(2)}.tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
+
+
+def corrupt_file(path: Path, problem: str, fix: str) -> ProviderError:
+    """The one error for a damaged job file: which file, what is wrong, how to recover."""
+    return ProviderError(
+        f"local job file {path} {problem}; {fix}",
+        provider="local",
+        code="corrupt_job_file",
+        path=str(path),
+    )
+
+
+def _problem(exc: Exception) -> str:
+    if isinstance(exc, UnicodeDecodeError):
+        return f"is not UTF-8 text (byte {exc.start})"
+    if isinstance(exc, ValidationError):
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in first["loc"])
+        return f"is damaged ({where}: {first['msg']})" if where else f"is damaged ({first['msg']})"
+    return f"is damaged ({exc})"
 
 
 class JobFile(BaseModel):
@@ -95,6 +122,8 @@ class JobFile(BaseModel):
     torch_threads: int | None = None
     offline: bool = True
     response_format: dict[str, JsonValue] | None = None
+    grader_guard: dict[str, JsonValue] | None = Field(default_factory=lambda: dict(GUARD_DEFAULT))
+    """When the worker stops a job whose grader keeps failing (``None``: never)."""
 
 
 class ErrorRecord(BaseModel):
@@ -124,6 +153,11 @@ class JobState(BaseModel):
     fine_tuned_model: str | None = None
     exit_code: int | None = None
     """The worker's exit code (negative: the signal that killed it), once it exited."""
+    signal: str | None = None
+    """The signal that killed the worker (``"SIGKILL"``), when one did."""
+    oom_killed: bool | None = None
+    """Whether the out-of-memory killer acted while the worker ran, from the kernel's counters;
+    ``None`` when they don't say (see ``_death``)."""
 
 
 @dataclass
@@ -134,6 +168,8 @@ class LogCursor:
     lines: int = 0
     inode: int | None = None
     events: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    partial: bool = False
+    """The file ended in an unfinished line at the last read (being written, or cut)."""
 
 
 class JobDir:
@@ -194,13 +230,29 @@ class JobDir:
     # --- job.json and state.json -----------------------------------------------------------
 
     def read_job(self) -> JobFile:
-        return JobFile.model_validate_json(self.job_file.read_text(encoding="utf-8"))
+        try:
+            return JobFile.model_validate_json(self.job_file.read_bytes())
+        except (ValueError, ValidationError) as exc:
+            raise corrupt_file(
+                self.job_file,
+                _problem(exc),
+                "it holds the job's grader and settings and cannot be rebuilt: restore it from a "
+                "backup, or start the job again",
+            ) from None
 
     def write_job(self, job: JobFile) -> None:
         atomic_write(self.job_file, job.model_dump_json(indent=2))
 
     def read_state(self) -> JobState:
-        return JobState.model_validate_json(self.state_file.read_text(encoding="utf-8"))
+        try:
+            return JobState.model_validate_json(self.state_file.read_bytes())
+        except (ValueError, ValidationError) as exc:
+            raise corrupt_file(
+                self.state_file,
+                _problem(exc),
+                f"rebuild it from the event log with `{REPAIR.format(folder=self.root)}` (the "
+                "damaged file is kept beside it)",
+            ) from None
 
     def write_state(self, state: JobState) -> None:
         atomic_write(self.state_file, state.model_dump_json(indent=2))
@@ -261,11 +313,16 @@ class JobDir:
         finally:
             os.close(fd)
 
-    def read_events(self, cursor: LogCursor | None = None) -> LogCursor:
+    def read_events(self, cursor: LogCursor | None = None, *, settled: bool = False) -> LogCursor:
         """Read new complete lines into ``cursor.events`` as ``(line number, record)``.
 
-        A partly written last line is left for the next read. A cursor from another file (the
-        folder was replaced) starts over.
+        A partly written last line is left for the next read, unless ``settled`` (no writer is
+        alive): then it was cut by a crash. A cursor from another file (the folder was replaced)
+        starts over.
+
+        Raises:
+            ProviderError: A line is not a JSON event (garbage, invalid UTF-8, cut), naming the
+                file, the line and the repair command (``code="corrupt_job_file"``).
         """
         cursor = cursor if cursor is not None else LogCursor()
         try:
@@ -279,12 +336,29 @@ class JobDir:
         except FileNotFoundError:
             return cursor
         end = data.rfind(b"\n") + 1
-        for line in data[:end].splitlines():
-            cursor.lines += 1
+        lines = data[:end].split(b"\n")[:-1]  # one per newline: event ids are line numbers
+        if settled and data[end:].strip():
+            self._bad_line(cursor.lines + len(lines) + 1, "is cut short")
+        new: list[tuple[int, dict[str, Any]]] = []
+        for number, line in enumerate(lines, start=cursor.lines + 1):
             if line.strip():
-                cursor.events.append((cursor.lines, json.loads(line)))
+                record = event_record(line)
+                if record is None:  # the cursor stays where it was: a repair can follow
+                    self._bad_line(number, line_problem(line))
+                new.append((number, record))
+        cursor.events.extend(new)
+        cursor.lines += len(lines)
         cursor.offset += end
+        cursor.partial = bool(data[end:].strip())
         return cursor
+
+    def _bad_line(self, number: int, problem: str) -> NoReturn:
+        raise corrupt_file(
+            self.events_file,
+            f"line {number} {problem}",
+            f"repair it with `{REPAIR.format(folder=self.root)}` (each bad line becomes a "
+            "warning event, so event ids stay the same; the damaged file is kept beside it)",
+        )
 
     def iter_events(self) -> Iterator[tuple[int, dict[str, Any]]]:
         """Every event in the log, oldest first."""
@@ -292,13 +366,89 @@ class JobDir:
 
     # --- checkpoints -----------------------------------------------------------------------
 
-    def checkpoint_dirs(self) -> list[tuple[int, Path]]:
-        """``output/checkpoint-N`` folders that are complete, by step."""
+    def checkpoint_folders(self) -> list[tuple[int, Path]]:
+        """Every ``output/checkpoint-N`` folder, complete or not, by step."""
         found: list[tuple[int, Path]] = []
         if not self.output_dir.is_dir():
             return found
         for path in self.output_dir.glob("checkpoint-*"):
             suffix = path.name.removeprefix("checkpoint-")
-            if suffix.isdigit() and (path / "trainer_state.json").is_file():
+            if suffix.isdigit() and path.is_dir():
                 found.append((int(suffix), path))
         return sorted(found)
+
+    def checkpoint_dirs(self) -> list[tuple[int, Path]]:
+        """``output/checkpoint-N`` folders that are complete (sealed and intact), by step."""
+        return [
+            (step, path) for step, path in self.checkpoint_folders() if not checkpoint_problem(path)
+        ]
+
+
+def event_record(line: bytes) -> dict[str, Any] | None:
+    """The event on one line, or ``None`` when the line is not one (checked like a reader)."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(record, dict):
+        return None
+    try:
+        JobEvent.model_validate({**record, "id": "0", "job_id": "-"})
+    except ValidationError:
+        return None
+    return record
+
+
+def line_problem(line: bytes) -> str:
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return f"is not UTF-8 text (byte {exc.start})"
+    return "is not a JSON event"
+
+
+# --- checkpoint seals -----------------------------------------------------------------------------
+
+
+def seal_checkpoint(path: Path) -> None:
+    """Mark ``checkpoint-N`` complete: flush its files to disk, then write the manifest.
+
+    Called after the trainer saved every file. The manifest comes last and is replaced
+    atomically, so a folder without one (a crash while saving) is never taken for complete, and
+    a file shorter than recorded (cut by a crash or a full disk) is found later.
+    """
+    files: dict[str, int] = {}
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        if file.name == CHECKPOINT_MANIFEST:
+            continue
+        with file.open("rb") as fh:
+            os.fsync(fh.fileno())
+        files[file.relative_to(path).as_posix()] = file.stat().st_size
+    atomic_write(path / CHECKPOINT_MANIFEST, json.dumps({"files": files}, indent=1))
+    with contextlib.suppress(OSError):  # make the rename itself durable where the OS allows
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def checkpoint_problem(path: Path) -> str | None:
+    """Why ``checkpoint-N`` can't be used (``None``: it is complete and intact)."""
+    try:
+        manifest = json.loads((path / CHECKPOINT_MANIFEST).read_bytes())
+        files = manifest["files"]
+        if not isinstance(files, dict) or not files:
+            raise ValueError("no files")
+    except FileNotFoundError:
+        return "it was never completed (no rlft_checkpoint.json: the save was interrupted)"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "its rlft_checkpoint.json is damaged"
+    for name, size in sorted(files.items()):
+        try:
+            actual = (path / name).stat().st_size
+        except FileNotFoundError:
+            return f"{name} is missing"
+        if actual != size:
+            return f"{name} is {actual} bytes, {size} when saved (truncated)"
+    return None

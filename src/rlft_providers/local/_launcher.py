@@ -2,8 +2,9 @@
 
 A small process that starts the worker command from ``job.json``, waits for it, and records its
 exit code. When the worker died without recording how it ended (killed, out of memory, a
-crash in native code), the launcher records ``failed`` with the reason, so a job's status always
-comes from what was recorded, never from a guess.
+crash in native code), the launcher records ``failed`` with the reason (the signal, and whether
+the out-of-memory killer acted, from the kernel's counters: see ``_death``) and how to resume,
+so a job's status always comes from what was recorded, never from a guess.
 
 It imports no torch. The provider starts it in a new session, so a Ctrl-C or a crash of the
 caller never reaches the job, and hands it the open, flock-held ``lock`` file: the launcher and
@@ -14,28 +15,23 @@ no final state" is how the provider tells a dead job from a running one.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
 
+from rlft_providers.local._death import explain_exit, read_counters
 from rlft_providers.local._jobdir import ErrorRecord, JobDir, utcnow
 
-__all__ = ["describe_exit", "main"]
+__all__ = ["main", "resume_hint"]
 
 RECORDED = ("succeeded", "failed", "cancelled", "paused")
 
 
-def describe_exit(code: int) -> str:
-    """Say how a process ended, from ``Popen.returncode``."""
-    if code >= 0:
-        return f"exited with code {code}"
-    try:
-        name = signal.Signals(-code).name
-    except ValueError:
-        name = f"signal {-code}"
-    hint = " (out of memory? the OS kills with SIGKILL)" if -code == signal.SIGKILL else ""
-    return f"was killed by {name}{hint}"
+def resume_hint(folder: JobDir) -> str:
+    """How to continue a job whose worker died, naming the checkpoint it would start from."""
+    complete = folder.checkpoint_dirs()
+    start = f"from {complete[-1][1].name}" if complete else "from the start (no checkpoint yet)"
+    return f"`rlft jobs resume {folder.job_id}` (or job.resume()) continues {start}"
 
 
 def _log_tail(folder: JobDir, lines: int = 3) -> str:
@@ -58,7 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     job = folder.read_job()
     # Our pid is also the process group of the worker (we lead a new session): the provider's
     # last-resort kill targets it. Written before the worker starts, so no write races.
-    folder.update_state(pid=os.getpid(), exit_code=None)
+    folder.update_state(pid=os.getpid(), exit_code=None, signal=None, oom_killed=None)
+    before = read_counters()
+    death = None
     try:
         worker = subprocess.Popen(job.command, pass_fds=(lock_fd,), stdin=subprocess.DEVNULL)
     except OSError as exc:
@@ -66,22 +64,30 @@ def main(argv: list[str] | None = None) -> int:
         reason = f"could not start the worker {job.command[0]!r}: {exc}"
     else:
         code = worker.wait()
-        reason = f"the worker {describe_exit(code)} without recording how the job ended"
+        death = explain_exit(code, before, read_counters())
+        reason = f"the worker {death.message}, without recording how the job ended"
     state = folder.read_state()
+    facts = {"signal": death.signal, "oom_killed": death.oom_killed} if death else {}
     if state.status in RECORDED:
-        folder.update_state(exit_code=code)
+        folder.update_state(exit_code=code, **facts)
         return 0
     tail = _log_tail(folder)
     message = f"{reason}; see {folder.log_file}" + (f" (last lines: {tail})" if tail else "")
+    if death is not None:
+        message += f"; {resume_hint(folder)}"
     # The event first: whoever sees the final state then finds every event.
     folder.append_event(
-        kind="status", level="error", message=f"failed: {message}", raw={"status": "failed"}
+        kind="status",
+        level="error",
+        message=f"failed: {message}",
+        raw={"status": "failed", "exit_code": code, **facts},
     )
     folder.update_state(
         status="failed",
         finished_at=utcnow(),
         exit_code=code,
         error=ErrorRecord(message=message, code="worker_died"),
+        **facts,
     )
     return 1
 

@@ -64,6 +64,8 @@ def step_metrics(
             extra[key] = number
             if key == f"{own}errors/sample_parse":
                 fields["parse_error_rate"] = number
+        elif key.startswith(own) and "/" in key.removeprefix(own):
+            extra[key] = number  # e.g. a sub-grader's own counters: not a reward
         elif key.startswith(own):
             grader_rewards[key.removeprefix(own)] = number
         elif key.startswith("rewards/") and key.endswith("/mean"):

@@ -25,6 +25,7 @@ from rlft.provider import Hyperparameters
 __all__ = [
     "TINY_MODEL",
     "AccelerateOptions",
+    "GraderGuardOptions",
     "Plan",
     "grpo_config_fields",
     "is_tiny",
@@ -37,7 +38,7 @@ TINY_MODEL = "rlft/tiny"
 WORKER_MODULE = "rlft_providers.local._worker"
 
 # Keys of provider_options that rlft reads itself; everything else must be a GRPOConfig field.
-RLFT_OPTIONS = ("accelerate", "lora")
+RLFT_OPTIONS = ("accelerate", "grader_guard", "lora")
 
 # GRPOConfig fields that a neutral hyperparameter sets: setting them in provider_options too
 # would be ambiguous, so the error names the neutral field to use.
@@ -103,6 +104,19 @@ class AccelerateOptions(BaseModel):
     """Further ``accelerate launch`` flags, passed as given."""
 
 
+class GraderGuardOptions(BaseModel):
+    """``provider_options["grader_guard"]``: when the worker stops a job whose grader fails.
+
+    The worker fails the job (resumable) once more than ``threshold`` of a step's grades fail
+    for ``steps`` steps in a row; ``grader_guard = false`` switches it off.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    threshold: float = Field(default=0.5, ge=0, lt=1)
+    steps: int = Field(default=3, ge=1)
+
+
 @dataclass(frozen=True, kw_only=True)
 class Plan:
     """What the worker will run: ``GRPOConfig`` keywords, LoRA, and how to launch it."""
@@ -111,6 +125,7 @@ class Plan:
     lora: dict[str, Any] | None
     accelerate: AccelerateOptions | None
     num_processes: int
+    grader_guard: GraderGuardOptions | None = None
 
 
 def _error(name: str, value: Any, allowed: str) -> HyperparameterError:
@@ -161,6 +176,7 @@ def plan_training(
         raise _error("batch_size", prompts, f"<= {train_rows}, the number of training rows")
 
     accelerate = _accelerate_options(options.pop("accelerate", None))
+    grader_guard = _grader_guard_options(options.pop("grader_guard", True))
     processes = _num_processes(accelerate)
     accumulation = int(options.get("gradient_accumulation_steps", 1))
     completions = prompts * generations
@@ -222,7 +238,13 @@ def plan_training(
     if options.get("use_vllm") and importlib.util.find_spec("vllm") is None:
         raise MissingDependencyError("vLLM generation (use_vllm)", package="vllm")
     grpo.update(options)  # provider_options win over the runner's defaults
-    return Plan(grpo=grpo, lora=lora, accelerate=accelerate, num_processes=processes)
+    return Plan(
+        grpo=grpo,
+        lora=lora,
+        accelerate=accelerate,
+        num_processes=processes,
+        grader_guard=grader_guard,
+    )
 
 
 def _check_option_names(options: Mapping[str, Any]) -> None:
@@ -269,6 +291,23 @@ def _accelerate_options(value: Any) -> AccelerateOptions | None:
         path = resolve_accelerate_config(options.config_file)
         options = options.model_copy(update={"config_file": str(path)})
     return options
+
+
+def _grader_guard_options(value: Any) -> GraderGuardOptions | None:
+    if value is False:
+        return None
+    if value is True:
+        return GraderGuardOptions()
+    try:
+        return GraderGuardOptions.model_validate(value)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise _error(
+            f"provider_options.grader_guard.{where}" if where else "provider_options.grader_guard",
+            first.get("input"),
+            f"{first['msg']} (false, or a table with threshold = 0-1 and steps >= 1)",
+        ) from None
 
 
 def resolve_accelerate_config(value: str) -> Path:

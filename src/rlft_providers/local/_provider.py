@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -32,6 +33,7 @@ from rlft.provider import (
     JobStatus,
     Provider,
 )
+from rlft_providers.local._death import booted_at, explain_lost
 from rlft_providers.local._errors import (
     LockHeld,
     hold_lock,
@@ -45,9 +47,11 @@ from rlft_providers.local._jobdir import (
     JobFile,
     JobState,
     LogCursor,
+    checkpoint_problem,
     new_job_id,
     utcnow,
 )
+from rlft_providers.local._launcher import resume_hint
 from rlft_providers.local._plan import (
     TINY_MODEL,
     default_python,
@@ -70,12 +74,16 @@ if TYPE_CHECKING:
 
 __all__ = ["LocalProvider"]
 
+log = logging.getLogger("rlft.local")
 T = TypeVar("T")
 LAUNCHER_MODULE = "rlft_providers.local._launcher"
 RENDERING = "trl-v1"  # bump when the uploaded row format changes: content hashes stay valid
 ACTIVE = ("pending", "running")
 POLL = 0.1
 STALE_KEY_SECONDS = 5.0
+# Failures resume() continues from the last complete checkpoint: the worker died, or the
+# grader failed too often (a judge outage passes; a broken grader stops again).
+RESUMABLE = ("worker_died", "worker_lost", "grader_errors")
 
 
 class LocalProvider(Provider):
@@ -83,16 +91,15 @@ class LocalProvider(Provider):
 
     name: ClassVar[str] = "local"
     capabilities: ClassVar[Capabilities] = Capabilities(
-        pause=True,
-        resume=True,
-        cancel=True,
-        events=True,
-        checkpoints=True,
+        pause_job=True,
+        resume_job=True,
+        cancel_job=True,
+        list_events=True,
+        list_checkpoints=True,
         list_jobs=True,
-        inference=True,  # a named model, sampled in a subprocess (see generate)
+        download_results=True,
+        generate=True,  # a named model, sampled in a subprocess (see generate)
         poll_interval=0.5,
-        grader_target="trl",
-        dataset_target="local",
     )
     settings: LocalSettings
 
@@ -210,6 +217,7 @@ class LocalProvider(Provider):
                 torch_threads=self.settings.torch_threads or (1 if is_tiny(spec.model) else None),
                 offline=self.settings.offline,
                 response_format=spec.response_format,
+                grader_guard=plan.grader_guard.model_dump() if plan.grader_guard else None,
             )
             folder.write_job(job)
             with hold_lock(folder) as lock_fd:  # held before "pending" exists: never seen dead
@@ -279,9 +287,10 @@ class LocalProvider(Provider):
                 state = folder.read_state()  # the launcher may have recorded the end meanwhile
                 if state.status not in ACTIVE:
                     return state
+                why = explain_lost(state.updated_at, booted_at())
                 message = (
                     "the worker and its launcher stopped without recording how the job ended "
-                    f"(killed, or the machine restarted); see {folder.log_file}"
+                    f"({why}); see {folder.log_file}; {resume_hint(folder)}"
                 )
                 folder.append_event(
                     kind="status",
@@ -336,7 +345,12 @@ class LocalProvider(Provider):
         if not root.is_dir():
             return []
         folders = [JobDir(p) for p in root.iterdir() if (p / "state.json").is_file()]
-        jobs = [self._record(f) for f in folders]
+        jobs = []
+        for folder in folders:
+            try:
+                jobs.append(self._record(folder))
+            except ProviderError as exc:  # one damaged folder must not hide every other job
+                log.warning("skipping a local job: %s", exc)
         jobs.sort(key=lambda r: (r.created_at or utcnow(), r.id), reverse=True)
         return jobs[:limit]
 
@@ -350,13 +364,29 @@ class LocalProvider(Provider):
     def _list_events(self, job_id: str, position: int) -> list[JobEvent]:
         folder = self.job_dir(job_id)
         cursor = folder.read_events(self._cursors.get(job_id))
+        if cursor.partial and not is_alive(folder):  # no writer: cut by a crash, unless the
+            cursor = folder.read_events(cursor, settled=True)  # writer finished it meanwhile
         self._cursors[job_id] = cursor
         return [event_from_record(job_id, n, record) for n, record in cursor.events if n > position]
 
     async def list_checkpoints(self, job_id: str) -> list[Checkpoint]:
-        """Saved checkpoints by step; ``model`` is a folder ``transformers`` loads."""
+        """Complete checkpoints by step; ``model`` is a folder ``transformers`` loads.
+
+        A checkpoint still being written, or damaged since (a file cut short), is left out; a
+        damaged one is logged as a warning on the ``rlft.local`` logger.
+        """
         events = await self.list_events(job_id)
-        return await self._run(checkpoints_from_events, job_id, events)
+        return await self._run(self._checkpoints, job_id, events)
+
+    def _checkpoints(self, job_id: str, events: list[JobEvent]) -> list[Checkpoint]:
+        usable = []
+        for checkpoint in checkpoints_from_events(job_id, events):
+            problem = checkpoint_problem(Path(checkpoint.model))
+            if problem is None:
+                usable.append(checkpoint)
+            else:
+                log.warning("job %s: skipping %s: %s", job_id, checkpoint.model, problem)
+        return usable
 
     async def generate(
         self,
@@ -426,6 +456,10 @@ class LocalProvider(Provider):
         """Ask the worker to save a checkpoint and stop; wait up to ``stop_timeout`` for it.
 
         Returns ``paused``, or ``pausing`` if the current step outlasts the wait.
+
+        Raises:
+            UsageError: The job is not pending or running, or it ended otherwise (succeeded,
+                failed, cancelled) before it could pause: the message says how.
         """
         record = await self.get_job(job_id)
         if record.status in (JobStatus.PAUSED, JobStatus.PAUSING):
@@ -435,7 +469,12 @@ class LocalProvider(Provider):
                 f"job {job_id} is {record.status.value}: only a pending or running job can pause"
             )
         await self._run(self.job_dir(job_id).request, "pause")
-        return await self._wait_until(job_id, _settled, self.settings.stop_timeout)
+        record = await self._wait_until(job_id, _settled, self.settings.stop_timeout)
+        if record.status.is_terminal:  # e.g. its grader-health rule stopped it meanwhile
+            await self._run(self.job_dir(job_id).clear_request)
+            why = f": {record.error.message}" if record.error else ""
+            raise UsageError(f"job {job_id} {record.status.value} before it could pause{why}")
+        return record
 
     async def resume_job(self, job_id: str) -> JobRecord:
         """Start a new worker that continues from the last checkpoint (same step count)."""
@@ -444,21 +483,42 @@ class LocalProvider(Provider):
     def _resume(self, job_id: str) -> JobRecord:
         folder = self.job_dir(job_id)
         state = self._state(folder)
-        if state.status != JobStatus.PAUSED.value:
-            raise UsageError(f"job {job_id} is {state.status}: only a paused job can resume")
+        died = state.status == JobStatus.FAILED.value and (
+            state.error is not None and state.error.code in RESUMABLE
+        )
+        if state.status != JobStatus.PAUSED.value and not died:
+            raise UsageError(
+                f"job {job_id} is {state.status}: only a paused job, or one whose worker died, "
+                "can resume"
+            )
         job = folder.read_job()
         python = job.command[0]
         try:
-            with hold_lock(folder) as lock_fd:
+            # A worker that recorded "paused" may still be exiting: wait for it to let go.
+            with hold_lock(folder, wait=self.settings.stop_timeout) as lock_fd:
                 folder.clear_request()
                 attempt = state.attempt + 1
-                folder.update_state(status="pending", attempt=attempt, finished_at=None, error=None)
+                folder.update_state(
+                    status="pending",
+                    attempt=attempt,
+                    finished_at=None,
+                    error=None,
+                    exit_code=None,
+                    signal=None,
+                    oom_killed=None,
+                )
+                why = " after the worker died" if died else ""
                 folder.append_event(
-                    kind="status", message=f"resuming (run {attempt})", raw={"status": "pending"}
+                    kind="status",
+                    message=f"resuming{why} (run {attempt})",
+                    raw={"status": "pending"},
                 )
                 self._launch(folder, lock_fd, python)
         except LockHeld:
-            raise UsageError(f"job {job_id}'s previous worker is still exiting; retry") from None
+            raise UsageError(
+                f"job {job_id}'s previous worker did not exit within "
+                f"{self.settings.stop_timeout:g}s; retry"
+            ) from None
         return self._record(folder)
 
     async def cancel_job(self, job_id: str) -> JobRecord:
@@ -487,21 +547,21 @@ class LocalProvider(Provider):
         )
 
     def _kill(self, folder: JobDir) -> None:
+        # Each wait ends when what it waits for happens; stop_timeout only bounds it, so a busy
+        # machine makes a kill slower, never incomplete.
+        deadline = time.monotonic() + self.settings.stop_timeout
         pid = folder.read_state().pid
-        for _ in range(50):  # a launcher started a moment ago may not have written its pid yet
-            if pid is not None or not is_alive(folder):
-                break
-            time.sleep(POLL)
+        while pid is None and is_alive(folder) and time.monotonic() < deadline:
+            time.sleep(POLL)  # a launcher started a moment ago may not have written its pid yet
             pid = folder.read_state().pid
-        for sig in (signal.SIGTERM, signal.SIGKILL):
+        for sig, grace in ((signal.SIGTERM, 3.0), (signal.SIGKILL, self.settings.stop_timeout)):
             # The lock proves the group is still ours: never signal a recycled pid.
             if pid is None or not is_alive(folder):
                 return
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, sig)
-            for _ in range(30):
-                if not is_alive(folder):
-                    return
+            until = time.monotonic() + grace
+            while is_alive(folder) and time.monotonic() < until:
                 time.sleep(POLL)
 
     def _force_cancelled(self, folder: JobDir, message: str) -> JobRecord:
@@ -521,6 +581,29 @@ class LocalProvider(Provider):
                 await anyio.sleep(POLL)
                 record = await self.get_job(job_id)
         return record
+
+    async def repair_job(self, job_id: str) -> tuple[list[str], list[str]]:
+        """Check a job folder and repair what can be repaired (see ``_repair``).
+
+        Returns ``(what was repaired, what could not be)``; each damaged file is kept beside
+        its replacement. Same as ``python -m rlft_providers.local._repair <job folder>``.
+
+        Raises:
+            UsageError: The job's worker is running.
+        """
+        from rlft_providers.local._repair import repair
+
+        def run() -> tuple[list[str], list[str]]:
+            folder = JobDir(self.home / "jobs" / job_id)
+            if not folder.root.is_dir() or "/" in job_id or job_id.startswith("."):
+                raise job_not_found(job_id)
+            self._cursors.pop(job_id, None)  # ids stay, but the file is new
+            try:
+                return repair(folder)
+            except LockHeld:
+                raise UsageError(f"job {job_id}'s worker is running; stop it first") from None
+
+        return await self._run(run)
 
     async def aclose(self) -> None:
         """Nothing to close: workers are detached and keep running. Idempotent."""

@@ -15,7 +15,7 @@ import traceback
 from pathlib import Path
 from typing import Any, cast
 
-from rlft_providers.local._jobdir import JobDir, JobFile, utcnow
+from rlft_providers.local._jobdir import JobDir, JobFile, checkpoint_problem, utcnow
 
 __all__ = ["main", "run"]
 
@@ -23,9 +23,10 @@ __all__ = ["main", "run"]
 class WorkerFailure(Exception):
     """A failure the worker can explain: ``code`` and a message that names the fix."""
 
-    def __init__(self, message: str, *, code: str) -> None:
+    def __init__(self, message: str, *, code: str, step: int | None = None) -> None:
         super().__init__(message)
         self.code = code
+        self.step = step
 
 
 def _is_main_process() -> bool:
@@ -116,6 +117,42 @@ def _load_model(
     return model, tokenizer
 
 
+def _grader_health(job: JobFile) -> Any:
+    if job.grader_guard is None:
+        return None
+    from rlft.guards import GraderHealth
+
+    threshold, steps = job.grader_guard.get("threshold", 0.5), job.grader_guard.get("steps", 3)
+    return GraderHealth(threshold=float(cast(float, threshold)), steps=int(cast(int, steps)))
+
+
+def _resume_point(folder: JobDir) -> str | None:
+    """The last complete checkpoint; damaged ones are moved aside with a warning event.
+
+    A damaged folder newer than the one chosen would be written into again when training
+    reaches its step, mixing old and new files: it goes to ``output/.damaged-checkpoint-N``.
+    """
+    chosen: Path | None = None
+    for _, path in folder.checkpoint_folders():
+        problem = checkpoint_problem(path)
+        if problem is None:
+            chosen = path
+            continue
+        aside = path.with_name(f".damaged-{path.name}-{int(utcnow().timestamp())}")
+        if _is_main_process():
+            path.rename(aside)
+        _event(
+            folder,
+            f"skipping {path.name}: {problem}; moved it to {aside} and resuming from an earlier "
+            "checkpoint",
+            level="warning",
+        )
+    if chosen is None:
+        _event(folder, "no complete checkpoint to resume from: training starts over at step 0")
+        return None
+    return str(chosen)
+
+
 def _event(folder: JobDir, message: str, *, level: str = "info", kind: str = "message") -> None:
     if _is_main_process():
         folder.append_event(kind=kind, message=message, level=level)
@@ -167,10 +204,17 @@ def run(folder: JobDir) -> tuple[str, int | None]:
             "and the grader sees the raw text",
             level="warning",
         )
-    callback = RunnerCallback(folder, attempt=state.attempt, grader=str(job.grader["name"]))
+    rewards = reward_functions(job.grader)
+    callback = RunnerCallback(
+        folder,
+        attempt=state.attempt,
+        grader=str(job.grader["name"]),
+        health=_grader_health(job),
+        tally=rewards[0],
+    )
     trainer = GRPOTrainer(
         model=model,
-        reward_funcs=cast(Any, reward_functions(job.grader)),
+        reward_funcs=cast(Any, rewards),
         args=config,
         train_dataset=Dataset.from_list(trainer_rows(train_rows)),
         eval_dataset=Dataset.from_list(trainer_rows(valid_rows)) if valid_rows else None,
@@ -182,11 +226,12 @@ def run(folder: JobDir) -> tuple[str, int | None]:
         return "cancelled", state.step  # cancelled while we loaded: don't start a step
     # Our event log is the record; TRL's PrinterCallback would print every log dict to stdout.
     trainer.remove_callback(PrinterCallback)
-    checkpoints = folder.checkpoint_dirs()
-    resume = str(checkpoints[-1][1]) if checkpoints and state.attempt > 1 else None
+    resume = _resume_point(folder) if state.attempt > 1 else None
     trainer.train(resume_from_checkpoint=resume)
 
     step = trainer.state.global_step
+    if callback.unhealthy is not None:
+        raise WorkerFailure(callback.unhealthy, code="grader_errors", step=step)
     if _is_main_process() and callback.summary:
         runtime = callback.summary.get("train_runtime", 0.0)
         speed = callback.summary.get("train_steps_per_second", 0.0)
@@ -254,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         outcome, step = run(folder)
     except WorkerFailure as exc:
-        _finish(folder, "failed", error={"message": str(exc), "code": exc.code})
+        _finish(folder, "failed", step=exc.step, error={"message": str(exc), "code": exc.code})
         return 1
     except Exception as exc:
         traceback.print_exc()

@@ -93,19 +93,19 @@ class OpenAIProvider(OpenAICompatProvider):
 
     name: ClassVar[str] = "openai"
     capabilities: ClassVar[Capabilities] = Capabilities(
-        pause=True,
-        resume=True,
-        cancel=True,
-        events=True,
-        checkpoints=True,
+        pause_job=True,
+        resume_job=True,
+        cancel_job=True,
+        list_events=True,
+        list_checkpoints=True,
         list_jobs=True,
-        inference=True,  # chat completions, for `rlft preflight`
-        remote_graders=True,
+        download_results=True,
+        generate=True,  # chat completions, for `rlft preflight`
+        validate_grader=True,
+        run_grader=True,
         # The RFT guide: "both training and validation file IDs are needed for RFT".
         requires_validation_set=True,
         poll_interval=20.0,
-        grader_target="openai",
-        dataset_target="openai",
     )
     dialect = Dialect(provider="openai", suffix_max=64, suffix_rule="1 to 64 characters")
 
