@@ -15,7 +15,6 @@ import rlft
 from click.testing import CliRunner
 from rlft.cli import main
 from rlft.guards import BudgetGuard
-from rlft.openai_compat import FakeFineTuningServer
 from rlft.provider import (
     CreateJobRequest,
     JobEvent,
@@ -24,7 +23,7 @@ from rlft.provider import (
     StepMetrics,
     map_status,
 )
-from rlft.testing import default_conformance_spec
+from rlft.testing import FakeFineTuningServer, default_conformance_spec
 
 from rlft_acme import _plugin
 from rlft_acme._provider import AcmeProvider
