@@ -227,7 +227,7 @@ async def run_preflight(
     the report can say, per prompt, how far its rewards spread: the signal GRPO learns from.
 
     Args:
-        provider: A provider with the ``inference`` capability.
+        provider: A provider with the ``generate`` capability.
         spec: The job: its base model, training set and grader.
         samples: How many prompts (at most the training set's size).
         per_prompt: Answers sampled per prompt (1 skips the per-prompt spread).
@@ -242,7 +242,7 @@ async def run_preflight(
         raise UsageError(f"preflight needs at least 1 sample, got {samples}")
     if per_prompt < 1:
         raise UsageError(f"preflight needs at least 1 sample per prompt, got {per_prompt}")
-    if not provider.capabilities.inference:
+    if not provider.capabilities.generate:
         raise CapabilityError(
             provider=provider.name,
             operation="inference",

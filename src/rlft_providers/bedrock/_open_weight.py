@@ -23,6 +23,8 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import anyio
@@ -158,19 +160,16 @@ class BedrockOpenWeight(OpenAICompatProvider):
 
     name: ClassVar[str] = "bedrock-open-weight"
     capabilities: ClassVar[Capabilities] = Capabilities(
-        pause=False,
-        resume=False,
-        cancel=True,
-        events=True,
-        checkpoints=True,
-        deploy=True,
+        pause_job=False,
+        resume_job=False,
+        cancel_job=True,
+        list_events=True,
+        list_checkpoints=True,
+        deploy_checkpoint=True,
         list_jobs=True,
-        inference=True,  # chat completions on the same endpoint
+        generate=True,  # chat completions on the same endpoint
         poll_interval=60.0,
-        grader_target="bedrock",
-        dataset_target="bedrock",
     )
-    status_vocabulary: ClassVar[str | None] = "openai"  # OpenAI's words (reference §5)
     dialect = Dialect(
         provider="bedrock-open-weight",
         requires_validation=False,
@@ -326,6 +325,32 @@ class BedrockOpenWeight(OpenAICompatProvider):
     async def resume_job(self, job_id: str) -> JobRecord:
         """Not documented on the endpoint: raises ``CapabilityError``."""
         raise CapabilityError(provider=self.name, operation="resume", reason=_NO_PAUSE)
+
+    async def download_results(self, job_id: str, path: str | Path) -> list[Path]:
+        """Not documented on the endpoint: raises ``CapabilityError``."""
+        raise CapabilityError(
+            provider=self.name,
+            operation="result downloads",
+            reason="AWS documents no result files for the OpenAI-compatible endpoint",
+        )
+
+    async def validate_grader(self, payload: Any) -> None:
+        """The grader is a Lambda: test it with ``rlft grade`` locally; raises
+        ``CapabilityError``."""
+        raise CapabilityError(
+            provider=self.name,
+            operation="remote grader validation",
+            reason="the grader is your Lambda; run it locally with `rlft grade` instead",
+        )
+
+    async def run_grader(self, payload: Any, *, sample: str, item: Mapping[str, Any]) -> Any:
+        """The grader is a Lambda: grade locally with ``grader.grade``; raises
+        ``CapabilityError``."""
+        raise CapabilityError(
+            provider=self.name,
+            operation="remote grader runs",
+            reason="the grader is your Lambda; grade locally with grader.grade() instead",
+        )
 
     async def deploy_checkpoint(self, checkpoint: Checkpoint, *, name: str | None = None) -> str:
         """Nothing to deploy: the fine-tuned model is called as it is on the same endpoint."""

@@ -28,7 +28,7 @@ from rlft.exceptions import (
     ServerError,
     UsageError,
 )
-from rlft.testing._fake_openai_api import FakeFineTuningServer
+from rlft.testing import FakeFineTuningServer
 from rlft_providers.bedrock._open_weight import BedrockOpenWeight, lambda_grader
 from rlft_providers.bedrock._provider import BedrockProvider
 from rlft_providers.bedrock._settings import BedrockOpenWeightSettings
