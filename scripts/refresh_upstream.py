@@ -17,8 +17,9 @@ What it writes:
 - ``tests/providers/openai/upstream/openai_openapi.pruned.json``: with ``--openai-spec``, the
   schemas and paths rlft sends to or reads from, cut out of openai/openai-openapi
   (``prune_openai_spec``).
-- The botocore Bedrock subset, through ``refresh_bedrock`` (a hook for the Bedrock tests: it
-  writes only when ``tests/providers/bedrock/upstream/`` exists).
+- ``tests/providers/bedrock/upstream/botocore_<service>.json``: the installed botocore models
+  (bedrock, bedrock-runtime, lambda, iam, s3) cut to the operations rlft's Bedrock providers
+  call, input shapes only (``refresh_bedrock``).
 
 The Azure artifacts are hand-pruned from Azure/azure-rest-api-specs (too large to fetch here);
 their provenance is in ``tests/providers/openai/upstream/README.md``.
@@ -169,17 +170,63 @@ def prune_openai_spec(spec: dict[str, Any], *, commit: str) -> dict[str, Any]:
 # --- botocore (the Bedrock tests' hook) -----------------------------------------------------------
 
 
+# Every operation the bedrock and bedrock-open-weight providers call, by botocore service. The
+# Bedrock tests check each request they send against these subsets (tests/providers/bedrock).
+BEDROCK_OPERATIONS: dict[str, tuple[str, ...]] = {
+    "bedrock": (
+        "CreateModelCustomizationJob",
+        "GetModelCustomizationJob",
+        "ListModelCustomizationJobs",
+        "StopModelCustomizationJob",
+        "CreateCustomModelDeployment",
+    ),
+    "bedrock-runtime": ("Converse",),
+    "lambda": (
+        "CreateFunction",
+        "GetFunction",  # the function_active_v2 / function_updated_v2 waiters
+        "GetFunctionConfiguration",
+        "UpdateFunctionCode",
+        "UpdateFunctionConfiguration",
+        "PublishVersion",
+    ),
+    "iam": (
+        "GetRole",
+        "CreateRole",
+        "PutRolePolicy",
+        "ListRolePolicies",
+        "GetRolePolicy",
+        "ListAttachedRolePolicies",
+        "GetPolicy",
+        "GetPolicyVersion",
+    ),
+    "s3": ("HeadObject", "PutObject"),
+}
+_DROPPED_KEYS = ("documentation", "documentationUrl", "examples")
+
+
+def _strip(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _strip(v) for k, v in node.items() if k not in _DROPPED_KEYS}
+    if isinstance(node, list):
+        return [_strip(v) for v in node]
+    return node
+
+
 def prune_botocore_model(service: str, operations: Iterable[str]) -> dict[str, Any]:
-    """The installed botocore service model cut to ``operations`` and the shapes they reach."""
+    """The installed botocore model of ``service`` cut to ``operations`` (their input: the shapes
+    rlft sends) and every shape those inputs reach, without documentation."""
     import botocore.session
 
     loader = botocore.session.get_session().get_component("data_loader")
     model = loader.load_service_model(service, "service-2")
     shapes = model["shapes"]
-    kept_ops = {name: model["operations"][name] for name in operations}
-    todo = [
-        op[key]["shape"] for op in kept_ops.values() for key in ("input", "output") if key in op
-    ]
+    kept_ops: dict[str, Any] = {}
+    todo: list[str] = []
+    for name in operations:
+        op = model["operations"][name]
+        kept_ops[name] = _strip({k: v for k, v in op.items() if k not in ("output", "errors")})
+        if "input" in op:
+            todo.append(op["input"]["shape"])
     seen: set[str] = set()
     while todo:
         name = todo.pop()
@@ -187,41 +234,29 @@ def prune_botocore_model(service: str, operations: Iterable[str]) -> dict[str, A
             continue
         seen.add(name)
         shape = shapes[name]
-        for key in ("member", "key", "value"):
-            if key in shape:
-                todo.append(shape[key]["shape"])
+        todo += [shape[key]["shape"] for key in ("member", "key", "value") if key in shape]
         todo += [member["shape"] for member in shape.get("members", {}).values()]
     return {
         "_provenance": {
             "package": "botocore",
             "version": importlib.metadata.version("botocore"),
-            "license": "Apache-2.0",
-            "service": service,
-            "apiVersion": model["metadata"].get("apiVersion"),
+            "license": "Apache-2.0 (https://github.com/boto/botocore/blob/develop/LICENSE.txt)",
+            "source": f"botocore/data/{service}/{model['metadata']['apiVersion']}/service-2.json",
             "generated_by": "scripts/refresh_upstream.py prune_botocore_model()",
         },
-        "metadata": model["metadata"],
+        "metadata": _strip(model["metadata"]),
         "operations": kept_ops,
-        "shapes": {name: shapes[name] for name in sorted(seen)},
+        "shapes": {name: _strip(shapes[name]) for name in sorted(seen)},
     }
 
 
-BEDROCK_OPERATIONS = (
-    "CreateModelCustomizationJob",
-    "GetModelCustomizationJob",
-    "ListModelCustomizationJobs",
-    "StopModelCustomizationJob",
-)
-
-
 def refresh_bedrock() -> dict[Path, str]:
-    """TODO(bedrock helper): the botocore Bedrock subset, written only when the Bedrock tests
-    keep a ``tests/providers/bedrock/upstream/`` folder; adjust ``BEDROCK_OPERATIONS`` and the
-    file name to what those tests read."""
-    if not BEDROCK_UPSTREAM.is_dir():
-        return {}
-    model = prune_botocore_model("bedrock", BEDROCK_OPERATIONS)
-    return {BEDROCK_UPSTREAM / "botocore_bedrock.json": _dump(model)}
+    """The botocore subsets the Bedrock tests check every request against, one file per service
+    (``botocore_<service>.json``)."""
+    return {
+        BEDROCK_UPSTREAM / f"botocore_{service}.json": _dump(prune_botocore_model(service, ops))
+        for service, ops in BEDROCK_OPERATIONS.items()
+    }
 
 
 # --- main -----------------------------------------------------------------------------------------

@@ -69,7 +69,7 @@ SENT: list[tuple[str, str, dict[str, Any]]] = []
 
 @functools.cache
 def vendored_model(service: str) -> ServiceModel:
-    """The pruned botocore model vendored under ``upstream/`` (scripts/refresh_bedrock_model.py)."""
+    """The pruned botocore model vendored under ``upstream/`` (scripts/refresh_upstream.py)."""
     data = json.loads((UPSTREAM / f"botocore_{service}.json").read_text())
     return ServiceModel({k: data[k] for k in ("metadata", "operations", "shapes")}, service)
 
@@ -88,8 +88,8 @@ def check_sent(sent: list[tuple[str, str, dict[str, Any]]]) -> list[str]:
     for service, operation, params in sent:
         if not (UPSTREAM / f"botocore_{service}.json").is_file():
             problems.append(
-                f"{service}.{operation}: no vendored model for {service}; add it to OPERATIONS "
-                "in scripts/refresh_bedrock_model.py and run the script"
+                f"{service}.{operation}: no vendored model for {service}; add it to "
+                "BEDROCK_OPERATIONS in scripts/refresh_upstream.py and run it"
             )
             continue
         for origin, model in (
@@ -99,7 +99,7 @@ def check_sent(sent: list[tuple[str, str, dict[str, Any]]]) -> list[str]:
             if operation not in model.operation_names:
                 problems.append(
                     f"{service}.{operation}: not in the {origin} model's operations; add it to "
-                    "OPERATIONS in scripts/refresh_bedrock_model.py and run the script"
+                    "BEDROCK_OPERATIONS in scripts/refresh_upstream.py and run it"
                 )
                 continue
             shape = model.operation_model(operation).input_shape

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -28,13 +29,14 @@ from rlft_providers.bedrock._shapes import check_request, python_pattern, violat
 
 pytestmark = pytest.mark.anyio
 
-SCRIPT = Path(__file__).parents[3] / "scripts" / "refresh_bedrock_model.py"
+SCRIPT = Path(__file__).parents[3] / "scripts" / "refresh_upstream.py"
 
 
 def _script() -> Any:
-    spec = importlib.util.spec_from_file_location("refresh_bedrock_model", SCRIPT)
+    spec = importlib.util.spec_from_file_location("refresh_upstream", SCRIPT)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules["refresh_upstream"] = module
     spec.loader.exec_module(module)
     return module
 
@@ -53,7 +55,7 @@ def test_the_vendored_models_are_the_installed_botocore_models() -> None:
     for path, text in fresh.items():
         vendored = path.read_text()
         # A botocore upgrade that changes a shape rlft sends fails here, not in a paid job:
-        # run scripts/refresh_bedrock_model.py and read the diff.
+        # run scripts/refresh_upstream.py and read the diff.
         assert _body(vendored) == _body(text), f"{path.name} drifted from botocore"
         provenance = json.loads(vendored)["_provenance"]
         assert provenance["package"] == "botocore" and provenance["license"].startswith("Apache")
@@ -133,7 +135,7 @@ def test_the_checker_catches_each_kind_and_botocore_catches_the_rest(
     unknown = check_sent([("bedrock", "DeleteCustomModel", {"modelIdentifier": "m"})])
     assert unknown == [
         "bedrock.DeleteCustomModel: not in the vendored model's operations; add it to "
-        "OPERATIONS in scripts/refresh_bedrock_model.py and run the script"
+        "BEDROCK_OPERATIONS in scripts/refresh_upstream.py and run it"
     ]  # the installed model has it, and accepts the request
 
 
