@@ -51,12 +51,15 @@ class GraderFacts:
             plugin). It runs after the support checks.
         native: Whether ``Native(target=<this provider id>)`` graders run here, passed through.
         notes: Support-matrix row -> a short note shown in ``docs/graders.md``'s table.
+        pass_threshold_types: Grader types whose ``pass_threshold`` this backend accepts in the
+            ``openai`` format; it is dropped, with a notice, from every other type.
     """
 
     format: str
     compiler: str | None = None
     native: bool = False
     notes: Mapping[str, str] = field(default_factory=dict)
+    pass_threshold_types: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -175,6 +178,9 @@ def _grader_problems(facts: Any) -> list[str]:
             )
         elif not isinstance(note, str):
             problems.append(f"graders.notes[{row!r}]: not a string")
+    kept = facts.pass_threshold_types
+    if not isinstance(kept, frozenset) or not all(isinstance(kind, str) for kind in kept):
+        problems.append("graders.pass_threshold_types: expected a frozenset of grader type names")
     return problems
 
 

@@ -231,6 +231,10 @@ def _plugin_declaring(**facts: object) -> object:
         ({"graders": GraderFacts(format="openai", compiler="no colon")}, "graders.compiler"),
         ({"graders": GraderFacts(format="openai", notes={"pyhton": "x"})}, "graders.notes"),
         (
+            {"graders": GraderFacts(format="openai", pass_threshold_types=["python"])},  # type: ignore[arg-type]
+            "graders.pass_threshold_types",
+        ),
+        (
             {"hyperparameters": HyperparameterFacts(names={"epoch": "n"}, check="m:f")},
             "hyperparameters.names['epoch']",
         ),

@@ -95,20 +95,13 @@ NAMED_FORMATS: dict[str, tuple[frozenset[str], str]] = {
         frozenset({"openai", "azure"}),
         "the fake server's wire dialects (status words, error envelopes) of the OpenAI-style API",
     ),
-    # Known debt, owned by the graders work: Native(target=...) is still a closed Literal of
-    # backend ids, with Bedrock's payload rule in the spec. It should become a provider id
-    # checked against the registry (GraderFacts.native) with the rule in Bedrock's compiler.
     "src/rlft/graders/_spec.py": (
-        frozenset({"openai", "azure", "bedrock"}),
-        "Native grader targets (to move)",
+        frozenset({"openai"}),
+        "Native.to_openai: the OpenAI grader JSON format; native targets are any provider id",
     ),
     "src/rlft/graders/formats/openai.py": (
-        frozenset({"openai", "azure"}),
-        "which grader types keep pass_threshold per backend (to move into GraderFacts)",
-    ),
-    "src/rlft/graders/_runtime/engine.py": (
-        frozenset({"openai", "azure"}),
-        "Native OpenAI-format payloads graded locally (to move with Native targets)",
+        frozenset({"openai"}),
+        "the OpenAI grader JSON format names itself in notices",
     ),
 }
 

@@ -207,16 +207,10 @@ BAD: list[tuple[str, dict[str, Any], str, str]] = [
     ("unknown field", {**STRING_CHECK, "operator": "eq"}, "operator", "unknown field"),
     ("type", {**STRING_CHECK, "type": "regex"}, "type", "unknown grader type 'regex'"),
     (
-        "arn",
-        {"type": "native", "name": "n", "target": "bedrock", "payload": {"lambda_arn": "x"}},
-        "",
-        "arn:aws:lambda",
-    ),
-    (
-        "native type",
-        {"type": "native", "name": "n", "target": "openai", "payload": {}},
-        "",
-        "needs a 'type'",
+        "native target",
+        {"type": "native", "name": "n", "target": "Not An Id!", "payload": {"type": "x"}},
+        "target",
+        "pattern",
     ),
 ]
 
@@ -282,6 +276,20 @@ def test_native_graders() -> None:
     future = {"type": "future_grader", "name": "f", "knob": 1}
     openai = g.Native(name="f", target="openai", payload=future)
     assert g.compile(openai, "openai") == future and openai.to_openai() == future
+
+
+def test_native_targets_are_any_provider_id_and_each_backend_checks_its_payload() -> None:
+    # The core keeps no list of backends that take native graders: a plugin's id builds, and
+    # each backend's compiler checks its own payload rule when the grader is compiled for it.
+    plugin = g.Native(name="p", target="acme", payload={"rubric": "house rules"})
+    with pytest.raises(GraderNotSupportedError, match="not grader JSON"):
+        plugin.to_openai()
+    bad_arn = g.Native(name="n", target="bedrock", payload={"lambda_arn": "x"})
+    with pytest.raises(UsageError, match="arn:aws:lambda"):
+        g.compile(bad_arn, "bedrock")
+    no_type = g.Native(name="n", target="openai", payload={})
+    with pytest.raises(GraderNotSupportedError, match="no 'type'"):
+        g.compile(no_type, "openai")
 
 
 def grade_len(sample, item):  # type: ignore[no-untyped-def]

@@ -392,11 +392,22 @@ class RowChecker:
         # One model answer per row. Earlier assistant turns are few-shot examples (AWS's RFT data
         # guide allows them): each answers the user turn before it, so the turns alternate.
         label = self.rules.label if self.rules else "this backend"
+        few_shot = self.rules is not None and self.rules.few_shot
         previous: str | None = None
+        users = 0
         for index, role in enumerate(roles):
             if role == "system":
                 continue
-            if role == "user" and previous == "user":
+            users += role == "user"
+            if role == "user" and users > 1 and not few_shot:
+                self._report(
+                    "error",
+                    "multi-turn",
+                    f"{label} is single-turn, and messages[{index}] is a second user turn",
+                    "put the whole prompt in one user message",
+                    field=f"messages[{index}]",
+                )
+            elif role == "user" and previous == "user":
                 self._report(
                     "error",
                     "multi-turn",
@@ -406,7 +417,7 @@ class RowChecker:
                     "between them",
                     field=f"messages[{index}]",
                 )
-            elif role == "assistant" and previous != "user":
+            elif role == "assistant" and previous != "user" and few_shot:
                 self._report(
                     "error",
                     "few-shot-order",

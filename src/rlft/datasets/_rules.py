@@ -48,9 +48,10 @@ class DatasetRules:
         min_rows / max_rows: Training-set size limits (``warn_min_rows``: a soft minimum).
         max_validation_rows: Validation-set size limit.
         validation: Whether a validation set is required, recommended or optional.
-        single_turn: The model answers once: an optional leading system turn, then user turns;
-            assistant turns before the last user turn are few-shot examples, so user and
-            assistant alternate.
+        single_turn: The model answers once: an optional leading system turn, then one user
+            turn (or, with ``few_shot``, alternating user and assistant turns ending on a user).
+        few_shot: With ``single_turn``, assistant turns before the last user turn are few-shot
+            examples (AWS's RFT data guide allows them), so user and assistant alternate.
         reference_answer: Rows carry a non-empty ``reference_answer`` (str or object).
         required_item_fields: Item fields every row must carry (``item.<name>``).
         reserved_item_fields: Item field names that collide with the backend's own names.
@@ -74,6 +75,7 @@ class DatasetRules:
     max_validation_rows: int | None = None
     validation: Requirement = "optional"
     single_turn: bool = False
+    few_shot: bool = False
     reference_answer: bool = False
     required_item_fields: frozenset[str] = frozenset()
     reserved_item_fields: frozenset[str] = frozenset()

@@ -108,6 +108,7 @@ class _Target:
     format: str
     compiler: str | None = None
     notes: Mapping[str, str] = field(default_factory=dict)
+    pass_threshold_types: frozenset[str] = frozenset()
 
     def cell(self, row: str) -> Cell:
         if row.startswith("native:"):
@@ -120,7 +121,9 @@ class _Target:
 
 def _declared(spec: ProviderSpec) -> _Target:
     facts = spec.graders or GraderFacts(format="neutral")
-    return _Target(spec.name, facts.format, facts.compiler, facts.notes)
+    return _Target(
+        spec.name, facts.format, facts.compiler, facts.notes, frozenset(facts.pass_threshold_types)
+    )
 
 
 def _resolve(target: str) -> _Target:
@@ -214,19 +217,33 @@ def compile(grader: Grader | BaseGrader | Mapping[str, Any], target: str, **opti
     try:
         if resolved.compiler is not None:
             return import_string(resolved.compiler)(grader, **options)
-        return build(grader, resolved.format, target=resolved.name, **options)
+        return build(
+            grader,
+            resolved.format,
+            target=resolved.name,
+            pass_threshold_types=resolved.pass_threshold_types,
+            **options,
+        )
     except TypeError as exc:  # an option the builder does not take
         raise UsageError(f"compile(grader, {target!r}): {exc}") from None
 
 
-def build(grader: BaseGrader, format: str, *, target: str | None = None, **options: Any) -> Any:
+def build(
+    grader: BaseGrader,
+    format: str,
+    *,
+    target: str | None = None,
+    pass_threshold_types: frozenset[str] = frozenset(),
+    **options: Any,
+) -> Any:
     """Build ``grader`` in one of the core's formats, without support checks.
 
     Args:
         grader: The grader.
         format: One of ``FORMATS``.
-        target: The provider id it is built for (the OpenAI format keeps ``pass_threshold``
-            where that backend's API documents it).
+        target: The provider id it is built for, named in notices.
+        pass_threshold_types: Grader types that keep ``pass_threshold`` in the OpenAI format
+            (the backend's ``GraderFacts.pass_threshold_types``).
         **options: The format's options.
     """
     if format == "trl":
@@ -241,7 +258,7 @@ def build(grader: BaseGrader, format: str, *, target: str | None = None, **optio
     if format == "openai":
         from rlft.graders.formats.openai import to_openai_json
 
-        return to_openai_json(grader, target or format)
+        return to_openai_json(grader, target or format, pass_threshold_types)
     if format == "neutral":
         return grader
     raise UsageError(f"unknown grader format {format!r}: use one of {', '.join(FORMATS)}")

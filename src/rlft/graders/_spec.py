@@ -60,10 +60,6 @@ __all__ = [
 
 MAX_PYTHON_SOURCE_BYTES = 256 * 1024  # OpenAI: "code < 256 kB" (reference/openai_azure.md §2.4)
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_LAMBDA_ARN = re.compile(
-    r"arn:(aws[a-zA-Z-]*)?:lambda:[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1}:\d{12}:"
-    r"function:[a-zA-Z0-9-_.]+(:(\$LATEST|[a-zA-Z0-9-_]+))?"
-)
 
 StringOperation = Literal["eq", "ne", "like", "ilike"]
 SimilarityMetric = Literal[
@@ -79,7 +75,9 @@ SimilarityMetric = Literal[
     "rouge_5",
     "rouge_l",
 ]
-NativeTarget = Literal["openai", "azure", "bedrock"]
+# A provider id: which backends run native graders is each backend's own fact
+# (``GraderFacts.native``), checked when the grader is compiled, never a list in the core.
+NativeTarget = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_.-]*$")]
 
 
 _NESTED: ContextVar[bool] = ContextVar("rlft_grader_nested", default=False)
@@ -674,28 +672,17 @@ class Native(BaseGrader):
         check_grader_data(value)  # a ValueError names the limit; shared parts count each time
         return value
 
-    @model_validator(mode="after")
-    def _check_payload(self) -> Self:
-        if self.target == "bedrock":
-            arn = self.payload.get("lambda_arn")
-            if not isinstance(arn, str) or not _LAMBDA_ARN.fullmatch(arn):
-                raise ValueError(
-                    "a bedrock native grader needs payload {'lambda_arn': "
-                    "'arn:aws:lambda:<region>:<account>:function:<name>'}"
-                )
-        elif not isinstance(self.payload.get("type"), str):
-            raise ValueError(f"a {self.target} native grader payload needs a 'type' field")
-        return self
-
     def to_openai(self) -> dict[str, Any]:
-        """The payload, for an ``openai``/``azure`` native grader.
+        """The payload, when it is OpenAI-style grader JSON (it has a ``type``).
 
         Raises:
-            GraderNotSupportedError: A ``bedrock`` native grader has no OpenAI JSON.
+            GraderNotSupportedError: The payload is not grader JSON (a Lambda ARN, for example).
         """
-        if self.target == "bedrock":
+        if not isinstance(self.payload.get("type"), str):
             raise unsupported(
-                self.name, "openai", "a bedrock native grader is a Lambda ARN, not grader JSON"
+                self.name,
+                "openai",
+                f"this native {self.target} grader's payload is not grader JSON (it has no 'type')",
             )
         return dict(self.payload)
 

@@ -50,7 +50,12 @@ DATASET = DatasetRules(
 )
 
 # Azure takes OpenAI's grader JSON (reference §5.5).
-GRADERS = GraderFacts(format="openai", native=True)
+GRADERS = GraderFacts(
+    format="openai",
+    native=True,
+    # https://learn.microsoft.com/azure/ai-foundry/openai/how-to/reinforcement-fine-tuning
+    pass_threshold_types=frozenset({"text_similarity", "score_model"}),
+)
 
 RATES = Rates(
     # Azure's example rate for o4-mini RFT (reference §5.9, Azure fine-tuning cost management).

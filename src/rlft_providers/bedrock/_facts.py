@@ -7,6 +7,7 @@ Sources resolve in ``/work/shared/reference/bedrock.md`` (tags in brackets).
 from __future__ import annotations
 
 import json
+import re
 from typing import TYPE_CHECKING, Any
 
 from rlft.exceptions import UsageError
@@ -61,6 +62,7 @@ DATASET = DatasetRules(
     min_rows=100,  # [D2]
     max_rows=20_000,  # "a maximum of 20K prompts" [D1]
     single_turn=True,  # [D7]
+    few_shot=True,  # the RFT data guide allows system, user and assistant roles
     reference_answer=True,  # [D2]
     render="rlft_providers.bedrock._facts:render_dataset",
     sources={"limits": "https://docs.aws.amazon.com/bedrock/latest/userguide/rft-nova-models.html"},
@@ -91,6 +93,13 @@ def render_dataset(dataset: Dataset) -> bytes:
     return b"".join(lines)
 
 
+# Lambda's function ARN pattern (botocore's lambda model, FunctionArn).
+_LAMBDA_ARN = re.compile(
+    r"arn:(aws[a-zA-Z-]*)?:lambda:[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1}:\d{12}:"
+    r"function:[a-zA-Z0-9-_.]+(:(\$LATEST|[a-zA-Z0-9-_]+))?"
+)
+
+
 def compile_grader(grader: BaseGrader, **options: Any) -> Any:
     """A ``Native`` grader's own payload (``{"lambda_arn": ...}``), else a Lambda package that
     runs the grader on rlft's engine (``rlft.graders.compile`` checked support first)."""
@@ -102,6 +111,12 @@ def compile_grader(grader: BaseGrader, **options: Any) -> Any:
             raise UsageError(
                 f"compile(grader, 'bedrock') takes no options for a Native grader; got "
                 f"{', '.join(sorted(options))}"
+            )
+        arn = grader.payload.get("lambda_arn")
+        if not isinstance(arn, str) or not _LAMBDA_ARN.fullmatch(arn):
+            raise UsageError(
+                f"grader {grader.name!r}: a bedrock native grader needs payload "
+                "{'lambda_arn': 'arn:aws:lambda:<region>:<account>:function:<name>'}"
             )
         return dict(grader.payload)
     return build_lambda_package(grader, **options)

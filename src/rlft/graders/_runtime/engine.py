@@ -220,7 +220,7 @@ async def _run_kind(
             return await _multi(spec, sample, item, options)
         if kind == "native":
             payload = spec.get("payload") or {}
-            if spec.get("target") in ("openai", "azure") and payload.get("type") in _KNOWN:
+            if isinstance(payload, Mapping) and payload.get("type") in _KNOWN:
                 return await _run(payload, sample, item, options)
             return _fail(
                 "unsupported",
@@ -319,7 +319,7 @@ def _python_sources(spec: Mapping[str, Any]) -> list[str]:
     kind = spec.get("type")
     if kind == "python":
         return [spec["source"]]
-    if kind == "native" and spec.get("target") in ("openai", "azure"):
+    if kind == "native":  # an OpenAI-style payload may hold python graders
         payload = spec.get("payload")
         return _python_sources(payload) if isinstance(payload, Mapping) else []
     if kind == "multi":

@@ -24,27 +24,23 @@ from typing import Any
 
 from rlft.graders._spec import BaseGrader, Native
 
-__all__ = ["PASS_THRESHOLD_TYPES", "to_openai_json"]
+__all__ = ["to_openai_json"]
 
 log = logging.getLogger("rlft.graders")
 
-PASS_THRESHOLD_TYPES: dict[str, frozenset[str]] = {
-    # https://learn.microsoft.com/azure/ai-foundry/openai/how-to/reinforcement-fine-tuning
-    "azure": frozenset({"text_similarity", "score_model"}),
-    "openai": frozenset(),  # not in FineTuneReinforcementMethod's grader schemas
-}
-"""The grader types whose ``pass_threshold`` each target accepts in fine-tuning jobs."""
 
-
-def to_openai_json(grader: BaseGrader, target: str = "openai") -> dict[str, Any]:
+def to_openai_json(
+    grader: BaseGrader, target: str = "openai", accepted: frozenset[str] = frozenset()
+) -> dict[str, Any]:
     """The grader as the JSON for ``method.reinforcement.grader``.
 
-    Call ``rlft.graders.compile(grader, "openai" | "azure")``, which checks support first.
+    Call ``rlft.graders.compile(grader, <provider id>)``, which checks support first. ``accepted``
+    names the grader types whose ``pass_threshold`` the target keeps (the backend declares them
+    in ``GraderFacts.pass_threshold_types``); OpenAI's fine-tuning schema has it on none.
     """
     if isinstance(grader, Native):
-        return dict(grader.payload)
+        return grader.to_openai()
     payload = grader.model_dump(mode="json", exclude_none=True)
-    accepted = PASS_THRESHOLD_TYPES.get(target, frozenset())
     _drop_pass_threshold(payload, "", target, accepted)
     for sub_key, sub in (payload.get("graders") or {}).items():
         _drop_pass_threshold(sub, f"graders.{sub_key}.", target, accepted)
