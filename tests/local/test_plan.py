@@ -187,3 +187,31 @@ def test_bad_accelerate_options_name_the_field() -> None:
     with pytest.raises(HyperparameterError, match="one of TRL's: .*zero3"):
         plan(provider_options={"accelerate": {"config_file": "zero9"}})
     assert AccelerateOptions(num_processes=2).num_processes == 2
+
+
+def test_the_tiny_model_sizes_unset_settings_from_the_data_and_says_why() -> None:
+    from rlft_providers.local._plan import data_shape, grader_item_fields
+
+    source = "def grade(sample, item):\n    return float(sample['output_text'] == item['city'])\n"
+    fields = grader_item_fields({"type": "python", "source": source})
+    assert fields == ("city",)
+    items = [{"city": "new york", "note": "a long note the grader never reads"}, {"city": "rome"}]
+    data = data_shape(items, rows=40, fields=fields)
+    assert data.answer_tokens == 2 and data.answer_fields == ("city",)
+    plan = plan_training(
+        Hyperparameters(), model=None, train_rows=40, has_validation=False, data=data
+    )
+    assert plan.grpo["max_completion_length"] == 2  # not the fallback 8
+    assert plan.grpo["num_train_epochs"] == 40  # 5 steps an epoch, ~200 steps in all
+    assert "max_completion_length=2 (the longest reference answer (city) is 2" in plan.summary()
+    assert "num_train_epochs=40" in plan.summary()
+    # What the job sets is the job's: no reason, no override.
+    given = Hyperparameters(epochs=2, max_completion_tokens=5, batch_size=4)
+    plan = plan_training(given, model=None, train_rows=40, has_validation=False, data=data)
+    assert plan.grpo["max_completion_length"] == 5 and plan.grpo["num_train_epochs"] == 2
+    assert plan.reasons == {} and plan.summary() == ""
+    # A named model keeps its own defaults: the tiny tokenizer says nothing about its tokens.
+    named = plan_training(
+        Hyperparameters(), model="Qwen/Qwen3-0.6B", train_rows=40, has_validation=False, data=data
+    )
+    assert named.grpo["max_completion_length"] == 256 and named.reasons == {}
