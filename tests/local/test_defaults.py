@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from tests.local.conftest import create, make_provider, rewards, wait_until
 
@@ -49,13 +50,19 @@ def _city(rng: random.Random) -> tuple[str, dict[str, Any]]:
     return text, {"city": city, "order": str(order)}
 
 
-def _dataset(make: Callable[[random.Random], tuple[str, dict[str, Any]]], system: str) -> Dataset:
+def _rows(make: Callable[[random.Random], tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
     rng = random.Random(7)
     rows = []
     for _ in range(ROWS):
         text, item = make(rng)
-        messages = [{"role": "system", "content": system}, {"role": "user", "content": text}]
-        rows.append({"messages": messages, **item})
+        rows.append({"messages": [{"role": "user", "content": text}], **item})
+    return rows
+
+
+def _dataset(make: Callable[[random.Random], tuple[str, dict[str, Any]]], system: str) -> Dataset:
+    rows = _rows(make)
+    for row in rows:
+        row["messages"].insert(0, {"role": "system", "content": system})
     return Dataset.from_records(rows)
 
 
@@ -107,3 +114,41 @@ async def test_only_epochs_set_learns_a_new_task(task: str, epochs: int, tmp_pat
     assert len(steps) == epochs * ROWS // 8  # 50 steps an epoch
     last = sum(curve[s] for s in steps[-10:]) / 10
     assert last >= 0.9, (task, last, [round(curve[s], 2) for s in steps[::20]])
+
+
+async def test_rlft_run_prints_the_settings_it_chose_and_why(tmp_path: Path) -> None:
+    import json
+    import os
+    import sys
+
+    from rlft_providers.local._errors import is_alive
+    from rlft_providers.local._jobdir import JobDir
+
+    rows = _rows(_parity)
+    (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "grader.json").write_text(
+        json.dumps({"type": "python", "name": "first_word", "source": FIRST_WORD})
+    )
+    (tmp_path / "job.toml").write_text(
+        'train = "train.jsonl"\ngrader = "grader.json"\n[hyperparameters]\nepochs = 1\n'
+    )
+    home = tmp_path / "home"
+    env = {**os.environ, "RLFT_HOME": str(home), "COLUMNS": "200"}
+    env.pop("RLFT_PROVIDER", None)
+    command = [sys.executable, "-m", "rlft", "run", str(tmp_path / "job.toml"), "--detach"]
+    with anyio.fail_after(300):
+        done = await anyio.run_process(command, env=env, check=False)
+    stdout = done.stdout.decode()
+    assert done.returncode == 0, stdout + done.stderr.decode()
+    lines = stdout.splitlines()
+    created = next(i for i, line in enumerate(lines) if line.startswith("created job"))
+    chosen = lines[created + 1]
+    assert chosen.startswith("settings chosen from the data: max_completion_length=1 "), chosen
+    assert "the longest reference answer (answer) is 1 token(s)" in chosen
+    # The run was only for the line: stop the worker it started.
+    provider = make_provider(home / "local", stop_timeout=600)
+    (job_id,) = [p.name for p in (home / "local" / "jobs").iterdir()]
+    await provider.cancel_job(job_id)
+    await wait_until(
+        provider, job_id, lambda r, e: not is_alive(JobDir(home / "local" / "jobs" / job_id))
+    )

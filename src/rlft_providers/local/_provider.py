@@ -212,6 +212,7 @@ class LocalProvider(Provider):
                 offline=self.settings.offline,
                 response_format=spec.response_format,
                 grader_guard=plan.grader_guard.model_dump() if plan.grader_guard else None,
+                settings_chosen=plan.summary(),
             )
             folder.write_job(job)
             with hold_lock(folder) as lock_fd:  # held before "pending" exists: never seen dead
@@ -315,6 +316,8 @@ class LocalProvider(Provider):
         }
         if folder.reward_curve.is_file():
             raw["reward_curve"] = str(folder.reward_curve)
+        if job.settings_chosen:  # `rlft run` prints it once the job exists
+            raw["settings_chosen"] = job.settings_chosen
         return JobRecord(
             id=job.id,
             provider=self.name,
