@@ -452,6 +452,24 @@ def _lora_options(value: Any) -> dict[str, Any]:
     return options
 
 
+# accelerate launch flags that pick a multi-process launcher themselves.
+_LAUNCHER_FLAGS = ("--multi_gpu", "--use_deepspeed", "--use_fsdp", "--use_megatron_lm", "--tpu")
+
+
+def needs_multi_process_flag(accelerate: AccelerateOptions) -> bool:
+    """True when ``--multi_gpu`` must be added for ``num_processes`` > 1 to start them all.
+
+    Without a config file or a launcher flag, ``accelerate launch`` starts ONE process whatever
+    ``--num_processes`` says. ``--multi_gpu`` is its torchrun launcher: on a machine without
+    GPUs each process trains on the CPU and they all-reduce over gloo (DDP), so the name is
+    misleading but the flag is right on the CPU too (``--cpu`` would start one process).
+    """
+    if (accelerate.num_processes or 1) <= 1 or accelerate.config_file is not None:
+        return False
+    given = {arg.split("=", 1)[0] for arg in accelerate.extra_args}
+    return not given & {*_LAUNCHER_FLAGS, "--cpu", "--config_file"}
+
+
 def worker_command(python: str, job_dir: Path, accelerate: AccelerateOptions | None) -> list[str]:
     """The command the launcher runs: the worker module, directly or under ``accelerate launch``.
 
@@ -474,6 +492,8 @@ def worker_command(python: str, job_dir: Path, accelerate: AccelerateOptions | N
         value = getattr(accelerate, name)
         if value is not None:
             flags += [f"--{name}", str(value)]
+    if needs_multi_process_flag(accelerate):
+        flags.append("--multi_gpu")
     return [python, "-m", "accelerate.commands.launch", *flags, *accelerate.extra_args, *worker]
 
 
