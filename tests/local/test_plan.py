@@ -292,3 +292,13 @@ def test_vllm_modes_give_the_grpo_settings_that_would_run(
     monkeypatch.setattr(importlib.util, "find_spec", real)
     with pytest.raises(MissingDependencyError, match="vllm"):
         plan(provider_options={"use_vllm": True, "vllm_mode": mode})
+
+
+def test_an_unreadable_accelerate_config_is_one_line_with_the_fix(tmp_path: Path) -> None:
+    config = tmp_path / "broken.yaml"
+    config.write_text("num_processes: [2\n")
+    with pytest.raises(HyperparameterError) as caught:
+        plan(provider_options={"accelerate": {"config_file": str(config)}})
+    message = str(caught.value)
+    assert "provider_options.accelerate.config_file" in message and "accelerate config" in message
+    assert "\n" not in message.strip()

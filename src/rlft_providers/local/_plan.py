@@ -434,7 +434,15 @@ def _num_processes(options: AccelerateOptions | None) -> int:
     if options.num_processes is not None:
         return options.num_processes
     if options.config_file is not None:
-        config = yaml.safe_load(Path(options.config_file).read_text(encoding="utf-8")) or {}
+        try:
+            config = yaml.safe_load(Path(options.config_file).read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            problem = str(exc).splitlines()[0]
+            raise _error(
+                "provider_options.accelerate.config_file",
+                options.config_file,
+                f"a readable accelerate YAML file (`accelerate config` writes one): {problem}",
+            ) from None
         if isinstance(config, dict) and isinstance(config.get("num_processes"), int):
             return int(config["num_processes"])
     return 1
