@@ -2,9 +2,10 @@
 
 Run: .venv/bin/python benchmarks/manager.py [--jobs 1000] [--rounds 5] [--no-wait]
 
-The server (``rlft.testing._openai_server``) runs in its own process on 127.0.0.1, so the CPU
-time measured here is the client's alone; it counts every request it serves. Both sides talk to
-it through rlft's real OpenAI backend (httpx, retries, JSON parsing, neutral models).
+The server (``rlft.testing.FakeFineTuningServer`` over loopback) runs in its own process on
+127.0.0.1, so the CPU time measured here is the client's alone; it counts every request it
+serves. Both sides talk to it through rlft's real OpenAI backend (httpx, retries, JSON
+parsing, neutral models).
 
 1. One full status refresh of every job, repeated ``--rounds`` times: HTTP requests, wall time
    and CPU time (medians), and peak Python memory (tracemalloc, a separate run).
@@ -41,7 +42,7 @@ class Server:
 
     def __init__(self) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "rlft.testing._openai_server"],
+            [sys.executable, "-m", "rlft.testing._fake_openai_api"],
             stdout=subprocess.PIPE,
             text=True,
         )

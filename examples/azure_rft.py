@@ -75,7 +75,7 @@ async def main(deploy: str | None) -> int:
     print(f"local grade of a correct answer: {local.score:.2f}")
 
     async with rlft.Client(provider=provider) as client:
-        if client.capabilities.remote_graders:
+        if client.capabilities.validate_grader:
             try:
                 await client.graders.validate(GRADER)  # the alpha endpoint: on api = "v1"
             except NotFoundError as exc:
@@ -111,7 +111,7 @@ async def main(deploy: str | None) -> int:
         if best is not None:
             reward = best.metrics.valid_reward_mean
             print(f"best checkpoint: step {best.step} ({best.id}), valid reward {reward}")
-        if deploy and best is not None and client.capabilities.deploy:
+        if deploy and best is not None and client.capabilities.deploy_checkpoint:
             name = await job.deploy(best, name=deploy)
             # ARM answers at once; the deployment serves requests a few minutes later.
             print(f"deploying as {name!r}: call it with model={name!r} once it is ready")

@@ -117,7 +117,7 @@ async def main() -> int:
             return 1
         checkpoints = await job.checkpoints()
         print(f"trained model: {job.fine_tuned_model}")
-        if deploy and checkpoints and client.capabilities.deploy:
+        if deploy and checkpoints and client.capabilities.deploy_checkpoint:
             # On-demand deployment: invoke the returned ARN with InvokeModel / Converse once
             # GetCustomModelDeployment says Active. It bills per token while it exists.
             target = await job.deploy(checkpoints[-1], name="rlft-arithmetic")

@@ -96,7 +96,7 @@ async def main() -> int:
     print(f"local grade of a correct answer: {local.score:.2f}")
 
     async with rlft.Client(provider=provider) as client:
-        if client.capabilities.remote_graders:  # OpenAI checks the grader before you pay
+        if client.capabilities.validate_grader:  # OpenAI checks the grader before you pay
             await client.graders.validate(GRADER)
             remote = await client.graders.run(
                 GRADER, sample=json.dumps({"label": "bug"}), item={"label": "billing"}

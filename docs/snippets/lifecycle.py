@@ -23,7 +23,7 @@ async def main() -> None:
         assert job.status is rlft.JobStatus.RUNNING
 
         # --8<-- [start:control]
-        if client.capabilities.pause:  # declared per backend: Bedrock cannot pause
+        if client.capabilities.pause_job:  # declared per backend: Bedrock cannot pause
             await job.pause()  # keeps a resumable checkpoint
             assert job.status is rlft.JobStatus.PAUSED
             await job.resume()

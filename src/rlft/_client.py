@@ -267,7 +267,7 @@ class GradersNamespace:
     async def validate(self, grader: Grader) -> None:
         """Ask the backend whether it accepts the grader; raises a ``ProviderAPIError`` if not."""
         provider = self._client.provider
-        _require(provider, "remote_graders", "remote grader validation")
+        _require(provider, "validate_grader", "remote grader validation")
         await provider.validate_grader(self.compile(grader))
 
     async def run(
@@ -275,7 +275,7 @@ class GradersNamespace:
     ) -> Any:
         """Score one sample with the backend's grader service."""
         provider = self._client.provider
-        _require(provider, "remote_graders", "remote grader runs")
+        _require(provider, "run_grader", "remote grader runs")
         return await provider.run_grader(self.compile(grader), sample=sample, item=item or {})
 
 
@@ -544,7 +544,7 @@ class JobsNamespace:
         """Sample the base model on a few training prompts and grade them: is there signal?
 
         See ``rlft.PreflightReport`` for the warnings (mean reward near 0, near 1, no
-        variance). Needs the ``inference`` capability.
+        variance). Needs the ``generate`` capability.
 
         Args:
             spec: The job to check.
@@ -641,7 +641,7 @@ def scope_of(provider: Provider) -> str:
 def _compile(grader: Grader, provider: Provider) -> Any:
     from rlft.graders import compile as compile_grader
 
-    return compile_grader(grader, provider.capabilities.grader_target)
+    return compile_grader(grader, provider.name)
 
 
 def _checked(spec: JobSpec | CheckedSpec, provider: Provider) -> CheckedSpec:
@@ -660,7 +660,7 @@ def _checked(spec: JobSpec | CheckedSpec, provider: Provider) -> CheckedSpec:
             "(train.split(validation=0.1, seed=...) makes one)"
         )
     provider.check_spec(spec)
-    _check_datasets(spec, caps.dataset_target)
+    _check_datasets(spec, provider.name)
     _check_grader(spec.grader, provider)
     return CheckedSpec(spec=spec, provider=provider.name, scope=scope)
 
@@ -672,7 +672,7 @@ def _check_grader(grader: Grader, provider: Provider) -> None:
     """
     from rlft.graders._compile import check_support
 
-    check_support(grader, provider.capabilities.grader_target)
+    check_support(grader, provider.name)
 
 
 # Refusals that prove nothing was created: safe to forget the "creating" record.

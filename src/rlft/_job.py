@@ -155,37 +155,38 @@ class Job:
 
     async def checkpoints(self) -> list[Checkpoint]:
         """Saved checkpoints, oldest first."""
-        self._require("checkpoints", "checkpoints")
+        self._require("list_checkpoints", "checkpoints")
         return await self._provider.list_checkpoints(self.id)
 
     async def pause(self) -> Self:
         """Pause the job, keeping a resumable checkpoint (where the backend can)."""
-        self._require("pause", "pause")
+        self._require("pause_job", "pause")
         previous, self.record = self.record, await self._provider.pause_job(self.id)
         await self._save(previous)
         return self
 
     async def resume(self) -> Self:
         """Resume a paused job."""
-        self._require("resume", "resume")
+        self._require("resume_job", "resume")
         previous, self.record = self.record, await self._provider.resume_job(self.id)
         await self._save(previous)
         return self
 
     async def cancel(self) -> Self:
         """Cancel the job on the backend. The only way (with guards) rlft stops a remote job."""
-        self._require("cancel", "cancel")
+        self._require("cancel_job", "cancel")
         previous, self.record = self.record, await self._provider.cancel_job(self.id)
         await self._save(previous)
         return self
 
     async def deploy(self, checkpoint: Checkpoint, *, name: str | None = None) -> str:
         """Deploy a checkpoint for inference and return the id to call."""
-        self._require("deploy", "deploy")
+        self._require("deploy_checkpoint", "deploy")
         return await self._provider.deploy_checkpoint(checkpoint, name=name)
 
     async def download_results(self, path: str | Path) -> list[Path]:
         """Download the job's result files into the folder ``path``; return the files written."""
+        self._require("download_results", "result file downloads")
         return await self._provider.download_results(self.id, Path(path))
 
     async def events(
@@ -205,7 +206,7 @@ class Job:
 
         Leaving the loop early only stops watching: it never cancels the job.
         """
-        self._require("events", "events")
+        self._require("list_events", "events")
         cursor = after
         interval = poll_interval or self._provider.capabilities.poll_interval
         while True:

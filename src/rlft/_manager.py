@@ -575,7 +575,7 @@ class JobManager:
         """The poller of one provider: refresh, read events, run guards, sleep; until done."""
         provider = jobs[0].backend
         name = provider.name
-        has_events = provider.capabilities.events
+        has_events = provider.capabilities.list_events
         want_events = (events or bool(self.guards) or bool(self._reporter)) and has_events
         rows = await self._recorded(jobs)
         watched = [

@@ -56,44 +56,6 @@ class JobStatus(enum.StrEnum):
 
 _TERMINAL = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
 
-# Each backend's native statuses -> neutral. Sources: reference/openai_azure.md §1.4 and §5.7,
-# reference/bedrock.md. Lookups are case-insensitive. An unknown word maps to the safe default
-# of its provider (running: keep watching) and the raw word stays in `provider_status`.
-STATUS_MAP: dict[str, dict[str, JobStatus]] = {
-    "openai": {
-        "validating_files": JobStatus.PENDING,
-        "queued": JobStatus.PENDING,
-        "running": JobStatus.RUNNING,
-        "paused": JobStatus.PAUSED,  # outside the spec's enum, returned by /pause
-        "succeeded": JobStatus.SUCCEEDED,
-        "failed": JobStatus.FAILED,
-        "cancelled": JobStatus.CANCELLED,
-    },
-    "azure": {
-        "created": JobStatus.PENDING,
-        "pending": JobStatus.PENDING,
-        "validating_files": JobStatus.PENDING,
-        "queued": JobStatus.PENDING,
-        "notrunning": JobStatus.PENDING,
-        "running": JobStatus.RUNNING,
-        "pausing": JobStatus.PAUSING,
-        "paused": JobStatus.PAUSED,
-        "resuming": JobStatus.RUNNING,  # on its way back to running; no neutral "resuming"
-        "succeeded": JobStatus.SUCCEEDED,
-        "failed": JobStatus.FAILED,
-        "cancelled": JobStatus.CANCELLED,
-        "canceled": JobStatus.CANCELLED,
-    },
-    "bedrock": {
-        "inprogress": JobStatus.RUNNING,
-        "completed": JobStatus.SUCCEEDED,
-        "failed": JobStatus.FAILED,
-        "stopping": JobStatus.RUNNING,  # still billing until Stopped; not a pause
-        "stopped": JobStatus.CANCELLED,
-    },
-    "local": {status.value: status for status in JobStatus},
-}
-
 
 def map_status(
     provider: str,
@@ -104,19 +66,24 @@ def map_status(
 ) -> JobStatus:
     """Translate a backend's status word to a ``JobStatus``.
 
-    Unknown words never raise: they map to ``default`` (``running``, so a watcher keeps polling
-    rather than giving up on a job that may still be billing). Neutral words map to themselves.
+    Each backend declares its own words in ``ProviderSpec.statuses``; this reads the table of
+    the provider id ``provider`` from the plugin registry. Lookups are case-insensitive. Unknown
+    words never raise: they map to ``default`` (``running``, so a watcher keeps polling rather
+    than giving up on a job that may still be billing), and the raw word stays in
+    ``provider_status``. Neutral words map to themselves.
 
     Args:
-        provider: The provider id whose vocabulary ``native`` is in (a key of ``STATUS_MAP``;
-            an OpenAI-compatible plugin can pass ``"openai"``).
+        provider: The provider id whose declared words ``native`` is in.
         native: The status word as the backend sent it.
         default: What an unknown word maps to.
-        table: A plugin's own vocabulary (lower-case words), used instead of ``STATUS_MAP``.
+        table: A vocabulary to use instead of the registered one (lower-case words).
     """
     key = native.strip().lower()
     if table is None:
-        table = STATUS_MAP.get(provider, STATUS_MAP["local"])
+        from rlft._plugins import find_provider
+
+        spec = find_provider(provider)
+        table = spec.statuses if spec is not None else {}
     if key in table:
         return table[key]
     try:
@@ -279,25 +246,31 @@ class Hyperparameters(_Frozen):
 
 
 class Capabilities(_Frozen):
-    """What a provider can do. The client checks these before calling an optional operation."""
+    """What a provider can do. Each flag is named after the optional ``Provider`` method it
+    allows; the client checks the flag before calling the method."""
 
-    pause: bool = False
-    resume: bool = False
-    cancel: bool = True
-    events: bool = True
-    checkpoints: bool = True
-    deploy: bool = False
-    """Can deploy a checkpoint for inference (``job.deploy(checkpoint)``)."""
-    inference: bool = False
-    """Can sample the base model (``Provider.generate``), for preflight checks."""
     list_jobs: bool = False
-    """Can list many jobs in one call (the job manager refreshes statuses through it)."""
-    remote_graders: bool = False
-    """Has grader validate/run endpoints."""
+    """``list_jobs``: many jobs in one call (the job manager refreshes statuses through it)."""
+    list_events: bool = True
+    """``list_events``: the job's events, after a cursor."""
+    list_checkpoints: bool = True
+    """``list_checkpoints``: the job's saved checkpoints."""
+    pause_job: bool = False
+    """``pause_job``: pause, keeping a resumable checkpoint."""
+    resume_job: bool = False
+    """``resume_job``: resume a paused job."""
+    cancel_job: bool = True
+    """``cancel_job``: cancel a job."""
+    deploy_checkpoint: bool = False
+    """``deploy_checkpoint``: make a checkpoint callable for inference (``job.deploy``)."""
+    generate: bool = False
+    """``generate``: sample the base model, for preflight checks."""
+    download_results: bool = False
+    """``download_results``: download the job's result files."""
+    validate_grader: bool = False
+    """``validate_grader``: the backend validates a compiled grader."""
+    run_grader: bool = False
+    """``run_grader``: the backend scores one sample with a compiled grader."""
     requires_validation_set: bool = False
     poll_interval: float = Field(default=10.0, gt=0)
     """Seconds between status polls that suit this backend (local jobs: well under a second)."""
-    grader_target: str = "local"
-    """The ``rlft.graders.compile`` target this provider's jobs use."""
-    dataset_target: str = "local"
-    """The dataset rendering this provider uploads."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import logging
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -11,19 +12,62 @@ from dataclasses import dataclass
 import pluggy
 
 from rlft import hookspecs
-from rlft.exceptions import PluginLoadError, UnknownProviderError
+from rlft.exceptions import PluginError, PluginLoadError, UnknownProviderError
 from rlft.provider import ProviderRegistry, ProviderSpec
 
-__all__ = ["BUILTIN_PLUGINS", "PluginHost", "PluginInfo"]
+__all__ = ["PluginHost", "PluginInfo", "builtin_plugins", "find_provider", "known_providers"]
 
-# The fallback when entry-point autoloading is off; a test keeps it equal to pyproject's table.
-BUILTIN_PLUGINS: dict[str, str] = {
-    "azure": "rlft_providers.azure._plugin",
-    "bedrock": "rlft_providers.bedrock._plugin",
-    "fake": "rlft.testing._plugin",
-    "local": "rlft_providers.local._plugin",
-    "openai": "rlft_providers.openai._plugin",
-}
+_DISTRIBUTION = "rlft"
+logger = logging.getLogger("rlft")
+
+
+def builtin_plugins() -> dict[str, str]:
+    """The built-in plugins: rlft's own ``rlft`` entry points, read from its distribution.
+
+    The fallback when entry-point autoloading is off: the built-ins still load, and only them.
+    """
+    try:
+        dist = importlib.metadata.distribution(_DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError:  # a bare source tree on sys.path
+        logger.warning(
+            "rlft is not installed, so its built-in backends cannot be found: install it "
+            "(pip install -e . in a checkout)"
+        )
+        return {}
+    return {
+        entry_point.name: entry_point.value
+        for entry_point in dist.entry_points
+        if entry_point.group == hookspecs.PROJECT_NAME
+    }
+
+
+# Every spec a plugin host has registered in this process, so a provider id resolves to the
+# facts of the plugin that serves it (including plugins handed to a Client in code).
+_seen: dict[str, ProviderSpec] = {}
+_default: PluginHost | None = None
+
+
+def _default_host() -> PluginHost:
+    global _default
+    if _default is None:
+        _default = PluginHost()
+    return _default
+
+
+def find_provider(name: str) -> ProviderSpec | None:
+    """The spec (and so the declared facts) of the provider id ``name``, or ``None``.
+
+    Looks at the plugins already loaded in this process first, then loads the installed ones.
+    """
+    spec = _seen.get(name)
+    if spec is None:
+        spec = _default_host().registry.get(name)
+    return spec
+
+
+def known_providers() -> list[str]:
+    """Every provider id loaded in this process or installed, sorted."""
+    return sorted(set(_seen) | set(_default_host().registry.names()))
 
 
 def _env_flag(name: str) -> bool:
@@ -114,7 +158,7 @@ class PluginHost:
             pm.set_blocked(name)
         if autoload:
             self._load_entry_points(pm)
-        for name, module in BUILTIN_PLUGINS.items():  # the fallback when autoload is off
+        for name, module in builtin_plugins().items():  # the fallback when autoload is off
             if not (pm.has_plugin(name) or pm.is_blocked(name)):
                 pm.register(importlib.import_module(module), name=name)
         for plugin in self._extra:
@@ -126,9 +170,17 @@ class PluginHost:
         for impl in reversed(pm.hook.rlft_register_providers.get_hookimpls()):
             registry._current_plugin = impl.plugin_name
             kwargs = {"registry": registry}
-            impl.function(**{key: kwargs[key] for key in impl.argnames})
+            try:
+                impl.function(**{key: kwargs[key] for key in impl.argnames})
+            except PluginError:
+                raise
+            except Exception as exc:  # a spec that cannot even be built: fail at load, named
+                raise PluginLoadError(
+                    name=impl.plugin_name, value=f"rlft_register_providers: {exc}"
+                ) from exc
         registry._current_plugin = ""
         self._pm, self._registry = pm, registry
+        _seen.update((spec.name, spec) for spec in registry)
 
     def _load_entry_points(self, pm: pluggy.PluginManager) -> None:
         for entry_point in importlib.metadata.entry_points(group=hookspecs.PROJECT_NAME):

@@ -135,7 +135,7 @@ async def run_preflight(
     """Sample ``samples`` training prompts through ``provider.generate`` and grade the answers.
 
     Args:
-        provider: A provider with the ``inference`` capability.
+        provider: A provider with the ``generate`` capability.
         spec: The job: its base model, training set and grader.
         samples: How many prompts (at most the training set's size).
         max_tokens: Longest completion (default: ``hyperparameters.max_completion_tokens``).
@@ -147,7 +147,7 @@ async def run_preflight(
     """
     if samples < 1:
         raise UsageError(f"preflight needs at least 1 sample, got {samples}")
-    if not provider.capabilities.inference:
+    if not provider.capabilities.generate:
         raise CapabilityError(
             provider=provider.name,
             operation="inference",

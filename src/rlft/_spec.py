@@ -70,8 +70,8 @@ class CreateJobRequest:
 
     Attributes:
         spec: The job spec, already validated against the provider's rules.
-        grader_payload: ``rlft.graders.compile(spec.grader, <the backend's grader target>)``,
-            compiled on first access and cached. Pass it to build a request by hand.
+        grader_payload: ``rlft.graders.compile(spec.grader, provider.name)``, compiled on first
+            access and cached. Pass it to build a request by hand.
         training_file: The id ``upload_dataset`` returned for ``spec.train``.
         validation_file: The id for ``spec.validation``, if there is one.
         idempotency_key: Derived from the spec and a client nonce: a provider that finds a job

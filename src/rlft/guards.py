@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, ClassVar, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 
 from rlft._models import JobEvent, JobStatus
 from rlft.exceptions import RLFTError, UsageError
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BudgetGuard",
-    "DEFAULT_RATES",
+    "default_rates",
     "enforce",
     "GraderHealth",
     "GraderHealthGuard",
@@ -165,7 +165,7 @@ async def enforce(job: Job, trip: GuardTrip, *, fallback: Fallback = "alert") ->
     action = trip.action
     note = None
     if action == "pause":
-        if not job.capabilities.pause:
+        if not job.capabilities.pause_job:
             note = f"provider {job.provider!r} cannot pause"
             action = fallback
         elif job.status is not JobStatus.RUNNING:
@@ -286,7 +286,7 @@ class RewardGapGuard(Guard[_GapState]):
 
 @dataclass(frozen=True, kw_only=True)
 class RateTable:
-    """Prices the budget guard estimates spend from. Data: copy ``DEFAULT_RATES`` and change it.
+    """Prices the budget guard estimates spend from. Data: copy ``default_rates()`` and change it.
 
     Attributes:
         training_per_hour: USD per hour of training, keyed ``"provider"`` or
@@ -315,21 +315,31 @@ class RateTable:
         return self.grader_tokens_per_million[max(matches, key=len)] if matches else None
 
 
-DEFAULT_RATES = RateTable(
-    training_per_hour={
-        # $100/hour of core training loop, prorated per second (reference/openai_azure.md §1.8,
-        # https://help.openai.com/en/articles/11323177-billing-guide-for-the-reinforcement-fine-tuning-api)
-        "openai:o4-mini": 100.0,
-        # Azure's example rate for o4-mini RFT (reference/openai_azure.md §5.9, Azure
-        # fine-tuning cost management). Azure also auto-pauses at $5,000 on its own.
-        "azure:o4-mini": 100.0,
-        "local": 0.0,  # your own machine
-    },
-    # Grader-model tokens are billed "at standard rates" (§1.8, §5.9): no price is documented in
-    # the reference, so none is assumed here. Add yours to include grader spend.
-    grader_tokens_per_million={},
-)
-"""Documented rates only. Bedrock publishes no RFT training rate in our reference: pass one."""
+def default_rates() -> RateTable:
+    """The rates every installed backend declares (``ProviderSpec.rates``), as one table.
+
+    Only documented prices: a backend that publishes none declares none, and the guard then asks
+    for ``rates=``. ``DEFAULT_RATES`` is this table, built on first use.
+    """
+    from rlft._plugins import find_provider, known_providers
+
+    training: dict[str, float] = {}
+    tokens: dict[str, tuple[float, float]] = {}
+    for name in known_providers():
+        spec = find_provider(name)
+        if spec is None or spec.rates is None:
+            continue
+        for prefix, rate in spec.rates.training_per_hour.items():
+            training[f"{name}:{prefix}" if prefix else name] = float(rate)
+        for model, (prompt, completion) in spec.rates.grader_tokens_per_million.items():
+            tokens[model] = (float(prompt), float(completion))
+    return RateTable(training_per_hour=training, grader_tokens_per_million=tokens)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "DEFAULT_RATES":  # built from the backends' declarations, on first use
+        return default_rates()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass
@@ -368,7 +378,8 @@ class BudgetGuard(Guard[_BudgetState]):
 
     Args:
         limit: The spend cap in USD.
-        rates: The price table (default ``DEFAULT_RATES``: documented prices only).
+        rates: The price table (default ``default_rates()``: what each backend declares in
+            ``ProviderSpec.rates``, documented prices only).
         action: ``"pause"`` (default), ``"cancel"`` or ``"alert"``.
         fallback: When the backend cannot pause: ``"alert"`` (default) or ``"cancel"``.
 
@@ -390,7 +401,7 @@ class BudgetGuard(Guard[_BudgetState]):
         if limit <= 0:
             raise UsageError(f"BudgetGuard limit must be positive, got {limit}")
         self.limit = limit
-        self.rates = rates or DEFAULT_RATES
+        self.rates = rates or default_rates()
 
     def start(self, job: Job) -> None:
         self.check_rate(job.provider, job.record.model)

@@ -28,9 +28,11 @@ def rlft_register_providers(registry: ProviderRegistry) -> None:
     """Register backends by adding ``ProviderSpec`` objects to ``registry``.
 
     Called once per plugin host (one per ``rlft.Client``), when the first provider is looked up.
-    Import nothing heavy here: ``ProviderSpec.factory`` names the provider class as a string.
+    Import nothing heavy here: ``ProviderSpec.factory`` names the provider class as a string, and
+    the backend's facts (status words, dataset rules, grader format, rates, ...) are plain data.
 
     Args:
         registry: The typed registry; ``registry.add(spec)`` raises ``DuplicateProviderError``
-            when the name is taken.
+            when the name is taken, and ``PluginLoadError`` (naming the plugin and the field)
+            when a declared fact is malformed.
     """

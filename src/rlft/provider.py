@@ -1,19 +1,26 @@
-"""The provider contract: what a backend implements, and how a plugin registers it.
+"""The provider contract: what a backend implements, what it declares, and how it registers.
 
 A backend is a ``Provider`` subclass plus a ``ProviderSpec`` registered from the
-``rlft_register_providers`` hook. Each ``Provider`` method does one remote operation and
-translates the answer to neutral models; polling, retries above the wire, validation and grader
-compilation belong to the core. A plugin looks like this:
+``rlft_register_providers`` hook. The spec carries the backend's facts as plain data, so the core
+can validate a dataset, compile a grader or price a job without importing the backend's SDK:
 
     import rlft
-    from rlft.provider import ProviderRegistry, ProviderSpec
+    from rlft.provider import DatasetRules, GraderFacts, JobStatus, ProviderRegistry, ProviderSpec
 
     @rlft.hookimpl
     def rlft_register_providers(registry: ProviderRegistry) -> None:
         registry.add(ProviderSpec(
-            name="acme", settings=AcmeSettings, extra=None, requires=("httpx",),
+            name="acme", settings=AcmeSettings, requires=("httpx",),
             factory="rlft_acme._provider:AcmeProvider",   # imported on first use only
+            statuses={"warming": JobStatus.PENDING, "done": JobStatus.SUCCEEDED},
+            dataset=DatasetRules(label="Acme RFT", roles=frozenset({"user"})),
+            graders=GraderFacts(format="openai"),
         ))
+
+Each ``Provider`` method does one remote operation and translates the answer to neutral models;
+polling, retries above the wire, validation and grader compilation belong to the core. Every
+declared fact is checked when plugins load: a malformed one raises ``PluginLoadError`` naming the
+plugin and the field.
 """
 
 from __future__ import annotations
@@ -21,15 +28,22 @@ from __future__ import annotations
 import abc
 import importlib
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from rlft._concurrency import map_concurrently
+from rlft._facts import (
+    GraderFacts,
+    HyperparameterFacts,
+    Lifecycle,
+    Rates,
+    normalise_statuses,
+    spec_problems,
+)
 from rlft._models import (
-    STATUS_MAP,
     Capabilities,
     Checkpoint,
     Hyperparameters,
@@ -43,7 +57,13 @@ from rlft._models import (
 from rlft._paths import rlft_home
 from rlft._secrets import register_secret
 from rlft._spec import CreateJobRequest, JobSpec
-from rlft.exceptions import CapabilityError, DuplicateProviderError, MissingDependencyError
+from rlft.datasets._rules import DatasetRules
+from rlft.exceptions import (
+    CapabilityError,
+    DuplicateProviderError,
+    MissingDependencyError,
+    PluginLoadError,
+)
 
 if TYPE_CHECKING:
     from rlft.datasets import Dataset
@@ -51,21 +71,25 @@ if TYPE_CHECKING:
 # Everything a backend needs, built-in or third-party: the contract, the neutral nouns it takes
 # and returns, and the helpers every backend uses. Built-ins import only from public modules.
 __all__ = [
-    "STATUS_MAP",
     "Capabilities",
     "Checkpoint",
     "CreateJobRequest",
     "DatasetRole",
+    "DatasetRules",
+    "GraderFacts",
+    "HyperparameterFacts",
     "Hyperparameters",
     "JobErrorInfo",
     "JobEvent",
     "JobRecord",
     "JobSpec",
     "JobStatus",
+    "Lifecycle",
     "Provider",
     "ProviderRegistry",
     "ProviderSettings",
     "ProviderSpec",
+    "Rates",
     "StepMetrics",
     "map_concurrently",
     "map_status",
@@ -130,31 +154,34 @@ class Provider(abc.ABC):
         """Fetch one job."""
 
     async def list_jobs(self, *, limit: int = 100) -> list[JobRecord]:
-        """List recent jobs in one call (or one paginated walk). Needs ``list_jobs``."""
+        """List recent jobs in one call (or one paginated walk). Flag: ``list_jobs``."""
         raise CapabilityError(provider=self.name, operation="list_jobs")
 
     async def list_events(self, job_id: str, *, after: str | None = None) -> list[JobEvent]:
-        """Events after the cursor ``after`` (oldest first). Needs ``events``."""
+        """Events after the cursor ``after`` (oldest first). Flag: ``list_events``."""
         raise CapabilityError(provider=self.name, operation="events")
 
     async def list_checkpoints(self, job_id: str) -> list[Checkpoint]:
-        """Saved checkpoints, oldest first. Needs ``checkpoints``."""
+        """Saved checkpoints, oldest first. Flag: ``list_checkpoints``."""
         raise CapabilityError(provider=self.name, operation="checkpoints")
 
     async def pause_job(self, job_id: str) -> JobRecord:
-        """Pause, keeping a resumable checkpoint. Needs ``pause``."""
+        """Pause, keeping a resumable checkpoint. Flag: ``pause_job``."""
         raise CapabilityError(provider=self.name, operation="pause")
 
     async def resume_job(self, job_id: str) -> JobRecord:
-        """Resume a paused job. Needs ``resume``."""
+        """Resume a paused job. Flag: ``resume_job``."""
         raise CapabilityError(provider=self.name, operation="resume")
 
     async def cancel_job(self, job_id: str) -> JobRecord:
-        """Cancel. Needs ``cancel``."""
+        """Cancel. Flag: ``cancel_job``."""
         raise CapabilityError(provider=self.name, operation="cancel")
 
     async def deploy_checkpoint(self, checkpoint: Checkpoint, *, name: str | None = None) -> str:
-        """Make a checkpoint callable for inference; return the id to call. Needs ``deploy``."""
+        """Make a checkpoint callable for inference; return the id to call.
+
+        Flag: ``deploy_checkpoint``.
+        """
         raise CapabilityError(provider=self.name, operation="deploy")
 
     async def generate(
@@ -166,21 +193,24 @@ class Provider(abc.ABC):
     ) -> list[str]:
         """Sample one completion per prompt (a list of chat messages) from ``model``.
 
-        Used by ``rlft preflight`` to check the base model has a learning signal. Needs
-        ``inference``.
+        Used by ``rlft preflight`` to check the base model has a learning signal. Flag:
+        ``generate``.
         """
         raise CapabilityError(provider=self.name, operation="inference")
 
     async def download_results(self, job_id: str, path: Path) -> list[Path]:
-        """Download the job's result files into the folder ``path``; return the files written."""
+        """Download the job's result files into ``path``; return the files written.
+
+        Flag: ``download_results``.
+        """
         raise CapabilityError(provider=self.name, operation="result file downloads")
 
     async def validate_grader(self, payload: Any) -> None:
-        """Ask the backend to validate a compiled grader. Needs ``remote_graders``."""
+        """Ask the backend to validate a compiled grader. Flag: ``validate_grader``."""
         raise CapabilityError(provider=self.name, operation="remote grader validation")
 
     async def run_grader(self, payload: Any, *, sample: str, item: Mapping[str, Any]) -> Any:
-        """Score one sample on the backend. Needs ``remote_graders``."""
+        """Score one sample on the backend. Flag: ``run_grader``."""
         raise CapabilityError(provider=self.name, operation="remote grader runs")
 
     async def aclose(self) -> None:  # noqa: B027 - optional: most providers hold nothing
@@ -189,15 +219,25 @@ class Provider(abc.ABC):
 
 @dataclass(frozen=True, kw_only=True)
 class ProviderSpec:
-    """How a plugin declares a provider without importing its SDK.
+    """How a plugin declares a provider and its facts, without importing its SDK.
 
     Attributes:
-        name: The provider id (``"bedrock"``): short, lowercase, never renamed.
+        name: The provider id (``"acme"``): what users write; short, lowercase, never renamed.
         settings: The settings model, a ``ProviderSettings`` subclass.
         factory: ``"module:Class"`` of the ``Provider`` subclass; imported on first use.
         extra: The rlft extra that installs the SDK, for the error message.
         requires: Top-level import names the factory needs (``("boto3",)``).
         description: One line for ``rlft providers``.
+        statuses: The backend's status words -> neutral ``JobStatus`` (case-insensitive).
+            ``map_status(name, word)`` reads it; neutral words always map to themselves.
+        dataset: The backend's dataset rules and how rows render for upload (``None``: the
+            generic checks only, rows uploaded as OpenAI-style JSONL).
+        graders: The grader format it accepts and how a neutral grader compiles for it
+            (``None``: the neutral grader itself).
+        rates: Prices for the budget guard (``None``: pass ``rates=`` to ``BudgetGuard``).
+        hyperparameters: How neutral hyperparameters map to the backend, their ranges, and the
+            code that checks them.
+        lifecycle: Dates that decide whether jobs can still run, with their source.
     """
 
     name: str
@@ -206,6 +246,12 @@ class ProviderSpec:
     extra: str | None = None
     requires: tuple[str, ...] = ()
     description: str = ""
+    statuses: Mapping[str, JobStatus] = field(default_factory=dict)
+    dataset: DatasetRules | None = None
+    graders: GraderFacts | None = None
+    rates: Rates | None = None
+    hyperparameters: HyperparameterFacts | None = None
+    lifecycle: Lifecycle | None = None
     plugin: str = field(default="", compare=False)
     """Filled by the registry: the plugin that registered it."""
 
@@ -241,11 +287,25 @@ class ProviderRegistry:
         self._current_plugin = ""
 
     def add(self, spec: ProviderSpec) -> None:
-        """Register a provider. A name taken by another plugin raises ``DuplicateProviderError``."""
+        """Register a provider after checking every fact it declares.
+
+        Raises:
+            DuplicateProviderError: The name is taken by another plugin.
+            PluginLoadError: A declared fact is malformed (names the plugin and the field).
+        """
+        plugin = self._current_plugin or spec.plugin or spec.name
+        problems = spec_problems(spec)
+        if problems:
+            fields = "; ".join(problems)
+            raise PluginLoadError(name=plugin, value=f"provider {spec.name!r}: {fields}")
         if spec.name in self._specs:
             raise DuplicateProviderError(
                 name=spec.name, factories=(self._specs[spec.name].factory, spec.factory)
             )
+        dataset = spec.dataset
+        if dataset is not None and dataset.name != spec.name:
+            dataset = replace(dataset, name=spec.name)
+        spec = replace(spec, statuses=normalise_statuses(spec.statuses), dataset=dataset)
         object.__setattr__(spec, "plugin", self._current_plugin)
         self._specs[spec.name] = spec
 
@@ -262,3 +322,9 @@ class ProviderRegistry:
 
     def __len__(self) -> int:
         return len(self._specs)
+
+
+# The facts' types live in a private module; they are public here.
+for _cls in (GraderFacts, HyperparameterFacts, Lifecycle, Rates):
+    _cls.__module__ = __name__
+del _cls

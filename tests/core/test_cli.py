@@ -24,7 +24,13 @@ def test_providers_lists_every_builtin_with_origin_and_capabilities() -> None:
     assert {"local", "openai", "azure", "bedrock", "fake"} <= set(rows)
     fake = rows["fake"]
     assert fake["installed"] is True
-    assert {"pause", "resume", "cancel", "events", "checkpoints"} <= set(fake["capabilities"])
+    assert {"pause_job", "resume_job", "cancel_job", "list_events", "list_checkpoints"} <= set(
+        fake["capabilities"]
+    )
+    assert set(rows["local"]["capabilities"]) >= {"download_results", "generate"}
+    assert "2027-01-06" in rows["openai"]["lifecycle"]["note"]
+    assert rows["openai"]["lifecycle"]["source"].startswith("https://")
+    assert rows["fake"]["lifecycle"] is None
     assert rows["local"]["from"].startswith("built-in")
     assert [name for name, row in rows.items() if row["default"]] == ["local"]
 
@@ -33,6 +39,7 @@ def test_providers_table_renders() -> None:
     result = CliRunner().invoke(main, ["providers"])
     assert result.exit_code == 0, result.output
     assert "bedrock" in result.output and "fake" in result.output
+    assert "azure: " in result.output and "2027-04-16" in result.output  # lifecycle notes
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["providers", "--help"]])

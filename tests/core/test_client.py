@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import anyio
 import pytest
 
@@ -135,7 +137,7 @@ async def test_bad_data_is_refused_before_any_upload() -> None:
 
 async def test_capabilities_are_checked_before_calling() -> None:
     class NoPause(FakeProvider):
-        capabilities = FakeProvider.capabilities.model_copy(update={"pause": False})
+        capabilities = FakeProvider.capabilities.model_copy(update={"pause_job": False})
 
     job = rlft.Job(
         provider=NoPause(settings=FakeSettings()),
@@ -145,6 +147,17 @@ async def test_capabilities_are_checked_before_calling() -> None:
     )
     with pytest.raises(CapabilityError, match="does not support pause"):
         await job.pause()
+
+
+async def test_result_downloads_need_their_flag(tmp_path: Path) -> None:
+    job = rlft.Job(
+        provider=FakeProvider(settings=FakeSettings()),  # declares no download_results
+        record=rlft.JobRecord(
+            id="j", provider="fake", status=JobStatus.SUCCEEDED, provider_status="succeeded"
+        ),
+    )
+    with pytest.raises(CapabilityError, match="does not support result file downloads"):
+        await job.download_results(tmp_path)
 
 
 async def test_create_needs_data_and_grader() -> None:

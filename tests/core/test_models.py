@@ -3,7 +3,8 @@ from __future__ import annotations
 import pytest
 
 from rlft import JobEvent, JobStatus
-from rlft._models import STATUS_MAP, map_status
+from rlft._models import map_status
+from rlft._plugins import builtin_plugins, find_provider
 
 
 @pytest.mark.parametrize(
@@ -38,11 +39,36 @@ def test_unknown_statuses_never_crash_and_keep_watching() -> None:
     assert map_status("openai", "weird", default=JobStatus.PENDING) is JobStatus.PENDING
 
 
-def test_every_table_maps_to_every_terminal_status() -> None:
-    for provider, table in STATUS_MAP.items():
-        assert {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED} <= set(
-            table.values()
-        ), provider
+def test_every_builtin_reaches_every_terminal_status() -> None:
+    for provider in builtin_plugins():
+        spec = find_provider(provider)
+        assert spec is not None, provider
+        words = [*spec.statuses, *(status.value for status in JobStatus)]
+        reached = {map_status(provider, word) for word in words}
+        assert {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED} <= reached, provider
+
+
+def test_a_declared_vocabulary_is_read_from_the_registry() -> None:
+    import rlft
+    from rlft.provider import ProviderRegistry, ProviderSettings, ProviderSpec
+
+    class Plugin:
+        @rlft.hookimpl
+        def rlft_register_providers(self, registry: ProviderRegistry) -> None:
+            registry.add(
+                ProviderSpec(
+                    name="vocab-test",
+                    settings=ProviderSettings,
+                    factory="rlft.testing._fake:FakeProvider",
+                    statuses={"Warming": "pending", "done": JobStatus.SUCCEEDED},
+                )
+            )
+
+    assert map_status("vocab-test", "warming") is JobStatus.RUNNING  # not loaded yet: unknown
+    rlft.Client(plugins=[Plugin()], autoload=False).provider_specs()
+    assert map_status("vocab-test", "WARMING") is JobStatus.PENDING
+    assert map_status("vocab-test", "done") is JobStatus.SUCCEEDED
+    assert map_status("vocab-test", "succeeded") is JobStatus.SUCCEEDED  # neutral words hold
 
 
 def test_terminal_statuses() -> None:

@@ -1,4 +1,5 @@
-"""Per-backend rules: roles, row limits, validation sets, Bedrock's conventions, TRL's names."""
+"""Per-backend rules, as each backend declares them: roles, row limits, validation sets,
+Bedrock's conventions, TRL's names."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from rlft.datasets import TARGETS, Dataset, check_file
+from rlft._plugins import find_provider
+from rlft.datasets import Dataset, DatasetRules, check_file
 
 from .ds_helpers import jsonl, row, writer
 
@@ -28,8 +30,11 @@ def codes(report: Any, severity: str | None = None) -> list[str]:
     return [p.code for p in report.problems if severity is None or p.severity == severity]
 
 
-def test_every_target_is_declared() -> None:
-    assert set(TARGETS) == {"openai", "azure", "bedrock", "local"}
+@pytest.mark.parametrize("provider", ["openai", "azure", "bedrock", "local"])
+def test_every_builtin_backend_declares_its_rules(provider: str) -> None:
+    spec = find_provider(provider)
+    assert spec is not None and isinstance(spec.dataset, DatasetRules)
+    assert spec.dataset.name == provider  # filled in at registration
 
 
 @pytest.mark.parametrize("target", ["openai", "azure"])
@@ -221,9 +226,40 @@ def test_local_warns_that_per_row_tools_are_ignored() -> None:
     assert report.ok and codes(report) == ["tools-ignored"]
 
 
-def test_an_unknown_target_runs_the_generic_rules_and_says_so() -> None:
+def test_an_unknown_provider_runs_the_generic_rules_and_says_so() -> None:
     ds = Dataset.from_records([row()])
-    report = ds.validate(provider="acme")
+    report = ds.validate(provider="nosuch-backend")
     (warning,) = report.warnings
-    assert warning.code == "unknown-target" and "acme" in warning.message
-    assert "openai, azure, bedrock, local" in warning.fix
+    assert warning.code == "unknown-provider" and "nosuch-backend" in warning.message
+    assert "azure, bedrock" in warning.fix and "local" in warning.fix
+
+
+def test_a_plugins_declared_rules_apply_by_provider_id(write: Write) -> None:
+    import rlft
+    from rlft.provider import ProviderRegistry, ProviderSettings, ProviderSpec
+
+    class Plugin:
+        @rlft.hookimpl
+        def rlft_register_providers(self, registry: ProviderRegistry) -> None:
+            registry.add(
+                ProviderSpec(
+                    name="ds-plugin",
+                    settings=ProviderSettings,
+                    factory="rlft.testing._fake:FakeProvider",
+                    dataset=DatasetRules(
+                        label="Plugin RFT",
+                        roles=frozenset({"user"}),
+                        required_item_fields=frozenset({"ticket_id"}),
+                        max_rows=2,
+                    ),
+                )
+            )
+
+    rlft.Client(plugins=[Plugin()], autoload=False).provider_specs()
+    path = write("t.jsonl", jsonl([row("a", ticket_id=1), row("b"), row("c", ticket_id=3)]))
+    report = check_file(path, provider="ds-plugin")
+    assert check_file(path).ok  # the generic rules alone accept it
+    missing = [p for p in report.errors if p.code == "missing-required-field"]
+    assert [(p.line, p.field) for p in missing] == [(2, "item.ticket_id")]
+    assert "Plugin RFT needs the item field" in missing[0].message
+    assert "too-many-rows" in codes(report, "error")

@@ -395,7 +395,8 @@ async def test_the_job_store_masks_what_bypassed_every_other_boundary(tmp_path: 
 
 
 async def test_a_plugins_bearer_token_from_its_auth_hook_is_masked_when_echoed_bare() -> None:
-    from rlft.openai_compat import FakeFineTuningServer, OpenAICompatClient, to_job
+    from rlft.openai_compat import OpenAICompatClient, to_job
+    from rlft.testing import FakeFineTuningServer
 
     token, query_key = canary(), canary()
 

@@ -52,7 +52,7 @@ class NoPauseFake(FakeProvider):
 
     name: ClassVar[str] = "nopause"
     capabilities: ClassVar[Capabilities] = FakeProvider.capabilities.model_copy(
-        update={"pause": False, "resume": False}
+        update={"pause_job": False, "resume_job": False}
     )
 
 

@@ -15,13 +15,13 @@ from rlft._manager import JobManager, JobUpdate
 from rlft._models import JobEvent, JobRecord, StepMetrics
 from rlft.exceptions import UsageError
 from rlft.guards import (
-    DEFAULT_RATES,
     BudgetGuard,
     GraderHealth,
     GraderHealthGuard,
     RateTable,
     RewardGapGuard,
     StallGuard,
+    default_rates,
     enforce,
 )
 from rlft.openai_compat import to_step_metrics
@@ -186,11 +186,11 @@ async def test_budget_without_a_rate_fails_before_watching(tmp_path: Path) -> No
 
 
 def test_default_rates_are_the_documented_ones() -> None:
-    assert DEFAULT_RATES.hourly("openai", "o4-mini-2025-04-16") == 100.0
-    assert DEFAULT_RATES.hourly("azure", "o4-mini") == 100.0
-    assert DEFAULT_RATES.hourly("local", None) == 0.0
-    assert DEFAULT_RATES.hourly("openai", "gpt-4.1") is None  # no documented RFT price
-    assert DEFAULT_RATES.hourly("bedrock", "amazon.nova-2-lite-v1:0:256k") is None
+    assert default_rates().hourly("openai", "o4-mini-2025-04-16") == 100.0
+    assert default_rates().hourly("azure", "o4-mini") == 100.0
+    assert default_rates().hourly("local", None) == 0.0
+    assert default_rates().hourly("openai", "gpt-4.1") is None  # no documented RFT price
+    assert default_rates().hourly("bedrock", "amazon.nova-2-lite-v1:0:256k") is None
     table = RateTable(training_per_hour={"x": 1.0, "x:big": 5.0, "x:big-v2": 9.0})
     assert (table.hourly("x", "big-v2-1"), table.hourly("x", "big-1"), table.hourly("x", "s")) == (
         9.0,

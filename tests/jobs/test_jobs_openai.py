@@ -12,19 +12,30 @@ from rlft import JobStatus
 from rlft._manager import JobManager
 from rlft._store import JobStore
 from rlft.guards import RewardGapGuard
-from rlft.testing import default_conformance_spec
-from rlft.testing._openai_server import FakeOpenAIServer
+from rlft.testing import FakeFineTuningServer, LoopbackServer, default_conformance_spec
 
 pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-def server() -> Iterator[FakeOpenAIServer]:
-    with FakeOpenAIServer(job_duration=0.8) as running:
-        yield running
+def server() -> Iterator[Loopback]:
+    """The one fake API, clock-driven, behind a real HTTP server on 127.0.0.1."""
+    fake = FakeFineTuningServer(job_duration=0.8, total_steps=10, file_polls=0)
+    with fake.serve() as running:
+        yield Loopback(fake, running)
 
 
-def client(server: FakeOpenAIServer, db: Path) -> rlft.Client:
+class Loopback:
+    """The fake (its counters and seeding) and where it listens."""
+
+    def __init__(self, fake: FakeFineTuningServer, running: LoopbackServer) -> None:
+        self.url = running.url
+        self.seed = fake.seed
+        self.stats = fake.stats
+        self.reset_stats = fake.reset_stats
+
+
+def client(server: Loopback, db: Path) -> rlft.Client:
     return rlft.Client(
         provider="openai",
         autoload=False,
@@ -33,7 +44,7 @@ def client(server: FakeOpenAIServer, db: Path) -> rlft.Client:
     )
 
 
-async def test_one_listing_refreshes_many_jobs(server: FakeOpenAIServer, tmp_path: Path) -> None:
+async def test_one_listing_refreshes_many_jobs(server: Loopback, tmp_path: Path) -> None:
     server.seed(120, duration=(60, 60))
     async with client(server, tmp_path / "jobs.db") as openai:
         jobs = await openai.jobs.list(remote=True, limit=120)
@@ -47,9 +58,7 @@ async def test_one_listing_refreshes_many_jobs(server: FakeOpenAIServer, tmp_pat
         assert {job.status for job in jobs} == {JobStatus.RUNNING}
 
 
-async def test_wait_all_over_http_costs_listings_not_gets(
-    server: FakeOpenAIServer, tmp_path: Path
-) -> None:
+async def test_wait_all_over_http_costs_listings_not_gets(server: Loopback, tmp_path: Path) -> None:
     server.seed(30, duration=(0.2, 0.6))
     async with client(server, tmp_path / "jobs.db") as openai:
         jobs = await openai.jobs.list(remote=True, limit=30)
@@ -66,9 +75,7 @@ async def test_wait_all_over_http_costs_listings_not_gets(
         assert len(rows) == 30 and {row.status for row in rows} == {"succeeded"}
 
 
-async def test_create_watch_and_guard_a_job_over_http(
-    server: FakeOpenAIServer, tmp_path: Path
-) -> None:
+async def test_create_watch_and_guard_a_job_over_http(server: Loopback, tmp_path: Path) -> None:
     spec = default_conformance_spec().model_copy(update={"model": "o4-mini-2025-04-16"})
     async with client(server, tmp_path / "jobs.db") as openai:
         manager = JobManager(

@@ -124,7 +124,7 @@ async def test_max_tokens_come_from_the_job() -> None:
 async def test_a_provider_without_inference_says_how_to_skip() -> None:
     class Blind(FakeProvider):
         capabilities: ClassVar[Capabilities] = FakeProvider.capabilities.model_copy(
-            update={"inference": False}
+            update={"generate": False}
         )
 
     with pytest.raises(CapabilityError, match="--no-preflight"):

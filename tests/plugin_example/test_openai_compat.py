@@ -7,7 +7,7 @@ import sys
 
 import rlft.openai_compat as public
 import rlft.openai_compat as wire
-from rlft.testing import _fake_openai_api as _fake_server
+import rlft.testing
 
 HEAVY = {"openai", "boto3", "botocore", "azure", "torch", "trl", "transformers", "datasets"}
 
@@ -15,8 +15,16 @@ HEAVY = {"openai", "boto3", "botocore", "azure", "torch", "trl", "transformers",
 def test_every_name_is_the_wire_layers_own_object() -> None:
     """A re-export, not a copy: a plugin subclasses exactly what the built-ins subclass."""
     for name in public.__all__:
-        origin = wire if hasattr(wire, name) else _fake_server
-        assert getattr(public, name) is getattr(origin, name), name
+        assert getattr(public, name) is getattr(wire, name), name
+
+
+def test_the_fake_api_lives_in_rlft_testing_not_in_the_wire_layer() -> None:
+    """Plugins import the wire layer at runtime; the fake is test code, in ``rlft.testing``."""
+    assert "FakeFineTuningServer" not in public.__all__
+    assert "FakeFineTuningServer" in rlft.testing.__all__
+    code = "import sys, rlft.openai_compat; print(sorted(m for m in sys.modules if 'testing' in m))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "rlft.testing" not in out.stdout
 
 
 def test_all_is_complete() -> None:

@@ -113,7 +113,23 @@ def test_rlft_providers_lists_the_installed_plugin(tutorial: Tutorial) -> None:
     rows = re.findall(r"^│ acme .*$", tutorial.result.stdout, re.MULTILINE)  # the table row
     assert rows, _transcript(tutorial)
     assert "rlft-acme 0.1.0" in rows[0] and "yes" in rows[0], rows
-    assert "cancel, events, checkpoints, list_jobs" in rows[0], rows  # pause is not declared
+    assert "acme: Acme Fine-Tuning is generally available" in tutorial.result.stdout  # lifecycle
+    listed = subprocess.run(
+        [str(tutorial.venv / "bin" / "python"), "-m", "rlft", "providers", "--json"],
+        env=tutorial.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    (acme,) = [row for row in json.loads(listed.stdout) if row["name"] == "acme"]
+    # Flags are the method names; pause_job is not declared.
+    assert acme["capabilities"] == [
+        "list_jobs",
+        "list_events",
+        "list_checkpoints",
+        "cancel_job",
+        "download_results",
+    ]
 
 
 def test_the_plugins_own_suite_passes(tutorial: Tutorial) -> None:
@@ -209,3 +225,60 @@ def test_the_built_wheel_is_found_from_a_fresh_process(tutorial: Tutorial, tmp_p
     )
     assert blocked.returncode == 0, blocked.stderr
     assert "'acme'" not in blocked.stdout and "'openai'" in blocked.stdout
+
+
+_FACTS = """
+import json
+from rlft.guards import default_rates
+from rlft.provider import map_status
+print(json.dumps({
+    "warming_up": map_status("acme", "warming_up").value,
+    "evaluating": map_status("acme", "EVALUATING").value,
+    "rate": default_rates().hourly("acme", "acme-large-2"),
+}))
+"""
+
+
+def test_the_plugins_own_facts_are_used_with_no_edit_to_rlft(
+    tutorial: Tutorial, tmp_path: Path
+) -> None:
+    """Installed, the plugin's status words, dataset rule and rates work from fresh processes."""
+    assert tutorial.result.returncode == 0, _transcript(tutorial)
+    python = str(tutorial.venv / "bin" / "python")
+    facts = subprocess.run(
+        [python, "-c", _FACTS], env=tutorial.env, capture_output=True, text=True, timeout=60
+    )
+    assert facts.returncode == 0, facts.stderr
+    assert json.loads(facts.stdout) == {
+        "warming_up": "pending",
+        "evaluating": "running",
+        "rate": 48.0,
+    }
+
+    row = {
+        "messages": [
+            {"role": "system", "content": "Route it."},
+            {"role": "developer", "content": "Be brief."},
+            {"role": "user", "content": "Where is my parcel?"},
+        ]
+    }
+    data = tmp_path / "train.jsonl"
+    data.write_text(json.dumps(row) + "\n")
+    validate = [python, "-m", "rlft", "validate", str(data), "--format", "json"]
+    generic = subprocess.run(validate, env=tutorial.env, capture_output=True, text=True, timeout=60)
+    assert generic.returncode == 0, generic.stdout + generic.stderr
+    acme = subprocess.run(
+        [*validate, "--provider", "acme"],
+        env=tutorial.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert acme.returncode == 1, acme.stdout + acme.stderr
+    (problem,) = json.loads(acme.stdout)["problems"]
+    assert (problem["code"], problem["field"], problem["line"]) == (
+        "role-not-supported",
+        "messages[1].role",
+        1,
+    )
+    assert 'use role "system" for instructions on Acme' in problem["fix"]

@@ -237,12 +237,12 @@ async def test_a_hosted_job_logs_the_same_names(tmp_path: Path) -> None:
     """The OpenAI backend over HTTP (the loopback fake server): same metric names, same values."""
     from mlflow.tracking import MlflowClient
 
-    from rlft.testing import default_conformance_spec
-    from rlft.testing._openai_server import FakeOpenAIServer
+    from rlft.testing import FakeFineTuningServer, default_conformance_spec
 
     uri = (tmp_path / "mlruns").as_uri()
     spec = default_conformance_spec().model_copy(update={"model": "o4-mini-2025-04-16"})
-    with FakeOpenAIServer(job_duration=0.8) as server:
+    fake = FakeFineTuningServer(job_duration=0.8, total_steps=10, file_polls=0)
+    with fake.serve() as server:
         openai = rlft.Client(
             provider="openai",
             autoload=False,

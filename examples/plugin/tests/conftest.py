@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 import respx
-from rlft.openai_compat import FakeFineTuningServer
+from rlft.testing import FakeFineTuningServer
 
 from rlft_acme._provider import AcmeProvider
 from rlft_acme._settings import AcmeSettings

@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 import rlft
 from rlft.exceptions import CapabilityError, ConfigurationError, UsageError
-from rlft.openai_compat import FakeFineTuningServer
-from rlft.testing import default_conformance_spec
+from rlft.testing import FakeFineTuningServer, default_conformance_spec
 
 from rlft_acme import _plugin
 from rlft_acme._provider import AcmeProvider
@@ -41,6 +40,8 @@ async def test_a_whole_job_through_rlft(
         await job.wait(poll_interval=0.01)
         assert job.status is rlft.JobStatus.SUCCEEDED
         assert [c.step for c in await job.checkpoints()] == [2, 4]
+        (results,) = await job.download_results(tmp_path / "results")
+        assert results.name == "step_metrics.csv" and results.read_text()
         with pytest.raises(CapabilityError, match="does not support pause"):
             await job.pause()
 

@@ -9,9 +9,8 @@ for undeclared operations, only ``RLFTError`` escaping, masked secrets, an idemp
 from __future__ import annotations
 
 import pytest
-from rlft.openai_compat import FakeFineTuningServer
 from rlft.provider import Provider
-from rlft.testing import ProviderConformance
+from rlft.testing import FakeFineTuningServer, ProviderConformance
 
 from rlft_acme._provider import AcmeProvider
 

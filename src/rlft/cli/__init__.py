@@ -96,7 +96,7 @@ def main() -> None:
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def providers(as_json: bool) -> None:
-    """List every discovered backend, where it came from, and what it can do."""
+    """List every discovered backend, where it came from, what it can do, and its lifecycle."""
     from rlft._client import Client
 
     client = Client()
@@ -126,32 +126,36 @@ def providers(as_json: bool) -> None:
             "default": spec.name == config.provider,
             "description": spec.description,
             "capabilities": _capabilities(spec) if not missing else None,
+            "grader_format": spec.graders.format if spec.graders else "neutral",
+            "lifecycle": (
+                {"note": spec.lifecycle.note, "source": spec.lifecycle.source}
+                if spec.lifecycle
+                else None
+            ),
         }
         rows.append(row)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
     _print_providers(rows)
+    for row in rows:
+        if row["lifecycle"]:
+            life = row["lifecycle"]
+            click.echo(f"{row['name']}: {life['note']} (source: {life['source']})")
     source = config.sources.get("provider", "default")
     click.echo(f"default provider: {config.provider} (from {source})")
 
 
 def _capabilities(spec: Any) -> list[str]:
+    """The optional ``Provider`` methods the backend declares (each flag is a method name)."""
+    from rlft.provider import Capabilities
+
     try:
         caps = spec.load().capabilities
     except ImportError:
         return []
-    flags = (
-        "pause",
-        "resume",
-        "cancel",
-        "events",
-        "checkpoints",
-        "deploy",
-        "list_jobs",
-        "remote_graders",
-    )
-    return [flag for flag in flags if getattr(caps, flag)]
+    flags = [name for name, info in Capabilities.model_fields.items() if info.annotation is bool]
+    return [flag for flag in flags if flag != "requires_validation_set" and getattr(caps, flag)]
 
 
 def _print_providers(rows: list[dict[str, Any]]) -> None:

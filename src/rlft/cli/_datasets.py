@@ -9,8 +9,6 @@ import click
 
 __all__ = ["validate"]
 
-_TARGETS = ("openai", "azure", "bedrock", "local")
-
 
 @click.command()
 @click.argument("data", type=click.Path(dir_okay=False, path_type=Path))
@@ -29,8 +27,8 @@ _TARGETS = ("openai", "azure", "bedrock", "local")
 @click.option(
     "--provider",
     "-p",
-    metavar="TARGET",
-    help=f"Check the backend's rules too: {', '.join(_TARGETS)}.",
+    metavar="ID",
+    help="A provider id (`rlft providers` lists them): check the rules that backend declares too.",
 )
 @click.option(
     "--format",
@@ -63,8 +61,7 @@ def validate(
         from rlft import graders
 
         grader = graders.load(grader_path)  # a bad grader is a UsageError: one line, exit 2
-    target = _dataset_target(provider)
-    report = check_file(data, provider=target, grader=grader, validation_path=validation_path)
+    report = check_file(data, provider=provider, grader=grader, validation_path=validation_path)
     if output == "json":
         click.echo(report.to_json())
     else:
@@ -72,19 +69,3 @@ def validate(
 
         Console(highlight=False, soft_wrap=True).print(report)
     sys.exit(0 if report.ok else 1)
-
-
-def _dataset_target(provider: str | None) -> str | None:
-    """A target name as is; a plugin provider's name becomes its declared dataset target."""
-    if provider is None or provider in _TARGETS:
-        return provider
-    from rlft._client import Client
-    from rlft.exceptions import RLFTError
-
-    try:
-        for spec in Client().provider_specs():
-            if spec.name == provider:
-                return spec.load().capabilities.dataset_target
-    except (RLFTError, ImportError):
-        pass  # unresolvable: check_file warns that only the generic rules ran
-    return provider

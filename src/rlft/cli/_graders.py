@@ -304,8 +304,7 @@ def grader() -> None:
     "target",
     required=True,
     metavar="TARGET",
-    help="openai, azure, bedrock, trl or local (or a provider name, which uses its "
-    "compile target).",
+    help="A provider id (its declared grader format), or a format: openai, trl, lambda, neutral.",
 )
 @click.option(
     "--output",
@@ -320,15 +319,10 @@ def compile_command(grader_file: Path, target: str, output: Path | None) -> None
     openai/azure print the grader JSON; bedrock prints the Lambda package's handler, runtime,
     requirements and files (``-o grader.zip`` writes the zip); local prints the validated grader.
     """
-    from rlft.graders import TARGETS
     from rlft.graders import compile as compile_grader
     from rlft.graders.formats.lambda_ import LambdaPackage
 
     grader_obj = _load_grader(grader_file)
-    if target not in TARGETS:
-        import rlft
-
-        target = rlft.Client(provider=target).capabilities.grader_target
     payload = compile_grader(grader_obj, target)
     if isinstance(payload, LambdaPackage):
         info = {

@@ -83,7 +83,7 @@ def guard_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def guards_from_options(options: dict[str, Any], provider: str) -> list[Guard[Any]]:
-    from rlft.guards import DEFAULT_RATES, BudgetGuard, RateTable, RewardGapGuard, StallGuard
+    from rlft.guards import BudgetGuard, RateTable, RewardGapGuard, StallGuard, default_rates
 
     action, fallback = options["guard_action"], options["fallback"]
     guards: list[Guard[Any]] = []
@@ -97,11 +97,11 @@ def guards_from_options(options: dict[str, Any], provider: str) -> list[Guard[An
             )
         )
     if options.get("budget") is not None:
-        rates = DEFAULT_RATES
+        rates = default_rates()
         if options.get("rate") is not None:
             rates = RateTable(
-                training_per_hour={**DEFAULT_RATES.training_per_hour, provider: options["rate"]},
-                grader_tokens_per_million=DEFAULT_RATES.grader_tokens_per_million,
+                training_per_hour={**rates.training_per_hour, provider: options["rate"]},
+                grader_tokens_per_million=rates.grader_tokens_per_million,
             )
         guards.append(
             BudgetGuard(limit=options["budget"], rates=rates, action=action, fallback=fallback)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any, Literal, Protocol
 
 from rlft.datasets._report import Problem, Severity, ValidationReport
-from rlft.datasets._targets import GENERIC_ROLES, MESSAGE_KEYS, PART_TYPES, TargetRules
+from rlft.datasets._rules import GENERIC_ROLES, MESSAGE_KEYS, PART_TYPES, DatasetRules
 
 __all__ = [
     "RESERVED",
@@ -110,7 +110,7 @@ class RowChecker:
         self,
         *,
         file: str | None,
-        rules: TargetRules | None = None,
+        rules: DatasetRules | None = None,
         role: DatasetRole = "train",
         references: Sequence[ItemReferenceLike] = (),
     ) -> None:
@@ -433,6 +433,14 @@ class RowChecker:
     def _check_item_for_target(self, item: dict[str, Any]) -> None:
         rules = self.rules
         assert rules is not None
+        for name in sorted(rules.required_item_fields - item.keys()):
+            self._report(
+                "error",
+                "missing-required-field",
+                f'{rules.label} needs the item field "{name}" in every row, and the row lacks it',
+                f'add "{name}" to the row',
+                field=f"item.{name}",
+            )
         for name in rules.reserved_item_fields & item.keys():
             self._report(
                 "error",

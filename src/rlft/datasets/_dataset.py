@@ -387,8 +387,8 @@ class Dataset:
         Never raises for bad rows: read the report, or call ``report.raise_for_errors()``.
 
         Args:
-            provider: The dataset target (``"openai"``, ``"azure"``, ``"bedrock"``, ``"local"``;
-                a provider's ``Capabilities.dataset_target``). Unknown: generic rules, a warning.
+            provider: A provider id (``rlft providers`` lists them): the rules that backend
+                declares apply too. Unknown: generic rules, a warning.
             grader: Every ``{{ item.x }}`` it reads must exist in every row.
             validation: The validation set, checked with the validation-set rules; a backend
                 that requires one reports its absence.

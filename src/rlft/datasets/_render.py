@@ -2,74 +2,75 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from rlft.datasets._checks import RESERVED
 from rlft.datasets._report import Problem, ValidationReport
-from rlft.datasets._targets import TARGETS
 from rlft.exceptions import DatasetValidationError, UsageError
 
 if TYPE_CHECKING:
     from rlft.datasets._dataset import Dataset
 
-__all__ = ["render", "render_prompt", "to_trl_rows"]
+__all__ = ["TRL_RESERVED_FIELDS", "render", "render_prompt", "to_trl_rows"]
 
-_JSONL_TARGETS = ("openai", "azure", "bedrock")
+# TRL passes dataset columns to reward functions as keyword arguments beside its own
+# (trl/trainer/grpo_trainer.py, _calculate_rewards), so item fields with these names collide.
+TRL_RESERVED_FIELDS = frozenset(
+    {
+        "prompt",
+        "prompts",
+        "completion",
+        "completions",
+        "completion_ids",
+        "trainer_state",
+        "log_extra",
+        "log_metric",
+        "environments",
+    }
+)
 
 
 class _Tokenizer(Protocol):
     def apply_chat_template(self, conversation: Any, /, **kwargs: Any) -> Any: ...
 
 
-def _dumps(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+def render(dataset: Dataset, provider: str) -> bytes:
+    """The upload file for a backend, as UTF-8 JSONL bytes (LF, no BOM).
 
+    The backend's ``DatasetRules.render`` decides: ``"jsonl"`` (the default, and what a backend
+    that declares no rules gets) writes each row as is, ``{"messages", "tools"?, **item}``, the
+    item fields top-level where OpenAI-style graders read them as ``item.*``; a
+    ``"module:function"`` is the backend's own rendering.
 
-def render(dataset: Dataset, target: str) -> bytes:
-    """The upload file for a hosted backend, as UTF-8 JSONL bytes (LF, no BOM).
-
-    ``"openai"`` and ``"azure"``: each row as is, ``{"messages", "tools"?, **item}``; the item
-    fields stay top-level, where graders read them as ``item.*``.
-
-    ``"bedrock"``: ``{"messages", "reference_answer", **item}``. Bedrock requires a non-empty
-    ``reference_answer`` in every record; a row without one gets its item fields (an object) as
-    ``reference_answer``. The item fields also stay top-level, where Bedrock passes extra fields
-    on to the grader Lambda.
-
-    Rendering does not validate: call ``dataset.validate(provider=target)`` first.
+    Rendering does not validate: call ``dataset.validate(provider=...)`` first.
 
     Args:
         dataset: The rows.
-        target: ``"openai"``, ``"azure"`` or ``"bedrock"`` (the local runner takes
-            ``to_trl_rows``).
+        provider: A provider id, or the format name ``"jsonl"`` for OpenAI-style rows as is.
 
     Raises:
-        UsageError: Another target.
+        UsageError: An unknown provider, or one that takes no file (the local runner takes
+            ``to_trl_rows``).
     """
-    if target in ("openai", "azure"):
+    from rlft._plugins import find_provider, known_providers
+
+    how = "jsonl"
+    if provider != "jsonl":
+        spec = find_provider(provider)
+        if spec is None:
+            known = ", ".join(known_providers())
+            raise UsageError(f"no provider {provider!r} to render for (installed: {known})")
+        how = spec.dataset.render if spec.dataset is not None else "jsonl"
+    if how == "jsonl":
         return b"".join(row + b"\n" for row in dataset.raw_rows())
-    if target == "bedrock":
-        return b"".join(
-            _dumps(_bedrock_record(json.loads(row))) + b"\n" for row in dataset.raw_rows()
-        )
-    hint = "; for the local runner use to_trl_rows(dataset)" if target == "local" else ""
-    known = ", ".join(_JSONL_TARGETS)
-    raise UsageError(f"no JSONL rendering for target {target!r} (known: {known}){hint}")
+    if how == "trl":
+        raise UsageError(f"{provider!r} takes no upload file: use to_trl_rows(dataset)")
+    from rlft._facts import import_string
 
-
-def _bedrock_record(row: dict[str, Any]) -> dict[str, Any]:
-    item = {k: v for k, v in row.items() if k not in RESERVED}
-    answer = item.pop("reference_answer", None)
-    if answer is None:
-        answer = dict(item)
-    record: dict[str, Any] = {"messages": row["messages"]}
-    if "tools" in row:
-        record["tools"] = row["tools"]
-    record["reference_answer"] = answer
-    record.update(item)
-    return record
+    content = import_string(how)(dataset)
+    if not isinstance(content, bytes):
+        raise UsageError(f"{how} rendered {type(content).__name__}, not bytes")
+    return content
 
 
 def to_trl_rows(dataset: Dataset) -> list[dict[str, Any]]:
@@ -87,7 +88,7 @@ def to_trl_rows(dataset: Dataset) -> list[dict[str, Any]]:
         DatasetValidationError: An item field is named like one of TRL's own reward-function
             arguments (``prompt``, ``completions``, ``trainer_state``, ...), listing each row.
     """
-    reserved = TARGETS["local"].reserved_item_fields
+    reserved = TRL_RESERVED_FIELDS
     rows: list[dict[str, Any]] = []
     problems: list[Problem] = []
     for index, example in enumerate(dataset):

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from rlft.datasets._checks import DatasetRole, ItemReferenceLike, RowChecker
 from rlft.datasets._reader import read_jsonl
 from rlft.datasets._report import Problem, ValidationReport
-from rlft.datasets._targets import TARGETS, TargetRules
+from rlft.datasets._rules import DatasetRules
 from rlft.exceptions import GraderValidationError
 
 if TYPE_CHECKING:
@@ -34,7 +34,8 @@ def check_file(
 
     Args:
         path: The training file.
-        provider: The dataset target (``"openai"``, ``"azure"``, ``"bedrock"``, ``"local"``).
+        provider: A provider id (``rlft providers`` lists them): its declared dataset rules
+            apply too. ``None``: the generic chat-format checks only.
         grader: Every ``{{ item.x }}`` it reads must exist in every row.
         validation_path: The validation file, checked with the validation-set rules.
 
@@ -78,7 +79,7 @@ def check_dataset(
 
 
 def _check_stream(
-    path: Path, *, rules: TargetRules | None, role: DatasetRole, references: list[Any]
+    path: Path, *, rules: DatasetRules | None, role: DatasetRole, references: list[Any]
 ) -> ValidationReport:
     name = str(path)
     checker = RowChecker(file=name, rules=rules, role=role, references=references)
@@ -92,7 +93,7 @@ def _check_stream(
 
 
 def _check_rows(
-    dataset: Dataset, *, rules: TargetRules | None, role: DatasetRole, references: list[Any]
+    dataset: Dataset, *, rules: DatasetRules | None, role: DatasetRole, references: list[Any]
 ) -> ValidationReport:
     name = dataset.source or "<records>"
     checker = RowChecker(file=name, rules=rules, role=role, references=references)
@@ -103,25 +104,27 @@ def _check_rows(
     return checker.finish()
 
 
-def _resolve(provider: str | None, *, file: str) -> tuple[TargetRules | None, list[Problem]]:
+def _resolve(provider: str | None, *, file: str) -> tuple[DatasetRules | None, list[Problem]]:
     if provider is None:
         return None, []
-    rules = TARGETS.get(provider)
-    if rules is not None:
-        return rules, []
-    known = ", ".join(TARGETS)
+    from rlft._plugins import find_provider, known_providers
+
+    spec = find_provider(provider)
+    if spec is not None:
+        return spec.dataset, []  # a backend that declares no rules gets the generic checks
+    known = ", ".join(known_providers())
     return None, [
         Problem(
             severity="warning",
-            code="unknown-target",
-            message=f"no dataset rules for {provider!r}: only the generic checks ran",
-            fix=f"name a dataset target ({known}): a provider's Capabilities.dataset_target",
+            code="unknown-provider",
+            message=f"no provider {provider!r} is installed: only the generic checks ran",
+            fix=f"name an installed provider id ({known}); `rlft providers` lists them",
             file=file,
         )
     ]
 
 
-def _validation_absent(rules: TargetRules, *, file: str) -> list[Problem]:
+def _validation_absent(rules: DatasetRules, *, file: str) -> list[Problem]:
     if rules.validation == "optional":
         return []
     required = rules.validation == "required"

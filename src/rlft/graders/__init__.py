@@ -15,7 +15,13 @@ payload = g.compile(grader, "openai")                                        # O
 Everything heavy (rapidfuzz, rouge-score, nltk, httpx, boto3, the sandbox) loads on first use.
 """
 
-from rlft.graders._compile import SUPPORT, TARGETS, compile, support_table_markdown
+from rlft.graders._compile import (
+    FORMATS,
+    compile,
+    support_columns,
+    support_matrix,
+    support_table_markdown,
+)
 from rlft.graders._grading import grade_many, item_references
 from rlft.graders._result import ERROR_KINDS, GradeResult, ItemReference
 from rlft.graders._runtime.judge import (
@@ -51,6 +57,7 @@ __all__ = [
     "compile",
     "Embedder",
     "ERROR_KINDS",
+    "FORMATS",
     "from_openai",
     "grade_many",
     "Grader",
@@ -73,8 +80,8 @@ __all__ = [
     "ScoreModel",
     "StringCheck",
     "SubGrader",
-    "SUPPORT",
+    "support_columns",
+    "support_matrix",
     "support_table_markdown",
-    "TARGETS",
     "TextSimilarity",
 ]

@@ -1,34 +1,43 @@
 """``compile(grader, target)``: the one place a grader becomes what a backend runs.
 
-The support matrix below is the single source of truth for what each target can express:
-``compile`` refuses exactly the cells it marks, a parametrised test checks every cell, and
-``docs/graders.md``'s table is generated from it (``support_table_markdown``). A refusal is a
-``GraderNotSupportedError`` naming the grader path, the target and the alternative, raised
-before anything is uploaded.
+A target is a provider id, resolved through the plugin registry to the grader format and compiler
+that backend declares (``ProviderSpec.graders``), or a format name: ``openai`` (OpenAI-style grader
+JSON, the interchange format), ``trl`` (a reward function), ``lambda`` (a Lambda package) or
+``neutral`` (the validated grader itself). What each format can express is fixed here; the support
+matrix is derived from the formats and what the installed backends declare. ``compile`` refuses
+exactly the cells it marks, a parametrised test checks every cell, and ``docs/graders.md``'s table
+is generated from it (``support_table_markdown``). A refusal is a ``GraderNotSupportedError``
+naming the grader path, the target and the alternative, raised before anything is uploaded.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
-from typing import Any, Literal
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
+from rlft._facts import GRADER_FORMATS, GraderFacts, import_string
 from rlft.exceptions import GraderNotSupportedError, UsageError
 from rlft.graders._spec import BaseGrader, Grader, LabelModel, Multi, Native, TextSimilarity
 from rlft.graders._spec import from_openai as _from_openai
 
+if TYPE_CHECKING:
+    from rlft.provider import ProviderSpec
+
 __all__ = [
-    "SUPPORT",
+    "FORMATS",
     "SUPPORT_ROWS",
-    "TARGETS",
     "Cell",
+    "check_support",
     "compile",
+    "support_columns",
+    "support_matrix",
     "support_row",
     "support_table_markdown",
 ]
 
-Target = Literal["local", "trl", "openai", "azure", "bedrock"]
-TARGETS: tuple[Target, ...] = ("local", "trl", "openai", "azure", "bedrock")
+FORMATS: tuple[str, ...] = GRADER_FORMATS
+"""The grader formats the core builds; a backend declares which one it accepts."""
 
 
 @dataclass(frozen=True)
@@ -51,7 +60,7 @@ _COSINE = Cell(
     "compile(grader, 'trl', embedder=...)",
 )
 _TOP_LABEL = Cell(
-    "label_model is accepted only inside a multi grader by OpenAI/Azure fine-tuning",
+    "label_model is accepted only inside a multi grader by OpenAI-style fine-tuning APIs",
     "wrap it: Multi(name=..., graders={'label': grader}, calculate_output='label')",
 )
 
@@ -62,7 +71,8 @@ _NATIVE_ELSEWHERE = Cell(
 )
 
 
-# row id -> (what it covers, {target: Cell})
+# Row id -> what it covers. Native rows ("native:<id>") are added for each backend that declares
+# it runs native graders.
 SUPPORT_ROWS: dict[str, str] = {
     "string_check": "string_check (eq, ne, like, ilike)",
     "text_similarity": "text_similarity (fuzzy_match, bleu, gleu, meteor, rouge_*)",
@@ -72,35 +82,59 @@ SUPPORT_ROWS: dict[str, str] = {
     "label_model": "label_model (top level)",
     "multi": "multi",
     "multi:label_model": "label_model (inside multi)",
-    "native:openai": "Native(target='openai')",
-    "native:azure": "Native(target='azure')",
-    "native:bedrock": "Native(target='bedrock')",
 }
 
-SUPPORT: dict[str, dict[str, Cell]] = {
-    "string_check": dict.fromkeys(TARGETS, OK),
-    "text_similarity": dict.fromkeys(TARGETS, OK),
-    "text_similarity:cosine": dict.fromkeys(TARGETS, _COSINE),
-    "python": dict.fromkeys(TARGETS, OK),
-    "score_model": dict.fromkeys(TARGETS, OK),
-    "label_model": {**dict.fromkeys(TARGETS, OK), "openai": _TOP_LABEL, "azure": _TOP_LABEL},
-    "multi": dict.fromkeys(TARGETS, OK),
-    "multi:label_model": dict.fromkeys(TARGETS, OK),
-    **{
-        f"native:{own}": {target: OK if target == own else _NATIVE_ELSEWHERE for target in TARGETS}
-        for own in ("openai", "azure", "bedrock")
+# What each format cannot express (every other cell is supported).
+_REFUSED: dict[str, dict[str, Cell]] = {
+    "openai": {"text_similarity:cosine": _COSINE, "label_model": _TOP_LABEL},
+    "trl": {"text_similarity:cosine": _COSINE},
+    "lambda": {"text_similarity:cosine": _COSINE},
+    "neutral": {"text_similarity:cosine": _COSINE},
+}
+_FORMAT_NOTES: dict[str, dict[str, str]] = {
+    "trl": {"score_model": "judge via an OpenAI-compatible endpoint"},
+    "lambda": {
+        "python": "in the Lambda's own process, which is the sandbox",
+        "text_similarity": "rapidfuzz / nltk / rouge-score bundled in the zip",
     },
 }
 
-_NOTES: dict[str, dict[str, str]] = {
-    "python": {"bedrock": "in the Lambda's own process, which is the sandbox"},
-    "score_model": {
-        "bedrock": "judge via Bedrock Converse or an OpenAI-compatible endpoint",
-        "trl": "judge via an OpenAI-compatible endpoint",
-        "local": "judge via an OpenAI-compatible endpoint",
-    },
-    "text_similarity": {"bedrock": "needs rapidfuzz / nltk / rouge-score in a layer"},
-}
+
+@dataclass(frozen=True)
+class _Target:
+    """A resolved compile target: a backend's declaration, or a bare format."""
+
+    name: str
+    format: str
+    compiler: str | None = None
+    notes: Mapping[str, str] = field(default_factory=dict)
+
+    def cell(self, row: str) -> Cell:
+        if row.startswith("native:"):
+            return OK if row == f"native:{self.name}" else _NATIVE_ELSEWHERE
+        return _REFUSED[self.format].get(row, OK)
+
+    def note(self, row: str) -> str | None:
+        return self.notes.get(row) or _FORMAT_NOTES.get(self.format, {}).get(row)
+
+
+def _declared(spec: ProviderSpec) -> _Target:
+    facts = spec.graders or GraderFacts(format="neutral")
+    return _Target(spec.name, facts.format, facts.compiler, facts.notes)
+
+
+def _resolve(target: str) -> _Target:
+    from rlft._plugins import find_provider, known_providers
+
+    spec = find_provider(target)
+    if spec is not None:
+        return _declared(spec)
+    if target in FORMATS:
+        return _Target(target, target)
+    raise UsageError(
+        f"unknown grader target {target!r}: name a provider id ({', '.join(known_providers())}) "
+        f"or a format ({', '.join(FORMATS)})"
+    )
 
 
 def support_row(grader: BaseGrader, *, inside_multi: bool = False) -> str:
@@ -122,36 +156,50 @@ def _rows(grader: BaseGrader) -> Iterator[tuple[str, str]]:
             yield f"graders.{key}", support_row(sub, inside_multi=True)
 
 
-def check_support(grader: BaseGrader, target: str, *, embedder: Any = None) -> None:
+def _check_support(grader: BaseGrader, target: _Target, *, embedder: Any = None) -> None:
     """Raise ``GraderNotSupportedError`` for the first part of ``grader`` the target can't run."""
     for path, row in _rows(grader):
-        if row == "text_similarity:cosine" and target == "trl" and embedder is not None:
+        if row == "text_similarity:cosine" and target.format == "trl" and embedder is not None:
             continue  # the reward function was given an embedder
-        cell = SUPPORT[row][target]
+        cell = target.cell(row)
         if cell.reason is not None:
             label = path or grader.name
             raise GraderNotSupportedError(
-                path=label, target=target, reason=cell.reason, hint=cell.hint
+                path=label, target=target.name, reason=cell.reason, hint=cell.hint
             )
 
 
+def check_support(grader: BaseGrader, target: str, *, embedder: Any = None) -> None:
+    """Refuse what ``target`` (a provider id or a format) cannot run, without compiling.
+
+    The check ``compile`` starts with, for callers that leave compiling to whoever uses the
+    payload.
+
+    Raises:
+        GraderNotSupportedError: The first part of ``grader`` the target can't run.
+        UsageError: An unknown target.
+    """
+    _check_support(grader, _resolve(target), embedder=embedder)
+
+
 def compile(grader: Grader | BaseGrader | Mapping[str, Any], target: str, **options: Any) -> Any:
-    """Compile a grader for a backend.
+    """Compile a grader for a backend, or into a format.
 
     Args:
         grader: A grader, or OpenAI grader JSON.
-        target: ``"openai"`` or ``"azure"`` (grader JSON for ``method.reinforcement.grader``),
-            ``"trl"`` (a reward function for TRL's ``GRPOTrainer``), ``"bedrock"`` (a
-            ``LambdaPackage``), or ``"local"`` (the validated grader itself).
-        **options: Target options. ``trl``: ``judge``, ``embedder``, ``pool``,
-            ``concurrency``, ``item_column`` (see ``RewardFunction``). ``bedrock``: ``judge``
-            (``"bedrock"`` or ``"openai"``), ``judge_model``, ``concurrency``,
-            ``python_timeout_s`` (see ``build_lambda_package``).
+        target: A provider id (``rlft providers`` lists them): the format and compiler that
+            backend declares. Or a format name: ``"openai"`` (grader JSON for
+            ``method.reinforcement.grader``), ``"trl"`` (a reward function for TRL's
+            ``GRPOTrainer``), ``"lambda"`` (a ``LambdaPackage``) or ``"neutral"`` (the
+            validated grader itself). A provider id wins over a format of the same name.
+        **options: Format options. ``trl``: ``judge``, ``embedder``, ``pool``,
+            ``concurrency``, ``item_column`` (see ``RewardFunction``). ``lambda``: ``judge``,
+            ``judge_model``, ``concurrency``, ``python_timeout_s`` (see
+            ``build_lambda_package``).
 
     Returns:
-        A dict (openai, azure), a ``RewardFunction`` (trl), a ``LambdaPackage`` or, for a
-        ``Native`` bedrock grader, its payload ``{"lambda_arn": ...}`` (bedrock), or the grader
-        (local).
+        What the target runs: a dict (grader JSON), a ``RewardFunction``, a ``LambdaPackage``,
+        a backend's own payload, or the grader.
 
     Raises:
         GraderNotSupportedError: The target can't express part of the grader (path, target,
@@ -161,33 +209,42 @@ def compile(grader: Grader | BaseGrader | Mapping[str, Any], target: str, **opti
     """
     if not isinstance(grader, BaseGrader):
         grader = _from_openai(grader)
-    if target not in TARGETS:
-        raise UsageError(f"unknown grader target {target!r}: use one of {', '.join(TARGETS)}")
-    check_support(grader, target, embedder=options.get("embedder"))
-    if target in ("openai", "azure"):
-        _no_options(target, options)
-        from rlft.graders.formats.openai import to_openai_json
+    resolved = _resolve(target)
+    _check_support(grader, resolved, embedder=options.get("embedder"))
+    try:
+        if resolved.compiler is not None:
+            return import_string(resolved.compiler)(grader, **options)
+        return build(grader, resolved.format, target=resolved.name, **options)
+    except TypeError as exc:  # an option the builder does not take
+        raise UsageError(f"compile(grader, {target!r}): {exc}") from None
 
-        return to_openai_json(grader, target)
-    if target == "trl":
+
+def build(grader: BaseGrader, format: str, *, target: str | None = None, **options: Any) -> Any:
+    """Build ``grader`` in one of the core's formats, without support checks.
+
+    Args:
+        grader: The grader.
+        format: One of ``FORMATS``.
+        target: The provider id it is built for (the OpenAI format keeps ``pass_threshold``
+            where that backend's API documents it).
+        **options: The format's options.
+    """
+    if format == "trl":
         from rlft.graders.formats.trl import RewardFunction
 
-        try:
-            return RewardFunction(grader, **options)
-        except TypeError as exc:
-            raise UsageError(f"compile(grader, 'trl'): {exc}") from None
-    if target == "bedrock":
-        if isinstance(grader, Native):
-            _no_options(target, options)
-            return dict(grader.payload)
+        return RewardFunction(grader, **options)
+    if format == "lambda":
         from rlft.graders.formats.lambda_ import build_lambda_package
 
-        try:
-            return build_lambda_package(grader, **options)
-        except TypeError as exc:
-            raise UsageError(f"compile(grader, 'bedrock'): {exc}") from None
-    _no_options(target, options)
-    return grader
+        return build_lambda_package(grader, **options)
+    _no_options(format, options)
+    if format == "openai":
+        from rlft.graders.formats.openai import to_openai_json
+
+        return to_openai_json(grader, target or format)
+    if format == "neutral":
+        return grader
+    raise UsageError(f"unknown grader format {format!r}: use one of {', '.join(FORMATS)}")
 
 
 def _no_options(target: str, options: Mapping[str, Any]) -> None:
@@ -197,27 +254,75 @@ def _no_options(target: str, options: Mapping[str, Any]) -> None:
         )
 
 
-def support_table_markdown() -> str:
+def _builtin_specs() -> list[ProviderSpec]:
+    from rlft._plugins import builtin_plugins, find_provider, known_providers
+
+    builtins = set(builtin_plugins())
+    specs = [find_provider(name) for name in known_providers()]
+    return [s for s in specs if s is not None and s.plugin in builtins and s.graders is not None]
+
+
+def support_columns(providers: Iterable[ProviderSpec] | None = None) -> list[str]:
+    """The matrix columns: each backend that declares graders, then the formats not shadowed.
+
+    Args:
+        providers: The backends to include (default: rlft's built-ins).
+    """
+    return [t.name for t in _columns(providers)]
+
+
+def _columns(providers: Iterable[ProviderSpec] | None) -> list[_Target]:
+    specs = sorted(_builtin_specs() if providers is None else providers, key=lambda s: s.name)
+    targets = [_declared(spec) for spec in specs]
+    names = {t.name for t in targets}
+    return targets + [_Target(f, f) for f in FORMATS if f not in names]
+
+
+def _matrix_rows(providers: Iterable[ProviderSpec] | None) -> dict[str, str]:
+    specs = _builtin_specs() if providers is None else list(providers)
+    natives = sorted(s.name for s in specs if s.graders is not None and s.graders.native)
+    return {**SUPPORT_ROWS, **{f"native:{n}": f"Native(target='{n}')" for n in natives}}
+
+
+def support_matrix(
+    providers: Iterable[ProviderSpec] | None = None,
+) -> dict[str, dict[str, Cell]]:
+    """``{row: {column: Cell}}``: what each backend and format can run.
+
+    Args:
+        providers: The backends to include (default: rlft's built-ins).
+    """
+    specs = None if providers is None else list(providers)
+    targets = _columns(specs)
+    return {row: {t.name: t.cell(row) for t in targets} for row in _matrix_rows(specs)}
+
+
+def support_table_markdown(providers: Iterable[ProviderSpec] | None = None) -> str:
     """The support matrix as Markdown: the table, then why each "no" is a no and what to do.
 
     docs/graders.md embeds this text verbatim; a test fails when the two drift apart.
+
+    Args:
+        providers: The backends to include (default: rlft's built-ins).
     """
-    header = "| Grader | " + " | ".join(f"`{t}`" for t in TARGETS) + " |"
-    lines = [header, "|---|" + "---|" * len(TARGETS)]
+    specs = None if providers is None else list(providers)
+    targets = _columns(specs)
+    header = "| Grader | " + " | ".join(f"`{t.name}`" for t in targets) + " |"
+    lines = [header, "|---|" + "---|" * len(targets)]
     reasons: list[str] = []
-    for row, label in SUPPORT_ROWS.items():
+    for row, label in _matrix_rows(specs).items():
         cells = []
         refused: dict[Cell, list[str]] = {}
-        for target in TARGETS:
-            cell = SUPPORT[row][target]
+        for target in targets:
+            cell = target.cell(row)
             if cell.supported:
-                note = _NOTES.get(row, {}).get(target)
+                note = target.note(row)
                 cells.append(f"yes: {note}" if note else "yes")
             else:
                 cells.append("no")
-                refused.setdefault(cell, []).append(target)
+                refused.setdefault(cell, []).append(target.name)
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
-        for cell, targets in refused.items():
-            where = ", ".join(f"`{t}`" for t in targets)
+        for cell, names in refused.items():
+            where = ", ".join(f"`{t}`" for t in names)
             reasons.append(f"- {label} on {where}: {cell.reason}. Instead: {cell.hint}.")
     return "\n".join([*lines, "", *reasons])

@@ -11,8 +11,8 @@ from rlft.openai_compat import Dialect, OpenAICompatClient, OpenAICompatProvider
 
 class AcmeProvider(OpenAICompatProvider):
     name = "acme"
-    capabilities = Capabilities(cancel=True, events=True, checkpoints=True, ...)
-    status_vocabulary = "openai"          # the service answers with OpenAI's status words
+    capabilities = Capabilities(cancel_job=True, list_events=True, list_checkpoints=True, ...)
+    # its status words, dataset rules and grader format: declared in its ProviderSpec
     dialect = Dialect(provider="acme", requires_validation=False)
 
     def __init__(self, *, settings: AcmeSettings, transport=None) -> None:
@@ -20,9 +20,9 @@ class AcmeProvider(OpenAICompatProvider):
         super().__init__(settings=settings, client=client)
 ```
 
-``FakeFineTuningServer`` is an in-memory fake of the API for tests: mount it with
-``httpx.MockTransport(server)`` or as a ``respx`` side effect. ``docs/writing-a-provider.md``
-walks through a complete plugin, ``examples/plugin`` (rlft-acme).
+The fake of this API for tests is ``rlft.testing.FakeFineTuningServer`` (this module holds no
+testing code). ``docs/writing-a-provider.md`` walks through a complete plugin,
+``examples/plugin`` (rlft-acme).
 
 Importing this module imports ``httpx`` and nothing heavier; ``import rlft`` never imports it.
 """
@@ -36,12 +36,13 @@ from rlft.openai_compat._provider import OpenAICompatProvider, segment
 from rlft.openai_compat._request import (
     IDEMPOTENCY_METADATA_KEY,
     Dialect,
+    body_enum,
     build_create_body,
     check_job_spec,
+    idempotency_tag,
     wire_hyperparameters,
 )
 from rlft.openai_compat._retry import RetryPolicy, parse_retry_after, retryable
-from rlft.testing._fake_openai_api import FakeFineTuningServer, Flavour
 
 __all__ = [
     "IDEMPOTENCY_METADATA_KEY",
@@ -49,14 +50,14 @@ __all__ = [
     "CallState",
     "Dialect",
     "ErrorHint",
-    "FakeFineTuningServer",
-    "Flavour",
     "OpenAICompatClient",
     "OpenAICompatProvider",
     "RetryPolicy",
     "Sleep",
+    "body_enum",
     "build_create_body",
     "check_job_spec",
+    "idempotency_tag",
     "map_http_errors",
     "mask",
     "parse_retry_after",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Mapping, Sequence
 from contextlib import aclosing
 from pathlib import Path
@@ -39,6 +40,7 @@ from rlft.openai_compat._request import (
     Dialect,
     build_create_body,
     check_job_spec,
+    idempotency_tag,
 )
 from rlft.provider import DatasetRole, Provider, ProviderSettings
 
@@ -163,7 +165,7 @@ class OpenAICompatProvider(Provider):
         """Render, upload with ``purpose=fine-tune``, and wait until the file is processed."""
         from rlft.datasets import render
 
-        content = render(dataset, self.capabilities.dataset_target)
+        content = render(dataset, self.name)
         digest = str(getattr(dataset, "content_hash", "") or "")[:12]
         filename = f"rlft-{role}-{digest}.jsonl" if digest else f"rlft-{role}.jsonl"
         file = await self._client.upload(
@@ -226,27 +228,51 @@ class OpenAICompatProvider(Provider):
 
     # --- jobs -------------------------------------------------------------------------------
 
-    async def _find_by_key(self, key: str) -> dict[str, Any] | None:
-        params = {f"metadata[{IDEMPOTENCY_METADATA_KEY}]": key}
-        # Check the key ourselves too: a backend that ignores the filter returns every job.
+    async def _find_by_key(self, request: CreateJobRequest) -> dict[str, Any] | None:
+        """The job an earlier create with this request's key made, if the backend lists it.
+
+        With metadata, the job carrying the key (filtered server-side where the dialect allows,
+        and always checked here: a backend that ignores the filter returns every job). Without,
+        a job of the same model whose suffix ends with the key's tag, created within the
+        dialect's reconcile window (jobs are listed newest first, so the walk stops there).
+        """
+        key = request.idempotency_key
+        dialect = self.dialect
+        params = {f"metadata[{IDEMPOTENCY_METADATA_KEY}]": key} if dialect.metadata_filter else {}
+        if not dialect.send_metadata:
+            params = {}
+        tag = f"-{idempotency_tag(key)}"
+        since = time.time() - dialect.reconcile_window
         pages = self._client.paginate(_JOBS, params=params, page_size=self.page_size, limit=100)
         async with aclosing(pages) as jobs:
             async for job in jobs:
-                metadata = job.get("metadata")
-                if isinstance(metadata, dict) and metadata.get(IDEMPOTENCY_METADATA_KEY) == key:
+                if dialect.send_metadata:
+                    metadata = job.get("metadata")
+                    if isinstance(metadata, dict) and metadata.get(IDEMPOTENCY_METADATA_KEY) == key:
+                        return job
+                    continue
+                created = job.get("created_at")
+                if isinstance(created, int | float) and created < since:
+                    return None
+                suffix = job.get("suffix") or job.get("user_provided_suffix") or ""
+                # Loose: Azure may answer "o4-mini-2025-04-16" for a job created as "o4-mini".
+                model, wanted = str(job.get("model") or ""), str(request.spec.model or "")
+                same_model = model.startswith(wanted) or wanted.startswith(model)
+                if same_model and isinstance(suffix, str) and suffix.endswith(tag):
                     return job
         return None
 
     async def create_job(self, request: CreateJobRequest) -> JobRecord:
-        """Create the RFT job, or return the one already carrying ``request.idempotency_key``.
+        """Create the RFT job, or return the one already carrying ``request.idempotency_key``
+        (in its metadata, or as the suffix tag where the backend has no metadata).
 
         A create that fails ambiguously (a timeout, a 5xx: it may have landed) is followed by one
         more lookup, so a caller never starts a second paid job by trying again.
         """
         body = build_create_body(request, self.dialect, defaults=self._body_defaults())
         key = request.idempotency_key
-        guarded = self.dialect.send_metadata
-        if guarded and (existing := await self._find_by_key(key)) is not None:
+        guarded = self.dialect.send_metadata or self.dialect.suffix_tag
+        if guarded and (existing := await self._find_by_key(request)) is not None:
             log.info("%s: job %s already carries this idempotency key", self.name, existing["id"])
             return self._job(existing)
         try:
@@ -260,7 +286,7 @@ class OpenAICompatProvider(Provider):
         except (ProviderConnectionError, ServerError):
             if guarded:
                 try:
-                    found = await self._find_by_key(key)
+                    found = await self._find_by_key(request)
                 except RLFTError:
                     found = None
                 if found is not None:

@@ -8,6 +8,7 @@ again (cheap) so a body is never built from an unchecked spec. Ranges come from 
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -21,13 +22,25 @@ if TYPE_CHECKING:
 __all__ = [
     "IDEMPOTENCY_METADATA_KEY",
     "Dialect",
+    "body_enum",
     "build_create_body",
     "check_job_spec",
+    "idempotency_tag",
     "wire_hyperparameters",
 ]
 
 IDEMPOTENCY_METADATA_KEY = "rlft_idempotency_key"
 """The metadata key every job rlft creates carries, so a retried create finds the first job."""
+
+OPENAI_SPEC = "OpenAI OpenAPI spec 2.3.0"
+"""Where the default rules come from (github.com/openai/openai-openapi @ f85dbe2, 2026-08-21)."""
+TAG_LENGTH = 8
+
+
+def idempotency_tag(key: str) -> str:
+    """The short tag a backend without job metadata carries in the model suffix instead."""
+    return hashlib.sha256(key.encode()).hexdigest()[:TAG_LENGTH]
+
 
 SEED_MAX = 2_147_483_647
 METADATA_MAX_PAIRS = 16
@@ -51,7 +64,9 @@ def _compute(value: Any) -> bool:
     return _positive(value) and 0.00001 < value <= 10
 
 
-# wire name -> (check, allowed range in words). "auto" is accepted for all but reasoning_effort.
+# wire name -> (check, allowed range in words), from the spec's
+# FineTuneReinforcementHyperparameters. "auto" is accepted for all but reasoning_effort, whose
+# values come from the dialect.
 _HYPERPARAMETERS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "n_epochs": (_int_range(1, 50), '"auto" or an integer from 1 to 50'),
     "batch_size": (_int_range(1, 256), '"auto" or an integer from 1 to 256'),
@@ -59,10 +74,7 @@ _HYPERPARAMETERS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "compute_multiplier": (_compute, '"auto" or a number in (0.00001, 10]'),
     "eval_interval": (_int_range(1, None), '"auto" or an integer >= 1'),
     "eval_samples": (_int_range(1, None), '"auto" or an integer >= 1'),
-    "reasoning_effort": (
-        lambda v: v in ("default", "low", "medium", "high"),
-        '"default", "low", "medium" or "high"',
-    ),
+    "reasoning_effort": (lambda v: True, ""),  # checked against Dialect.reasoning_efforts
 }
 
 # rlft.Hyperparameters field -> wire name inside method.reinforcement.hyperparameters.
@@ -99,6 +111,16 @@ class Dialect:
         body_options: ``provider_options`` keys sent as top-level body fields.
         max_train_examples: The training set limit, or ``None``.
         max_validation_examples: The validation set limit, or ``None``.
+        metadata_filter: Whether listing jobs takes ``metadata[key]=value`` (OpenAI does; Azure's
+            v1 spec lists only ``after`` and ``limit``, so the key is checked client-side).
+        suffix_tag: Without metadata, carry ``idempotency_tag(key)`` at the end of the suffix
+            and find a lost create by it, among jobs created within ``reconcile_window``.
+        reconcile_window: Seconds back a suffix-tag lookup searches.
+        reasoning_efforts: The ``reasoning_effort`` values the backend documents.
+        drop_values: Hyperparameter values not sent at all (the service default), by wire name.
+        body_enums: Top-level body fields with a fixed spelling: ``{field: (values, source)}``;
+            a value matching one case-insensitively is sent in its documented spelling.
+        spec: Where the rules come from, named in every refusal.
     """
 
     provider: str
@@ -110,14 +132,37 @@ class Dialect:
     body_options: frozenset[str] = field(default_factory=lambda: frozenset({"integrations"}))
     max_train_examples: int | None = 50_000
     max_validation_examples: int | None = 1_000
+    metadata_filter: bool = True
+    suffix_tag: bool = False
+    reconcile_window: float = 7 * 24 * 3600.0
+    reasoning_efforts: tuple[str, ...] = ("default", "low", "medium", "high")
+    drop_values: Mapping[str, frozenset[Any]] = field(default_factory=dict)
+    body_enums: Mapping[str, tuple[tuple[str, ...], str]] = field(default_factory=dict)
+    spec: str = OPENAI_SPEC
+
+    @property
+    def suffix_budget(self) -> int:
+        """The longest job name that fits once the suffix tag is appended."""
+        return self.suffix_max - (TAG_LENGTH + 1 if self.suffix_tag else 0)
 
 
-def _hyperparameter(provider: str, wire: str, value: Any, *, shown: str) -> Any:
+def _in_words(values: tuple[str, ...]) -> str:
+    quoted = [f'"{value}"' for value in values]
+    return ", ".join(quoted[:-1]) + f" or {quoted[-1]}" if len(quoted) > 1 else quoted[0]
+
+
+def _hyperparameter(dialect: Dialect, wire: str, value: Any, *, shown: str) -> Any:
     check, allowed = _HYPERPARAMETERS[wire]
-    if value == "auto" and wire != "reasoning_effort":
+    if wire == "reasoning_effort":
+        efforts = dialect.reasoning_efforts
+        check, allowed = (lambda v: v in efforts), _in_words(efforts)
+    elif value == "auto":
         return value
     if not check(value):
-        raise HyperparameterError(provider=provider, name=shown, value=value, allowed=allowed)
+        where = f"{dialect.spec}, FineTuneReinforcementHyperparameters.{wire}"
+        raise HyperparameterError(
+            provider=dialect.provider, name=shown, value=value, allowed=f"{allowed} ({where})"
+        )
     return value
 
 
@@ -143,12 +188,15 @@ def wire_hyperparameters(spec: JobSpec, dialect: Dialect) -> tuple[dict[str, Any
             )
     for neutral, name in _NEUTRAL_TO_WIRE.items():
         value = getattr(hp, neutral)
-        if value is not None:
-            wire[name] = _hyperparameter(provider, name, value, shown=neutral)
+        if value is not None and value not in dialect.drop_values.get(name, ()):
+            wire[name] = _hyperparameter(dialect, name, value, shown=neutral)
     if hp.seed is not None:
         if not (0 <= hp.seed <= SEED_MAX):
             raise HyperparameterError(
-                provider=provider, name="seed", value=hp.seed, allowed=f"0 to {SEED_MAX}"
+                provider=provider,
+                name="seed",
+                value=hp.seed,
+                allowed=f"0 to {SEED_MAX} ({dialect.spec}: CreateFineTuningJobRequest.seed)",
             )
         top["seed"] = hp.seed
     allowed_keys = sorted({*_HYPERPARAMETERS, *dialect.body_options, "extra_body"})
@@ -159,9 +207,12 @@ def wire_hyperparameters(spec: JobSpec, dialect: Dialect) -> tuple[dict[str, Any
                     f"{provider}: hyperparameter {key!r} is set twice (a neutral field and "
                     f"provider_options); keep one"
                 )
-            wire[key] = _hyperparameter(provider, key, value, shown=f"provider_options.{key}")
+            if value not in dialect.drop_values.get(key, ()):
+                wire[key] = _hyperparameter(dialect, key, value, shown=f"provider_options.{key}")
+        elif key == "integrations" and key in dialect.body_options:
+            top[key] = _integrations(value, dialect)
         elif key in dialect.body_options:
-            top[key] = value
+            top[key] = body_enum(dialect, key, value, shown=f"provider_options.{key}")
         elif key == "extra_body":
             if not isinstance(value, Mapping):
                 raise UsageError(f"{provider}: provider_options.extra_body must be a mapping")
@@ -174,30 +225,107 @@ def wire_hyperparameters(spec: JobSpec, dialect: Dialect) -> tuple[dict[str, Any
     return wire, top
 
 
-def _check_metadata(labels: Mapping[str, str], provider: str) -> None:
+def _integrations(value: Any, dialect: Dialect) -> Any:
+    """``integrations`` as the spec types it: a list of ``{"type": "wandb", "wandb": {...}}``
+    with a ``project`` (the only integration either spec documents)."""
+    example = '[{"type": "wandb", "wandb": {"project": "my-project"}}]'
+    ok = isinstance(value, list) and all(
+        isinstance(item, Mapping)
+        and item.get("type") == "wandb"
+        and isinstance(item.get("wandb"), Mapping)
+        and isinstance(item["wandb"].get("project"), str)
+        and item["wandb"]["project"]
+        for item in value
+    )
+    if not ok:
+        raise UsageError(
+            f"{dialect.provider}: provider_options.integrations must be a list like {example}; "
+            f'"wandb" is the only type ({dialect.spec}: CreateFineTuningJobRequest.integrations)'
+        )
+    return value
+
+
+def body_enum(dialect: Dialect, key: str, value: Any, *, shown: str | None = None) -> Any:
+    """``value`` in the documented spelling of ``dialect.body_enums[key]``, matched regardless
+    of case; a field without an enum passes through.
+
+    Raises:
+        UsageError: The value is none of the documented ones (the message names them and the
+            source).
+    """
+    if key not in dialect.body_enums:
+        return value
+    values, source = dialect.body_enums[key]
+    for known in values:
+        if isinstance(value, str) and value.casefold() == known.casefold():
+            return known
+    raise UsageError(
+        f"{dialect.provider}: {shown or key}={value!r} is not one of {_in_words(values)} "
+        f"(source: {source})"
+    )
+
+
+def _check_metadata(labels: Mapping[str, str], dialect: Dialect) -> None:
+    provider, where = dialect.provider, f"({dialect.spec}: Metadata)"
     if len(labels) + 1 > METADATA_MAX_PAIRS:
         raise UsageError(
             f"{provider}: at most {METADATA_MAX_PAIRS - 1} labels fit in job metadata "
-            f"(16 pairs, one kept for {IDEMPOTENCY_METADATA_KEY}); got {len(labels)}"
+            f"(16 pairs, one kept for {IDEMPOTENCY_METADATA_KEY}) {where}; got {len(labels)}"
         )
     for key, value in labels.items():
         if not key or len(key) > METADATA_KEY_MAX:
             raise UsageError(
-                f"{provider}: label key {key!r} must be 1 to {METADATA_KEY_MAX} characters"
+                f"{provider}: label key {key!r} must be 1 to {METADATA_KEY_MAX} characters {where}"
             )
         if len(str(value)) > METADATA_VALUE_MAX:
             raise UsageError(
                 f"{provider}: label {key!r} is {len(str(value))} characters; "
-                f"the limit is {METADATA_VALUE_MAX}"
+                f"the limit is {METADATA_VALUE_MAX} {where}"
             )
 
 
 def _check_suffix(name: str, dialect: Dialect) -> None:
-    too_long = not (1 <= len(name) <= dialect.suffix_max)
+    too_long = not (1 <= len(name) <= dialect.suffix_budget)
     if too_long or (dialect.suffix_pattern and not dialect.suffix_pattern.fullmatch(name)):
+        tagged = (
+            f"; rlft appends '-' and an {TAG_LENGTH}-character key tag, so the name may have at "
+            f"most {dialect.suffix_budget}"
+            if dialect.suffix_tag
+            else ""
+        )
         raise UsageError(
             f"{dialect.provider}: job name {name!r} becomes the model suffix, which must be "
-            f"{dialect.suffix_rule}; rename the job (name=...)"
+            f"{dialect.suffix_rule} ({dialect.spec}: suffix){tagged}; rename the job (name=...)"
+        )
+
+
+_JSON_SCHEMA_KEYS = frozenset({"name", "schema", "strict", "description"})
+
+
+def _check_response_format(response_format: Mapping[str, Any], dialect: Dialect) -> None:
+    """The RFT guide's nested form, as the spec's ``ResponseFormatJsonSchema`` types it."""
+    where = f"({dialect.spec}: ResponseFormatJsonSchema)"
+    example = '{"type": "json_schema", "json_schema": {"name": ..., "schema": ...}}'
+    if not isinstance(response_format.get("type"), str):
+        raise UsageError(
+            f"{dialect.provider}: response_format needs a 'type' (for example {example}) {where}"
+        )
+    if response_format["type"] != "json_schema":
+        raise UsageError(
+            f"{dialect.provider}: response_format.type={response_format['type']!r} is not "
+            f'allowed for reinforcement fine-tuning: the only value is "json_schema" {where}'
+        )
+    inner = response_format.get("json_schema")
+    if not isinstance(inner, Mapping) or not isinstance(inner.get("name"), str):
+        raise UsageError(
+            f"{dialect.provider}: response_format.json_schema needs a 'name' and a 'schema', "
+            f"nested as {example} (a flat name/schema is not the spec's form) {where}"
+        )
+    unknown = sorted(set(inner) - _JSON_SCHEMA_KEYS)
+    if unknown:
+        raise UsageError(
+            f"{dialect.provider}: response_format.json_schema has unknown keys {unknown}; "
+            f"allowed: {', '.join(sorted(_JSON_SCHEMA_KEYS))} {where}"
         )
 
 
@@ -240,13 +368,9 @@ def check_job_spec(spec: JobSpec, dialect: Dialect) -> None:
     if spec.name is not None:
         _check_suffix(spec.name, dialect)
     if dialect.send_metadata:
-        _check_metadata(spec.labels, provider)
-    response_format = spec.response_format
-    if response_format is not None and not isinstance(response_format.get("type"), str):
-        raise UsageError(
-            f"{provider}: response_format needs a 'type' (for example "
-            f'{{"type": "json_schema", "json_schema": {{"name": ..., "schema": ...}}}})'
-        )
+        _check_metadata(spec.labels, dialect)
+    if spec.response_format is not None:
+        _check_response_format(spec.response_format, dialect)
     wire_hyperparameters(spec, dialect)
 
 
@@ -277,10 +401,13 @@ def build_create_body(
     }
     if request.validation_file is not None:
         body["validation_file"] = request.validation_file
-    if spec.name is not None:
+    if dialect.suffix_tag:
+        body["suffix"] = f"{spec.name or 'rlft'}-{idempotency_tag(request.idempotency_key)}"
+    elif spec.name is not None:
         body["suffix"] = spec.name
     if dialect.send_metadata:
         body["metadata"] = {**spec.labels, IDEMPOTENCY_METADATA_KEY: request.idempotency_key}
-    body.update(defaults or {})
+    for key, value in (defaults or {}).items():
+        body[key] = body_enum(dialect, key, value)
     body.update(top)
     return body

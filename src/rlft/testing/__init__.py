@@ -2,10 +2,12 @@
 
 - ``FakeProvider``: an in-memory backend with a scripted lifecycle (provider id ``fake``).
 - ``ProviderConformance``: the pytest suite every provider plugin runs against itself.
-- ``FakeOpenAIServer``: a loopback HTTP server speaking the OpenAI fine-tuning protocol.
+- ``FakeFineTuningServer``: one fake of the OpenAI-compatible fine-tuning API, mounted in
+  process (``httpx.MockTransport(server)``, a respx side effect) or over loopback HTTP
+  (``with server.serve() as running: running.url``, a ``LoopbackServer``).
 - ``make_fake_distribution``: writes a real installed distribution with an ``rlft`` entry point.
 
-``ProviderConformance`` (pytest) and ``FakeOpenAIServer`` (http.server) load on first access.
+``ProviderConformance`` (pytest) and the fake API (httpx, http.server) load on first access.
 """
 
 from __future__ import annotations
@@ -17,13 +19,16 @@ from rlft.testing._fake import FakeProvider, FakeSettings, FakeStep
 
 if TYPE_CHECKING:
     from rlft.testing._conformance import ProviderConformance, default_conformance_spec
-    from rlft.testing._openai_server import FakeOpenAIServer
+    from rlft.testing._fake_openai_api import FakeFineTuningServer, Flavour
+    from rlft.testing._loopback import LoopbackServer
 
 __all__ = [
-    "FakeOpenAIServer",
+    "FakeFineTuningServer",
     "FakeProvider",
     "FakeSettings",
     "FakeStep",
+    "Flavour",
+    "LoopbackServer",
     "ProviderConformance",
     "default_conformance_spec",
     "make_fake_distribution",
@@ -35,8 +40,12 @@ def __getattr__(name: str) -> Any:
         from rlft.testing import _conformance
 
         return getattr(_conformance, name)
-    if name == "FakeOpenAIServer":
-        from rlft.testing._openai_server import FakeOpenAIServer
+    if name in {"FakeFineTuningServer", "Flavour"}:
+        from rlft.testing import _fake_openai_api
 
-        return FakeOpenAIServer
+        return getattr(_fake_openai_api, name)
+    if name == "LoopbackServer":
+        from rlft.testing._loopback import LoopbackServer
+
+        return LoopbackServer
     raise AttributeError(f"module 'rlft.testing' has no attribute {name!r}")

@@ -19,11 +19,12 @@ Override ``conformance_spec`` when your backend needs other data (Bedrock wants 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from rlft._models import Capabilities, Checkpoint, JobEvent, JobRecord, JobStatus
+from rlft._models import Capabilities, Checkpoint, JobEvent, JobRecord, JobStatus, map_status
 from rlft.exceptions import CapabilityError, NotFoundError, RLFTError
 from rlft.provider import Provider
 
@@ -32,10 +33,16 @@ if TYPE_CHECKING:
 
 __all__ = ["ProviderConformance", "default_conformance_spec"]
 
-_OPTIONAL = {
-    "pause": ("pause_job", ("job",)),
-    "resume": ("resume_job", ("job",)),
-    "list_jobs": ("list_jobs", ()),
+# Capability flag (the method's own name) -> the arguments a call needs: "job" is the job's id,
+# "path" a folder, "payload" the compiled grader.
+_OPTIONAL: dict[str, tuple[str, ...]] = {
+    "pause_job": ("job",),
+    "resume_job": ("job",),
+    "list_jobs": (),
+    "list_events": ("job",),
+    "list_checkpoints": ("job",),
+    "download_results": ("job", "path"),
+    "validate_grader": ("payload",),
 }
 
 
@@ -102,7 +109,7 @@ class ProviderConformance:
         )
         request: CreateJobRequest = CreateJobRequest(
             spec=spec,
-            grader_payload=compile_grader(spec.grader, provider.capabilities.grader_target),
+            grader_payload=compile_grader(spec.grader, provider.name),
             training_file=training_file,
             validation_file=validation_file,
             idempotency_key=key,
@@ -114,6 +121,17 @@ class ProviderConformance:
     def test_declares_identity(self, provider: Provider) -> None:
         assert re.fullmatch(r"[a-z][a-z0-9_-]*", provider.name), provider.name
         assert isinstance(provider.capabilities, Capabilities)
+
+    def test_its_facts_are_registered(self, provider: Provider) -> None:
+        """rlft finds the backend's declared facts (status words, dataset rules, grader format)
+        by its provider id: the plugin must be installed (``pip install -e .``) or loaded."""
+        from rlft._plugins import find_provider
+
+        spec = find_provider(provider.name)
+        assert spec is not None, (
+            f"no ProviderSpec is registered as {provider.name!r}: install the plugin so rlft "
+            "finds its entry point, or load it with rlft.Client(plugins=[...])"
+        )
 
     @pytest.mark.anyio
     async def test_create_get_cancel(self, provider: Provider, conformance_spec: JobSpec) -> None:
@@ -127,8 +145,10 @@ class ProviderConformance:
         fetched = await provider.get_job(record.id)
         assert fetched.id == record.id
         assert isinstance(fetched.status, JobStatus)
+        for seen in (record, fetched):  # statuses come from the declared vocabulary
+            assert map_status(provider.name, seen.provider_status) is seen.status, seen
 
-        if provider.capabilities.cancel:
+        if provider.capabilities.cancel_job:
             await provider.cancel_job(record.id)
             await self.settle(provider, record.id)
             after = await provider.get_job(record.id)
@@ -152,15 +172,22 @@ class ProviderConformance:
 
     @pytest.mark.anyio
     async def test_undeclared_operations_raise_capability_error(
-        self, provider: Provider, conformance_spec: JobSpec
+        self, provider: Provider, conformance_spec: JobSpec, tmp_path: Path
     ) -> None:
+        from rlft.graders import compile as compile_grader
+
         record = await self._create(provider, conformance_spec)
-        for capability, (method, args) in _OPTIONAL.items():
-            if getattr(provider.capabilities, capability):
+        values = {
+            "job": record.id,
+            "path": tmp_path,
+            "payload": compile_grader(conformance_spec.grader, provider.name),
+        }
+        for method, args in _OPTIONAL.items():
+            if getattr(provider.capabilities, method):
                 continue
             call = getattr(provider, method)
             with pytest.raises(CapabilityError):
-                await call(*[record.id for _ in args])
+                await call(*[values[arg] for arg in args])
 
     @pytest.mark.anyio
     async def test_events_and_checkpoints_are_neutral(
@@ -169,21 +196,21 @@ class ProviderConformance:
         record = await self._create(provider, conformance_spec)
         await self.settle(provider, record.id)
         await provider.get_job(record.id)
-        if provider.capabilities.events:
+        if provider.capabilities.list_events:
             events = await provider.list_events(record.id)
             assert all(isinstance(event, JobEvent) for event in events)
             ids = [event.id for event in events]
             assert len(ids) == len(set(ids)), "event ids must be unique cursors"
             if ids:
                 assert await provider.list_events(record.id, after=ids[-1]) == []
-        if provider.capabilities.checkpoints:
+        if provider.capabilities.list_checkpoints:
             checkpoints = await provider.list_checkpoints(record.id)
             assert all(isinstance(c, Checkpoint) for c in checkpoints)
 
     @pytest.mark.anyio
     async def test_only_rlft_errors_escape(self, provider: Provider) -> None:
         calls: list[Any] = [provider.get_job("rlft-conformance-missing")]
-        if provider.capabilities.events:
+        if provider.capabilities.list_events:
             calls.append(provider.list_events("rlft-conformance-missing"))
         for call in calls:
             with pytest.raises(RLFTError):

@@ -132,16 +132,15 @@ class FakeProvider(Provider):
 
     name: ClassVar[str] = "fake"
     capabilities: ClassVar[Capabilities] = Capabilities(
-        pause=True,
-        resume=True,
-        cancel=True,
-        deploy=True,
+        pause_job=True,
+        resume_job=True,
+        cancel_job=True,
+        deploy_checkpoint=True,
         list_jobs=True,
-        inference=True,
-        remote_graders=True,
+        generate=True,
+        validate_grader=True,
+        run_grader=True,
         poll_interval=0.001,
-        grader_target="local",
-        dataset_target="local",
     )
 
     def __init__(self, *, settings: ProviderSettings) -> None:
@@ -280,7 +279,7 @@ class FakeProvider(Provider):
     async def validate_grader(self, payload: Any) -> None:
         from rlft.graders import compile as compile_grader
 
-        compile_grader(payload, "local")
+        compile_grader(payload, "neutral")
 
     async def run_grader(self, payload: Any, *, sample: str, item: Mapping[str, Any]) -> Any:
         return await payload.grade(sample, dict(item))

@@ -1,11 +1,20 @@
-"""A stateful fake of the OpenAI-compatible fine-tuning API, for tests.
+"""One fake of the OpenAI-compatible fine-tuning API, for tests and benchmarks.
 
-``FakeFineTuningServer`` is a plain ``httpx.Request -> httpx.Response`` callable: mount it as a
-respx side effect (``respx_mock.route(host=...).mock(side_effect=server)``) or as a transport
-(``httpx.MockTransport(server)``). It keeps files, jobs, events and checkpoints in memory, moves
-jobs forward only when told (``advance``), and speaks either OpenAI's or Azure's dialect
-(statuses, event levels, error envelope, request-id header, ``api-version``). Nothing here touches
-the network; the Bedrock open-weight tests reuse it with their own prefix.
+``FakeFineTuningServer`` is a single request handler, ``httpx.Request -> httpx.Response``, with
+the state of a fine-tuning service behind it: files, jobs, events and checkpoints. It is reached
+through any transport (httpx's own design: one handler, many transports):
+
+- in process: ``httpx.MockTransport(server)``, or a respx side effect
+  (``respx_mock.route(host=...).mock(side_effect=server)``);
+- over loopback HTTP: ``with server.serve() as running: running.url`` (a thread of this
+  process), or ``python -m rlft.testing._fake_openai_api`` (its own process; prints its URL).
+
+Jobs move when told (``advance``), or follow the clock when ``job_duration`` is set (and for
+jobs added with ``seed``): queued for a tenth of the duration, then one metrics event per step,
+then ``succeeded``. The fake speaks OpenAI's dialect or Azure's (statuses, event levels, error
+envelope, request-id header, ``api-version``; on Azure's classic route no ``metadata`` on
+create and no metadata filter on listing, as in its 2025-04-01-preview spec). It counts every
+request by route, so a benchmark can ask what a refresh cost (``stats``).
 """
 
 from __future__ import annotations
@@ -13,22 +22,42 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import threading
+import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from email.parser import BytesParser
 from email.policy import HTTP
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
+
+if TYPE_CHECKING:
+    from rlft.testing._loopback import LoopbackServer
 
 __all__ = ["FakeFineTuningServer", "Flavour"]
 
 Flavour = Literal["openai", "azure"]
+"""Whose dialect the fake speaks: status words, event levels, error envelope, headers."""
 
 _JOB = re.compile(r"^/fine_tuning/jobs/([^/]+)(?:/(cancel|pause|resume|events|checkpoints))?$")
 _FILE = re.compile(r"^/files/([^/]+)(/content)?$")
 _GRADERS = re.compile(r"^/fine_tuning/alpha/graders/(run|validate)$")
 _TERMINAL = {"succeeded", "failed", "cancelled"}
+_AZURE_CODES = {401: "unauthorized", 403: "forbidden", 404: "notFound", 409: "conflict"}
+
+
+@dataclass
+class _Schedule:
+    """When a clock-driven job starts, how long it queues, and when it is done."""
+
+    start: float
+    queue: float
+    duration: float
+    paused_at: float | None = None
+    due: float = 0.0
+    """When the job next changes; until then a catch-up costs one comparison."""
 
 
 @dataclass
@@ -37,20 +66,26 @@ class _Job:
     events: list[dict[str, Any]] = field(default_factory=list)
     checkpoints: list[dict[str, Any]] = field(default_factory=list)
     step: int = 0
+    schedule: _Schedule | None = None
 
 
 class FakeFineTuningServer:
-    """An in-memory OpenAI-compatible fine-tuning server.
+    """An in-memory OpenAI-compatible fine-tuning service behind one request handler.
 
     Args:
         prefix: The path before ``/files`` and ``/fine_tuning`` (``"/v1"``, ``"/openai"``).
         flavour: ``"openai"`` or ``"azure"``: status words, event levels, error envelope.
-        api_version: When set, every request must carry ``?api-version=<this>`` (Azure classic).
+        api_version: When set, every request must carry ``?api-version=<this>`` (Azure's
+            classic route, which also has no job ``metadata``).
         authorized: Decides whether a request's credentials are good (default: any
             ``Authorization`` or ``api-key`` header).
         total_steps: Training steps before a job succeeds.
-        file_polls: ``GET /files/{id}`` answers before an upload reads ``processed``.
+        file_polls: ``GET /files/{id}`` answers before an upload reads ``processed``; ``0``
+            makes an upload ``processed`` at once.
         grade: Scores ``graders/run`` calls as ``(grader, sample, item) -> reward``.
+        job_duration: When set, created jobs follow the clock and succeed after this many
+            seconds instead of waiting for ``advance``.
+        clock: Seconds since the epoch (``time.time``); also stamps ``created_at``.
 
     Attributes:
         requests: Every request received, in order.
@@ -68,12 +103,15 @@ class FakeFineTuningServer:
         total_steps: int = 4,
         file_polls: int = 1,
         grade: Callable[[Mapping[str, Any], str, Mapping[str, Any]], float] | None = None,
+        job_duration: float | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.prefix = prefix.rstrip("/")
         self.flavour = flavour
         self.api_version = api_version
         self.total_steps = total_steps
         self.file_polls = file_polls
+        self.job_duration = job_duration
         self.files: dict[str, dict[str, Any]] = {}
         self.contents: dict[str, bytes] = {}
         self.jobs: dict[str, _Job] = {}
@@ -81,52 +119,113 @@ class FakeFineTuningServer:
         self.fail_next: list[httpx.Response] = []
         self._authorized = authorized or _has_credentials
         self._grade = grade or (lambda grader, sample, item: 1.0)
+        self._clock = clock
         self._ids = itertools.count(1)
-        self._clock = itertools.count(1_760_000_000)
         self._file_reads: dict[str, int] = {}
+        self._counts: Counter[str] = Counter()
+        self._next_due = float("inf")  # the earliest time a clock-driven job changes
+        # The loopback adapter serves requests from several threads.
+        self._lock = threading.RLock()
+
+    @property
+    def classic(self) -> bool:
+        """Azure's classic route: ``api-version`` required, no job ``metadata``."""
+        return self.flavour == "azure" and self.api_version is not None
 
     # --- helpers tests call -------------------------------------------------------------------
 
     def advance(self, job_id: str, steps: int = 1) -> dict[str, Any]:
         """Move a job forward: queued -> running, then one training step per call."""
-        job = self.jobs[job_id]
-        for _ in range(steps):
-            status = job.body["status"]
-            if status in _TERMINAL or status in ("paused", "pausing"):
-                break
-            if status != "running":
-                self._set_status(job, "running")
-                continue
-            job.step += 1
-            self._metrics_event(job)
-            if job.step % 2 == 0:
-                self._checkpoint(job)
-            if job.step >= self.total_steps:
-                self._succeed(job)
-        return job.body
+        with self._lock:
+            job = self.jobs[job_id]
+            for _ in range(steps):
+                self._step(job)
+            return job.body
 
     def fail(self, job_id: str, message: str = "too many grader errors") -> None:
         """Fail a job as the service would (``error`` set, status ``failed``)."""
-        job = self.jobs[job_id]
-        job.body["error"] = {"code": "grader_errors", "message": message, "param": None}
-        self._set_status(job, "failed")
+        with self._lock:
+            job = self.jobs[job_id]
+            job.body["error"] = {"code": "grader_errors", "message": message, "param": None}
+            self._set_status(job, "failed")
+
+    def seed(
+        self,
+        count: int,
+        *,
+        duration: tuple[float, float] = (60.0, 60.0),
+        queue: float = 0.0,
+        model: str = "o4-mini-2025-04-16",
+    ) -> list[str]:
+        """Add ``count`` clock-driven jobs finishing ``duration`` seconds from now (spread
+        evenly from the first to the second value), without any request being counted."""
+        low, high = duration
+        ids = []
+        with self._lock:
+            for index in range(count):
+                length = low + (high - low) * index / max(count - 1, 1)
+                job = self._new_job(
+                    {"model": model, "training_file": "file-seed", "metadata": {"seed": str(index)}}
+                )
+                job.schedule = _Schedule(self._clock(), min(queue, length), length)
+                self._catch_up(job)
+                self._next_due = min(self._next_due, job.schedule.due)
+                ids.append(job.body["id"])
+        return ids
+
+    def stats(self) -> dict[str, int]:
+        """Requests served, by ``"METHOD route"`` (ids as ``{id}``), and ``"total"``."""
+        with self._lock:
+            return dict(self._counts)
+
+    def reset_stats(self) -> None:
+        """Start counting requests from zero."""
+        with self._lock:
+            self._counts.clear()
+
+    def serve(self, *, host: str = "127.0.0.1") -> LoopbackServer:
+        """This handler behind a loopback HTTP server (use as a context manager).
+
+        Returns:
+            A ``LoopbackServer``; its ``url`` (``http://127.0.0.1:PORT/v1``) is the base URL to
+            give a provider.
+        """
+        from rlft.testing._loopback import LoopbackServer
+
+        return LoopbackServer(self, host=host, prefix=self.prefix)
+
+    # --- the handler --------------------------------------------------------------------------
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        if self.fail_next:
-            return self.fail_next.pop(0)
-        if self.api_version is not None and request.url.params.get("api-version") != (
-            self.api_version
-        ):
-            return self._error(404, "Resource not found (api-version missing or unsupported)")
-        if not self._authorized(request):
-            return self._error(401, "Incorrect API key provided", code="invalid_api_key")
-        path = request.url.path
-        if not path.startswith(self.prefix + "/"):
-            return self._error(404, f"Invalid URL ({request.method} {path})")
-        return self._route(request, path[len(self.prefix) :])
-
-    # --- routing ------------------------------------------------------------------------------
+        with self._lock:
+            self.requests.append(request)
+            path = request.url.path
+            route = _JOB.sub(
+                lambda m: "/fine_tuning/jobs/{id}" + (f"/{m[2]}" if m[2] else ""),
+                path.removeprefix(self.prefix),
+            )
+            self._counts[f"{request.method} {route}"] += 1
+            self._counts["total"] += 1
+            if self.fail_next:
+                return self.fail_next.pop(0)
+            if self.api_version is not None and request.url.params.get("api-version") != (
+                self.api_version
+            ):
+                return self._error(404, "Resource not found (api-version missing or unsupported)")
+            if not self._authorized(request):
+                return self._error(401, "Incorrect API key provided", code="invalid_api_key")
+            if not path.startswith(self.prefix + "/"):
+                return self._error(404, f"Invalid URL ({request.method} {path})")
+            now = self._clock()
+            if now >= self._next_due:  # one comparison while no job is due
+                due = float("inf")
+                for job in self.jobs.values():
+                    if job.schedule is not None:
+                        if now >= job.schedule.due:
+                            self._catch_up(job)
+                        due = min(due, job.schedule.due)
+                self._next_due = due
+            return self._route(request, path[len(self.prefix) :])
 
     def _route(self, request: httpx.Request, path: str) -> httpx.Response:
         method = request.method
@@ -157,14 +256,15 @@ class FakeFineTuningServer:
             return self._error(400, "purpose must be fine-tune", param="purpose")
         filename, content = files["file"]
         file_id = f"file-{next(self._ids):06d}"
+        waiting = "uploaded" if self.flavour == "openai" else "pending"
         self.files[file_id] = {
             "id": file_id,
             "object": "file",
             "bytes": len(content),
-            "created_at": next(self._clock),
+            "created_at": int(self._clock()),
             "filename": filename,
             "purpose": "fine-tune",
-            "status": "uploaded" if self.flavour == "openai" else "pending",
+            "status": waiting if self.file_polls > 0 else "processed",
         }
         self.contents[file_id] = content
         return self._json(self.files[file_id], status=200 if self.flavour == "openai" else 201)
@@ -186,18 +286,30 @@ class FakeFineTuningServer:
                 return self._error(
                     400, f"Missing required parameter: '{required}'.", param=required
                 )
+        if self.classic and "metadata" in body:
+            # FineTuningJobCreation (2025-04-01-preview) has no `metadata`.
+            return self._error(400, "Unrecognized request argument: metadata", param="metadata")
         for param in ("training_file", "validation_file"):
             if body.get(param) and body[param] not in self.files:
                 return self._error(400, f"invalid file id {body[param]}", param=param)
         method = body["method"]
         if method.get("type") != "reinforcement" or "grader" not in method.get("reinforcement", {}):
             return self._error(400, "method.reinforcement.grader is required", param="method")
+        job = self._new_job(body)
+        if self.job_duration is not None:
+            duration = self.job_duration
+            job.schedule = _Schedule(self._clock(), duration / 10, duration)
+            self._next_due = 0.0
+        return self._json(job.body, status=200 if self.flavour == "openai" else 201)
+
+    def _new_job(self, body: dict[str, Any]) -> _Job:
         job_id = f"ftjob-{next(self._ids):06d}"
+        suffix_key = "user_provided_suffix" if self.flavour == "openai" else "suffix"
         job = _Job(
             body={
                 "id": job_id,
                 "object": "fine_tuning.job",
-                "created_at": next(self._clock),
+                "created_at": int(self._clock()),
                 "model": body["model"],
                 "training_file": body["training_file"],
                 "validation_file": body.get("validation_file"),
@@ -207,24 +319,26 @@ class FakeFineTuningServer:
                 "error": None,
                 "result_files": [],
                 "seed": body.get("seed", 42),
-                "user_provided_suffix": body.get("suffix"),
-                "metadata": body.get("metadata"),
-                "method": method,
+                suffix_key: body.get("suffix"),
+                "method": body.get("method", {"type": "reinforcement"}),
                 "hyperparameters": None,
                 "trained_tokens": None,
                 "estimated_finish": None,
                 "integrations": body.get("integrations", []),
             }
         )
+        if not self.classic:
+            job.body["metadata"] = body.get("metadata")
         self.jobs[job_id] = job
         self._event(job, "Created fine-tuning job")
-        return self._json(job.body, status=200 if self.flavour == "openai" else 201)
+        return job
 
     def _list_jobs(self, request: httpx.Request) -> httpx.Response:
+        # Only OpenAI documents a metadata filter; Azure (classic and v1) lists everything.
         wanted = {
             key[len("metadata[") : -1]: value
             for key, value in request.url.params.items()
-            if key.startswith("metadata[") and key.endswith("]")
+            if self.flavour == "openai" and key.startswith("metadata[") and key.endswith("]")
         }
         jobs = [
             job.body
@@ -249,8 +363,16 @@ class FakeFineTuningServer:
         elif action == "pause":
             self._checkpoint(job)
             self._set_status(job, "paused")
+            if job.schedule is not None:
+                job.schedule.paused_at = self._clock()
+                job.schedule.due = float("inf")
         else:
             self._set_status(job, "queued" if self.flavour == "openai" else "resuming")
+            schedule = job.schedule
+            if schedule is not None and schedule.paused_at is not None:
+                schedule.start += self._clock() - schedule.paused_at  # resume where it stopped
+                schedule.paused_at = None
+                schedule.due = self._next_due = 0.0
         return self._json(job.body)
 
     def _graders(self, action: str, request: httpx.Request) -> httpx.Response:
@@ -284,10 +406,51 @@ class FakeFineTuningServer:
 
     # --- lifecycle ------------------------------------------------------------------------------
 
+    def _step(self, job: _Job) -> None:
+        status = job.body["status"]
+        if status in _TERMINAL or status in ("paused", "pausing"):
+            return
+        if status != "running":
+            self._set_status(job, "running")
+            return
+        job.step += 1
+        self._metrics_event(job)
+        if job.step % 2 == 0:
+            self._checkpoint(job)
+        if job.step >= self.total_steps:
+            self._succeed(job)
+
+    def _catch_up(self, job: _Job) -> None:
+        """Bring a clock-driven job to where its schedule says it is now."""
+        schedule = job.schedule
+        if schedule is None:
+            return
+        if schedule.paused_at is not None:
+            schedule.due = float("inf")
+            return
+        elapsed = self._clock() - schedule.start
+        run = max(schedule.duration - schedule.queue, 1e-9)
+        if job.body["status"] in _TERMINAL | {"paused"}:
+            schedule.due = float("inf")
+            return
+        if elapsed < schedule.queue:
+            schedule.due = schedule.start + schedule.queue
+            return
+        if elapsed >= schedule.duration:
+            target = self.total_steps
+        else:
+            target = min(self.total_steps, int((elapsed - schedule.queue) / run * self.total_steps))
+        if job.body["status"] != "running":
+            self._set_status(job, "running")
+        while job.step < target and job.body["status"] == "running":
+            self._step(job)
+        next_step = schedule.queue + (job.step + 1) * run / self.total_steps
+        schedule.due = schedule.start + min(next_step, schedule.duration)
+
     def _set_status(self, job: _Job, status: str) -> None:
         job.body["status"] = status
         if status in _TERMINAL:
-            job.body["finished_at"] = next(self._clock)
+            job.body["finished_at"] = int(self._clock())
         self._event(job, f"Job {status}")
 
     def _event(self, job: _Job, message: str, **extra: Any) -> None:
@@ -298,7 +461,7 @@ class FakeFineTuningServer:
             {
                 "object": "fine_tuning.job.event",
                 "id": f"ftevent-{next(self._ids):06d}",
-                "created_at": next(self._clock),
+                "created_at": int(self._clock()),
                 "level": level,
                 "message": message,
                 "type": extra.pop("type", "message"),
@@ -341,7 +504,7 @@ class FakeFineTuningServer:
             {
                 "object": "fine_tuning.job.checkpoint",
                 "id": f"ftckpt_{next(self._ids):06d}",
-                "created_at": next(self._clock),
+                "created_at": int(self._clock()),
                 "fine_tuned_model_checkpoint": f"ft:{job.body['model']}:rlft::{job.body['id']}"
                 f":ckpt-step-{step}",
                 "fine_tuning_job_id": job.body["id"],
@@ -359,7 +522,7 @@ class FakeFineTuningServer:
             "id": result_id,
             "object": "file",
             "bytes": len(csv),
-            "created_at": next(self._clock),
+            "created_at": int(self._clock()),
             "filename": "step_metrics.csv",
             "purpose": "fine-tune-results",
             "status": "processed",
@@ -400,9 +563,6 @@ class FakeFineTuningServer:
         return {header: f"req_{len(self.requests):06d}"}
 
 
-_AZURE_CODES = {401: "unauthorized", 403: "forbidden", 404: "notFound", 409: "conflict"}
-
-
 def _has_credentials(request: httpx.Request) -> bool:
     return bool(request.headers.get("authorization") or request.headers.get("api-key"))
 
@@ -424,3 +584,33 @@ def _multipart(request: httpx.Request) -> tuple[dict[str, str], dict[str, tuple[
         else:
             fields[name] = data.decode()
     return fields, files
+
+
+def main() -> None:
+    """Serve a clock-driven fake in its own process; print its base URL, serve until killed.
+
+    Out-of-band controls for a benchmark in another process: ``POST /__seed``
+    (``{"count", "duration": [low, high], "queue"}``), ``GET /__stats``, ``POST /__reset``.
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(description="A fake OpenAI fine-tuning API on loopback.")
+    parser.add_argument("--prefix", default="/v1")
+    parser.add_argument("--job-duration", type=float, default=2.0)
+    parser.add_argument("--total-steps", type=int, default=10)
+    args = parser.parse_args()
+    server = FakeFineTuningServer(
+        prefix=args.prefix,
+        job_duration=args.job_duration,
+        total_steps=args.total_steps,
+        file_polls=0,
+    )
+    running = server.serve()
+    running.admin = True
+    with running:
+        print(running.url, flush=True)
+        running.wait()
+
+
+if __name__ == "__main__":
+    main()

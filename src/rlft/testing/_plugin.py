@@ -15,5 +15,7 @@ def rlft_register_providers(registry: ProviderRegistry) -> None:
             settings=FakeSettings,
             factory="rlft.testing._fake:FakeProvider",
             description="in-memory backend with a scripted lifecycle, for tests and dry runs",
+            # No facts to declare: it speaks rlft's neutral status words, takes the neutral
+            # grader and the generic dataset checks, and bills nothing.
         )
     )

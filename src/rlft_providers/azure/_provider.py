@@ -28,7 +28,7 @@ from rlft.openai_compat import (
 )
 from rlft.provider import Capabilities, Checkpoint
 from rlft_providers.azure._auth import AsyncTokenCredential, CredentialSource, EntraToken
-from rlft_providers.azure._settings import AzureSettings
+from rlft_providers.azure._settings import TRAINING_TYPES, TRAINING_TYPES_SOURCE, AzureSettings
 
 if TYPE_CHECKING:
     from rlft.provider import JobSpec
@@ -41,6 +41,11 @@ log = logging.getLogger("rlft.providers")
 # (CONFLICT, reference/openai_azure.md §5.3): we check the documented 40.
 _SUFFIX = re.compile(r"[A-Za-z0-9_-]+")
 _DEPLOYMENT_CHARS = re.compile(r"[^A-Za-z0-9_.-]")
+# Checkpoint ids deploy by id: MS Learn's deploy page shows `ftchkpt-...`, the REST spec's
+# checkpoints example (2025-04-01-preview) `ftckpt_...`.
+_CHECKPOINT_IDS = ("ftchkpt-", "ftckpt_")
+_CLASSIC_SPEC = "Azure OpenAI 2025-04-01-preview spec and the Azure RFT docs"
+_V1_SPEC = "Azure OpenAI v1 spec and the Azure RFT docs"
 
 
 def _hint(status: int, code: str | None, param: str | None) -> str | None:
@@ -86,19 +91,19 @@ class AzureProvider(OpenAICompatProvider):
 
     name: ClassVar[str] = "azure"
     capabilities: ClassVar[Capabilities] = Capabilities(
-        pause=True,
-        resume=True,
-        cancel=True,
-        events=True,
-        checkpoints=True,
-        deploy=True,
+        pause_job=True,
+        resume_job=True,
+        cancel_job=True,
+        list_events=True,
+        list_checkpoints=True,
+        deploy_checkpoint=True,
         list_jobs=True,
-        remote_graders=True,
-        inference=True,  # chat completions on a deployment, for `rlft preflight`
+        download_results=True,
+        validate_grader=True,
+        run_grader=True,
+        generate=True,  # chat completions on a deployment, for `rlft preflight`
         requires_validation_set=True,  # "a validation file is required" [AZ-RFT-INC]
         poll_interval=20.0,
-        grader_target="azure",
-        dataset_target="azure",
     )
 
     def __init__(
@@ -149,13 +154,22 @@ class AzureProvider(OpenAICompatProvider):
             secrets=[key],
             hints=[_hint],
         )
+        metadata = settings.send_metadata if settings.send_metadata is not None else v1
         self.dialect = Dialect(
             provider=self.name,
             suffix_max=40,
             suffix_pattern=_SUFFIX,
             suffix_rule="1 to 40 characters of a-z, A-Z, 0-9, - and _",
-            send_metadata=settings.send_metadata,
+            send_metadata=metadata,
+            # Neither Azure spec lists a metadata filter on GET /fine_tuning/jobs.
+            metadata_filter=False,
+            suffix_tag=not metadata,
             body_options=frozenset({"integrations", "trainingType"}),
+            # The Azure RFT docs list low, medium and high; "default" means: send nothing.
+            reasoning_efforts=("low", "medium", "high"),
+            drop_values={"reasoning_effort": frozenset({"default"})},
+            body_enums={"trainingType": (TRAINING_TYPES, TRAINING_TYPES_SOURCE)},
+            spec=_V1_SPEC if v1 else _CLASSIC_SPEC,
         )
         super().__init__(
             settings=settings,
@@ -240,7 +254,8 @@ class AzureProvider(OpenAICompatProvider):
         Microsoft.CognitiveServices/accounts/{account}/deployments/{name}`` with
         ``{"sku": {...}, "properties": {"model": {"format": "OpenAI", "name", "version": "1"}}}``
         (https://learn.microsoft.com/azure/ai-foundry/openai/how-to/fine-tuning-deploy). A
-        checkpoint id (``ftchkpt-...``) is deployed by id, anything else by its model name.
+        checkpoint id (``ftchkpt-...`` as MS Learn shows it, ``ftckpt_...`` as the REST spec's
+        example does) is deployed by id, anything else by its model name.
         ARM answering ``Succeeded`` does not mean the deployment already serves requests.
 
         Args:
@@ -276,7 +291,7 @@ class AzureProvider(OpenAICompatProvider):
                 :64
             ]
         )
-        model = checkpoint.id if checkpoint.id.startswith("ftchkpt-") else checkpoint.model
+        model = checkpoint.id if checkpoint.id.startswith(_CHECKPOINT_IDS) else checkpoint.model
         path = (
             f"/subscriptions/{segment(settings.subscription_id or '', 'subscription id')}"
             f"/resourceGroups/{segment(settings.resource_group or '', 'resource group')}"

@@ -121,16 +121,13 @@ class BedrockOpenWeight(OpenAICompatProvider):
 
     name: ClassVar[str] = "bedrock"
     capabilities: ClassVar[Capabilities] = Capabilities(
-        pause=False,
-        resume=False,
-        events=True,
-        checkpoints=True,
-        deploy=True,
+        pause_job=False,
+        resume_job=False,
+        list_events=True,
+        list_checkpoints=True,
+        deploy_checkpoint=True,
         list_jobs=True,
-        grader_target="bedrock",
-        dataset_target="bedrock",
     )
-    status_vocabulary: ClassVar[str | None] = "openai"  # OpenAI's words (reference §5)
     dialect = Dialect(
         provider="bedrock",
         requires_validation=False,

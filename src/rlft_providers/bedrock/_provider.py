@@ -96,19 +96,18 @@ class BedrockProvider(Provider):
 
     name: ClassVar[str] = "bedrock"
     capabilities: ClassVar[Capabilities] = Capabilities(
-        pause=False,
-        resume=False,
-        cancel=True,
-        events=True,  # synthesised from the job's fields: the native API has no event stream
-        checkpoints=True,  # the output custom model, once the job completes
-        deploy=True,
+        pause_job=False,
+        resume_job=False,
+        cancel_job=True,
+        list_events=True,  # synthesised from the job's fields: the native API has no event stream
+        list_checkpoints=True,  # the output custom model, once the job completes
+        deploy_checkpoint=True,
         list_jobs=True,
-        inference=True,  # the Converse API, for `rlft preflight`
-        remote_graders=False,
+        generate=True,  # the Converse API, for `rlft preflight`
+        validate_grader=False,
+        run_grader=False,
         requires_validation_set=False,
         poll_interval=60.0,  # jobs take hours; GetModelCustomizationJob is rate limited
-        grader_target="bedrock",
-        dataset_target="bedrock",
     )
 
     settings: BedrockSettings

@@ -94,16 +94,15 @@ class LocalProvider(Provider):
 
     name: ClassVar[str] = "local"
     capabilities: ClassVar[Capabilities] = Capabilities(
-        pause=True,
-        resume=True,
-        cancel=True,
-        events=True,
-        checkpoints=True,
+        pause_job=True,
+        resume_job=True,
+        cancel_job=True,
+        list_events=True,
+        list_checkpoints=True,
         list_jobs=True,
-        inference=True,  # a named model, sampled in a subprocess (see generate)
+        download_results=True,
+        generate=True,  # a named model, sampled in a subprocess (see generate)
         poll_interval=0.5,
-        grader_target="trl",
-        dataset_target="local",
     )
     settings: LocalSettings
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import rlft
 from rlft.provider import ProviderRegistry, ProviderSpec
+from rlft_providers.openai import _facts
 from rlft_providers.openai._settings import OpenAISettings
 
 __all__ = ["rlft_register_providers"]
@@ -20,5 +21,11 @@ def rlft_register_providers(registry: ProviderRegistry) -> None:
             requires=(),
             factory="rlft_providers.openai._provider:OpenAIProvider",
             description="OpenAI reinforcement fine-tuning (and OpenAI-compatible services)",
+            statuses=_facts.STATUSES,
+            dataset=_facts.DATASET,
+            graders=_facts.GRADERS,
+            rates=_facts.RATES,
+            hyperparameters=_facts.HYPERPARAMETERS,
+            lifecycle=_facts.LIFECYCLE,
         )
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, ClassVar
 
 import httpx
@@ -16,6 +17,12 @@ from rlft.openai_compat import (
     Sleep,
 )
 from rlft.provider import Capabilities
+from rlft_providers.openai._lifecycle import (
+    ALTERNATIVES,
+    NEW_JOBS_STOP,
+    O4_MINI_SHUTDOWN,
+    SOURCE,
+)
 from rlft_providers.openai._settings import OpenAISettings
 
 if TYPE_CHECKING:
@@ -23,11 +30,44 @@ if TYPE_CHECKING:
 
 __all__ = ["OpenAIProvider"]
 
-# OpenAI is winding down self-serve fine-tuning; a refused create names this page rather than
-# leaving users to guess. https://developers.openai.com/api/docs/deprecations (§0 of the
-# reference: creation closed to new orgs 2026-05-07, to inactive orgs 2026-07-02, to everyone
-# 2027-01-06).
-_DEPRECATIONS = "https://developers.openai.com/api/docs/deprecations"
+# OpenAI is winding down self-serve fine-tuning; a refused create names the date, the source and
+# where the same job runs instead, rather than leaving users to guess (_lifecycle.py).
+
+
+def _stop_words(today: date) -> str:
+    verb = "stopped" if today >= NEW_JOBS_STOP else "stop"
+    return f"new self-serve fine-tuning jobs {verb} on {NEW_JOBS_STOP.isoformat()}"
+
+
+def lifecycle_hint(model: str | None, today: date) -> ErrorHint:
+    """Advice for a refused create: OpenAI's 2027-01-06 stop, or o4-mini's retirement."""
+    retired = bool(model) and str(model).startswith("o4-mini") and today >= O4_MINI_SHUTDOWN
+
+    def hint(status: int, code: str | None, param: str | None) -> str | None:
+        about_model = status == 404 or param == "model" or code == "model_not_found"
+        # A 400 blaming another field (a grader, a file) is that field's error, not the platform.
+        refused = about_model or status == 403 or (status == 400 and param is None)
+        if retired and refused:
+            return (
+                f"Model {model!r} is unavailable: o4-mini, OpenAI's reinforcement fine-tuning "
+                f"base model, shut down on {O4_MINI_SHUTDOWN.isoformat()}, and "
+                f"{_stop_words(today)} ({SOURCE}). Run the same job on {ALTERNATIVES}"
+            )
+        if status == 403 or (refused and today >= NEW_JOBS_STOP):
+            return (
+                "OpenAI refused to create a fine-tuning job for this organisation: the "
+                f"platform or model is unavailable to it. OpenAI is winding down fine-tuning: "
+                f"job creation closed to new organisations in 2026, and {_stop_words(today)} "
+                f"({SOURCE}). Run the same job on {ALTERNATIVES}"
+            )
+        if about_model:
+            return (
+                f"Model {model!r} is unavailable for reinforcement fine-tuning: it may have "
+                f"been retired ({SOURCE}) or not be enabled for this organisation"
+            )
+        return None
+
+    return hint
 
 
 def _auth_hint(status: int, code: str | None, param: str | None) -> str | None:
@@ -53,19 +93,19 @@ class OpenAIProvider(OpenAICompatProvider):
 
     name: ClassVar[str] = "openai"
     capabilities: ClassVar[Capabilities] = Capabilities(
-        pause=True,
-        resume=True,
-        cancel=True,
-        events=True,
-        checkpoints=True,
+        pause_job=True,
+        resume_job=True,
+        cancel_job=True,
+        list_events=True,
+        list_checkpoints=True,
         list_jobs=True,
-        inference=True,  # chat completions, for `rlft preflight`
-        remote_graders=True,
+        download_results=True,
+        generate=True,  # chat completions, for `rlft preflight`
+        validate_grader=True,
+        run_grader=True,
         # The RFT guide: "both training and validation file IDs are needed for RFT".
         requires_validation_set=True,
         poll_interval=20.0,
-        grader_target="openai",
-        dataset_target="openai",
     )
     dialect = Dialect(provider="openai", suffix_max=64, suffix_rule="1 to 64 characters")
 
@@ -112,22 +152,8 @@ class OpenAIProvider(OpenAICompatProvider):
         )
 
     def _create_hints(self, spec: JobSpec) -> list[ErrorHint]:
-        model = spec.model
+        return [lifecycle_hint(spec.model, self._today())]
 
-        def closed(status: int, code: str | None, param: str | None) -> str | None:
-            if status == 403:
-                return (
-                    "OpenAI refused to create a fine-tuning job for this organisation: the "
-                    "platform or model is unavailable to it. OpenAI is winding down self-serve "
-                    "fine-tuning (job creation closed to new and inactive organisations in 2026, "
-                    f"to everyone on 2027-01-06; see {_DEPRECATIONS}). The same job runs on "
-                    "provider 'azure', 'bedrock' or 'local'"
-                )
-            if status == 404 or param == "model" or code == "model_not_found":
-                return (
-                    f"Model {model!r} is unavailable for reinforcement fine-tuning: it may have "
-                    f"been retired ({_DEPRECATIONS}) or not be enabled for this organisation"
-                )
-            return None
-
-        return [closed]
+    def _today(self) -> date:
+        """Today in UTC (tests override it to stand before or after a lifecycle date)."""
+        return datetime.now(UTC).date()

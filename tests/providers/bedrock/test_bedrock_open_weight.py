@@ -1,6 +1,6 @@
 """Open-weight models through Bedrock's OpenAI-compatible endpoint, on the shared fake server.
 
-The grader Lambda and the S3 staging run on moto; the endpoint is ``_openai_compat``'s
+The grader Lambda and the S3 staging run on moto; the endpoint is ``rlft.testing``'s
 ``FakeFineTuningServer`` behind an ``httpx.MockTransport``.
 """
 
@@ -19,7 +19,7 @@ import pytest
 from rlft._models import Checkpoint, Hyperparameters, JobStatus
 from rlft.datasets import Dataset
 from rlft.exceptions import AuthenticationError, HyperparameterError
-from rlft.testing._fake_openai_api import FakeFineTuningServer
+from rlft.testing import FakeFineTuningServer
 from rlft_providers.bedrock._provider import BedrockProvider
 
 pytestmark = pytest.mark.anyio

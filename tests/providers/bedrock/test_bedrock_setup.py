@@ -33,8 +33,8 @@ def test_plugin_registers_the_provider_lazily() -> None:
         ("boto3", "botocore"),
     )
     assert spec.load() is BedrockProvider
-    assert BedrockProvider.capabilities.grader_target == "bedrock"
-    assert not BedrockProvider.capabilities.pause and BedrockProvider.capabilities.deploy
+    assert not BedrockProvider.capabilities.pause_job
+    assert BedrockProvider.capabilities.deploy_checkpoint
 
 
 def test_plugin_and_settings_import_no_boto3() -> None:

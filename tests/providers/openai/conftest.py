@@ -2,7 +2,7 @@
 recorder, providers wired to both, and the ``openai`` package as a request-body oracle.
 
 Test modules run under ``--import-mode=importlib`` and cannot import each other, so every shared
-helper is a fixture here (the fake server itself lives in ``rlft.openai_compat``).
+helper is a fixture here (the fake server itself is ``rlft.testing.FakeFineTuningServer``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pydantic import TypeAdapter
 from rlft._spec import CreateJobRequest, JobSpec
 from rlft.datasets import Dataset
 from rlft.graders import Multi, StringCheck, TextSimilarity
-from rlft.testing._fake_openai_api import FakeFineTuningServer
+from rlft.testing import FakeFineTuningServer
 from rlft_providers.azure._provider import AzureProvider
 from rlft_providers.azure._settings import AzureSettings
 from rlft_providers.openai._provider import OpenAIProvider

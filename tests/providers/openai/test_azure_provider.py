@@ -21,9 +21,10 @@ from rlft.exceptions import (
     ProviderConnectionError,
     UsageError,
 )
+from rlft.openai_compat import idempotency_tag
 from rlft_providers.azure._auth import CredentialSource, EntraToken
 from rlft_providers.azure._provider import AzureProvider
-from rlft_providers.azure._settings import DEFAULT_SCOPE, AzureSettings
+from rlft_providers.azure._settings import ARM_API_VERSION, DEFAULT_SCOPE, AzureSettings
 
 pytestmark = pytest.mark.anyio
 
@@ -194,29 +195,147 @@ async def test_create_sends_training_type_and_is_otherwise_openai_shaped(
     assert record.id == "ftjob-1"
     assert lookup.calls.last.request.url.params["api-version"] == VERSION
     body = json.loads(create.calls.last.request.content)
-    assert body.pop("trainingType") == "Standard"  # Azure-only top-level field
+    # Azure-only top-level field, spelled as Microsoft's scripts send it.
+    assert body.pop("trainingType") == "standard"
     assert body["method"]["type"] == "reinforcement"
+    body.pop("suffix")  # the classic route's key tag: checked in its own test
     openai_shaped(json.dumps(body).encode())
 
 
-async def test_provider_options_override_the_training_type(mock, sleeps, spec, make_request):
+@pytest.mark.parametrize(
+    ("written", "sent"),
+    [
+        ("Standard", "standard"),
+        ("GLOBALSTANDARD", "globalStandard"),
+        ("GlobalStandard", "globalStandard"),
+        ("developertier", "developerTier"),
+    ],
+)
+async def test_provider_options_override_the_training_type_in_its_documented_spelling(
+    mock, sleeps, spec, make_request, written, sent
+):
     provider = make(mock, sleeps, training_type="Standard")
-    options = {"trainingType": "GlobalStandard"}
+    options = {"trainingType": written}
     spec = spec.model_copy(update={"hyperparameters": Hyperparameters(provider_options=options)})
     mock.get(f"{CLASSIC}/fine_tuning/jobs").mock(return_value=empty())
     create = mock.post(f"{CLASSIC}/fine_tuning/jobs").respond(201, json=job_json())
     await provider.create_job(make_request(spec, target="azure"))
-    assert json.loads(create.calls.last.request.content)["trainingType"] == "GlobalStandard"
+    assert json.loads(create.calls.last.request.content)["trainingType"] == sent
 
 
-async def test_without_metadata_there_is_no_lookup_and_no_metadata(
+@pytest.mark.parametrize("written", ["developer", "GLOBAL_STANDARD"])
+def test_an_unknown_training_type_is_refused_naming_the_values_and_source(
+    azure_provider, spec, written
+) -> None:
+    options = {"trainingType": written}
+    spec = spec.model_copy(update={"hyperparameters": Hyperparameters(provider_options=options)})
+    with pytest.raises(UsageError) as info:
+        azure_provider.check_spec(spec)
+    text = str(info.value)
+    assert "provider_options.trainingType" in text
+    assert '"globalStandard", "standard" or "developerTier"' in text
+    assert "submit_training.py" in text
+
+
+def test_settings_spell_the_training_type_and_refuse_others() -> None:
+    assert AzureSettings(training_type="GLOBALSTANDARD").training_type == "globalStandard"
+    with pytest.raises(ValueError, match="globalStandard, standard, developerTier"):
+        AzureSettings(training_type="premium")
+
+
+async def test_the_classic_route_sends_no_metadata_and_tags_the_suffix(
     mock, sleeps, spec, make_request
 ) -> None:
-    provider = make(mock, sleeps, send_metadata=False)
+    provider = make(mock, sleeps)
+    lookup = mock.get(f"{CLASSIC}/fine_tuning/jobs").mock(return_value=empty())
+    create = mock.post(f"{CLASSIC}/fine_tuning/jobs").respond(201, json=job_json())
+    named = spec.model_copy(update={"name": "triage"})
+    await provider.create_job(make_request(named, target="azure", key="idem-key-1"))
+    body = json.loads(create.calls.last.request.content)
+    assert "metadata" not in body
+    assert body["suffix"] == f"triage-{idempotency_tag('idem-key-1')}"
+    # The spec lists no metadata filter: the lookup sends none.
+    assert not [k for k in lookup.calls.last.request.url.params if k.startswith("metadata")]
+
+
+async def test_the_classic_route_finds_a_lost_create_by_its_suffix_tag(
+    mock, sleeps, spec, make_request
+) -> None:
+    provider = make(mock, sleeps)
+    tag = idempotency_tag("idem-key-1")
+    now = int(time.time())
+    jobs = [
+        job_json("ftjob-other", suffix=f"rlft-{idempotency_tag('x')}", created_at=now),
+        job_json("ftjob-other-model", suffix=f"rlft-{tag}", model="gpt-4.1", created_at=now - 30),
+        # Created as "o4-mini-2025-04-16"; a service may answer with the model's short name.
+        job_json("ftjob-mine", suffix=f"rlft-{tag}", model="o4-mini", created_at=now - 60),
+    ]
+    mock.get(f"{CLASSIC}/fine_tuning/jobs").respond(
+        json={"object": "list", "data": jobs, "has_more": False}
+    )
+    create = mock.post(f"{CLASSIC}/fine_tuning/jobs").respond(201, json=job_json())
+    record = await provider.create_job(make_request(spec, target="azure", key="idem-key-1"))
+    assert record.id == "ftjob-mine" and not create.called
+
+
+async def test_the_suffix_tag_lookup_stops_at_the_creation_window(
+    mock, sleeps, spec, make_request
+) -> None:
+    provider = make(mock, sleeps)
+    tag = idempotency_tag("idem-key-1")
+    old = int(time.time()) - 8 * 24 * 3600  # older than the 7-day window: a deliberate rerun
+    jobs = [job_json("ftjob-old", suffix=f"rlft-{tag}", model=spec.model, created_at=old)]
+    mock.get(f"{CLASSIC}/fine_tuning/jobs").respond(
+        json={"object": "list", "data": jobs, "has_more": False}
+    )
+    create = mock.post(f"{CLASSIC}/fine_tuning/jobs").respond(201, json=job_json("ftjob-new"))
+    record = await provider.create_job(make_request(spec, target="azure", key="idem-key-1"))
+    assert record.id == "ftjob-new" and create.called
+
+
+async def test_the_v1_route_sends_metadata_and_checks_it_without_a_filter(
+    mock, sleeps, spec, make_request
+) -> None:
+    provider = make(mock, sleeps, api="v1")
+    found = job_json("ftjob-9", metadata={"rlft_idempotency_key": "idem-key-1"})
+    lookup = mock.get(f"{V1}/fine_tuning/jobs").respond(
+        json={"object": "list", "data": [job_json("ftjob-8", metadata={}), found]}
+    )
+    create = mock.post(f"{V1}/fine_tuning/jobs").respond(201, json=job_json())
+    record = await provider.create_job(make_request(spec, target="azure", key="idem-key-1"))
+    assert record.id == "ftjob-9" and not create.called
+    assert not [k for k in lookup.calls.last.request.url.params if k.startswith("metadata")]
+    mock.get(f"{V1}/fine_tuning/jobs").mock(return_value=empty())
+    await provider.create_job(make_request(spec, target="azure", key="idem-key-2"))
+    body = json.loads(create.calls.last.request.content)
+    assert body["metadata"] == {"rlft_idempotency_key": "idem-key-2"}
+    assert "suffix" not in body
+
+
+async def test_reasoning_effort_default_is_not_sent_to_azure(
+    mock, sleeps, spec, make_request
+) -> None:
+    provider = make(mock, sleeps)
+    spec = spec.model_copy(
+        update={"hyperparameters": Hyperparameters(reasoning_effort="default", epochs=2)}
+    )
+    mock.get(f"{CLASSIC}/fine_tuning/jobs").mock(return_value=empty())
     create = mock.post(f"{CLASSIC}/fine_tuning/jobs").respond(201, json=job_json())
     await provider.create_job(make_request(spec, target="azure"))
-    assert "metadata" not in json.loads(create.calls.last.request.content)
-    assert all(call.request.method == "POST" for call in mock.calls)
+    sent = json.loads(create.calls.last.request.content)["method"]["reinforcement"]
+    assert sent["hyperparameters"] == {"n_epochs": 2}
+
+
+def test_a_reasoning_effort_azure_does_not_list_is_refused_naming_the_source(
+    azure_provider, spec
+) -> None:
+    options = {"reasoning_effort": "auto"}
+    spec = spec.model_copy(update={"hyperparameters": Hyperparameters(provider_options=options)})
+    with pytest.raises(UsageError) as info:
+        azure_provider.check_spec(spec)
+    text = str(info.value)
+    assert 'allowed "low", "medium" or "high"' in text
+    assert "Azure OpenAI 2025-04-01-preview spec" in text
 
 
 @pytest.mark.parametrize(
@@ -237,7 +356,10 @@ def test_azure_request_rules(azure_provider, spec, update, message) -> None:
 
 
 def test_a_valid_azure_suffix_passes(azure_provider, spec) -> None:
-    azure_provider.check_spec(spec.model_copy(update={"name": "triage_v2-" + "a" * 30}))
+    # 31 characters: the suffix's 40 less the "-" and 8-character key tag of the classic route.
+    azure_provider.check_spec(spec.model_copy(update={"name": "triage_v2-" + "a" * 21}))
+    with pytest.raises(UsageError, match="at most 31"):
+        azure_provider.check_spec(spec.model_copy(update={"name": "triage_v2-" + "a" * 22}))
 
 
 # --- statuses, events, errors -------------------------------------------------------------------
@@ -359,7 +481,7 @@ async def test_deploy_puts_the_documented_arm_shape(mock, sleeps) -> None:
     )
     assert await provider.deploy_checkpoint(checkpoint(), name="triage-prod") == "triage-prod"
     request = route.calls.last.request
-    assert request.url.params["api-version"] == "2024-10-21"
+    assert request.url.params["api-version"] == ARM_API_VERSION == "2025-09-01"
     assert request.headers["authorization"] == "Bearer entra-token-1"
     assert credential.scopes == [("https://management.azure.com/.default",)]
     assert json.loads(request.content) == {
@@ -372,6 +494,24 @@ async def test_deploy_puts_the_documented_arm_shape(mock, sleeps) -> None:
             }
         },
     }
+
+
+@pytest.mark.parametrize(
+    "checkpoint_id",
+    [
+        "ftchkpt-e559c011ecc04fc68eaa339d8227d02d",  # MS Learn's deploy page
+        "ftckpt_qtZ5Gyk4BLq1SfLFWp3RtO3P",  # the REST spec's checkpoints example
+    ],
+)
+async def test_both_checkpoint_id_forms_deploy_by_id(mock, sleeps, checkpoint_id) -> None:
+    provider = make(
+        mock, sleeps, subscription_id="sub-1", resource_group="rg-1", credential=FakeCredential()
+    )
+    route = mock.put(f"{DEPLOY}/d").respond(201, json={})
+    await provider.deploy_checkpoint(checkpoint(id=checkpoint_id), name="d")
+    assert json.loads(route.calls.last.request.content)["properties"]["model"]["name"] == (
+        checkpoint_id
+    )
 
 
 async def test_deploy_a_final_model_by_name_with_a_default_deployment_name(mock, sleeps) -> None:

@@ -15,8 +15,7 @@ import respx
 from rlft import Client
 from rlft._models import JobStatus
 from rlft.provider import Provider
-from rlft.testing import ProviderConformance
-from rlft.testing._fake_openai_api import FakeFineTuningServer
+from rlft.testing import FakeFineTuningServer, ProviderConformance
 from rlft_providers.azure._provider import AzureProvider
 from rlft_providers.azure._settings import AzureSettings
 from rlft_providers.openai._provider import OpenAIProvider

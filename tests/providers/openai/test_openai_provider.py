@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import date
 from email.parser import BytesParser
 from email.policy import HTTP
 
@@ -255,7 +256,16 @@ async def test_an_ambiguous_failure_with_no_job_is_raised(provider, mock, spec, 
         await provider.create_job(make_request(spec))
 
 
-async def test_a_closed_account_gets_a_platform_unavailable_message(
+ALTERNATIVES = ("'azure'", "'bedrock'", "'local'", "rlft providers")
+
+
+def on(provider, day: date):
+    """The provider as if today were ``day`` (lifecycle hints depend on the date)."""
+    provider._today = lambda: day
+    return provider
+
+
+async def test_a_closed_account_gets_the_stop_date_and_the_alternatives(
     provider, mock, spec, make_request
 ) -> None:
     mock.get(f"{API}/fine_tuning/jobs").mock(return_value=empty_list())
@@ -264,25 +274,72 @@ async def test_a_closed_account_gets_a_platform_unavailable_message(
         json={"error": {"message": "You do not have access to fine-tuning", "code": None}},
         headers={"x-request-id": "req_closed"},
     )
+    spec = spec.model_copy(update={"model": "gpt-4.1-2025-04-14"})
     with pytest.raises(PermissionDeniedError) as info:
-        await provider.create_job(make_request(spec))
+        await on(provider, date(2026, 12, 3)).create_job(make_request(spec))
     text = str(info.value)
     assert "platform or model is unavailable" in text
-    assert "2027-01-06" in text and "deprecations" in text
+    assert "new self-serve fine-tuning jobs stop on 2027-01-06" in text
+    assert "developers.openai.com/api/docs/deprecations" in text
+    assert all(name in text for name in ALTERNATIVES)
     assert "req_closed" in text
 
 
+async def test_after_the_stop_any_refused_create_says_it_stopped(
+    provider, mock, spec, make_request
+) -> None:
+    mock.get(f"{API}/fine_tuning/jobs").mock(return_value=empty_list())
+    error = {"message": "Fine-tuning job creation is not available", "code": None}
+    mock.post(f"{API}/fine_tuning/jobs").respond(400, json={"error": error})
+    spec = spec.model_copy(update={"model": "gpt-4.1-2025-04-14"})
+    with pytest.raises(ProviderAPIError) as info:
+        await on(provider, date(2027, 1, 7)).create_job(make_request(spec))
+    assert "jobs stopped on 2027-01-06" in str(info.value)
+    assert all(name in str(info.value) for name in ALTERNATIVES)
+
+
 @pytest.mark.parametrize(
-    ("status", "param"), [(404, None), (400, "model")], ids=["404", "400-param-model"]
+    ("status", "param"),
+    [(404, None), (400, "model"), (403, None)],
+    ids=["404", "400-param-model", "403"],
 )
-async def test_a_retired_model_is_named(provider, mock, spec, make_request, status, param):
+async def test_o4_mini_refused_after_its_shutdown_names_the_date_and_alternatives(
+    provider, mock, spec, make_request, status, param
+):
     mock.get(f"{API}/fine_tuning/jobs").mock(return_value=empty_list())
     error = {"message": "The model does not exist", "param": param, "code": "model_not_found"}
     mock.post(f"{API}/fine_tuning/jobs").respond(status, json={"error": error})
     with pytest.raises(ProviderAPIError) as info:
-        await provider.create_job(make_request(spec))
+        await on(provider, date(2026, 12, 3)).create_job(make_request(spec))
+    text = str(info.value)
     assert info.value.status_code == status and info.value.param == param
+    assert "'o4-mini-2025-04-16' is unavailable" in text
+    assert "shut down on 2026-10-23" in text and "stop on 2027-01-06" in text
+    assert all(name in text for name in ALTERNATIVES)
+
+
+async def test_a_400_blaming_another_field_is_not_called_a_lifecycle_refusal(
+    provider, mock, spec, make_request
+):
+    mock.get(f"{API}/fine_tuning/jobs").mock(return_value=empty_list())
+    error = {"message": "Invalid grader", "param": "method.reinforcement.grader", "code": None}
+    mock.post(f"{API}/fine_tuning/jobs").respond(400, json={"error": error})
+    with pytest.raises(ProviderAPIError) as info:
+        await on(provider, date(2027, 1, 7)).create_job(make_request(spec))
+    assert "Invalid grader" in str(info.value)
+    assert "2027-01-06" not in str(info.value) and "shut down" not in str(info.value)
+
+
+async def test_before_its_shutdown_a_missing_model_gets_the_plain_hint(
+    provider, mock, spec, make_request
+):
+    mock.get(f"{API}/fine_tuning/jobs").mock(return_value=empty_list())
+    error = {"message": "The model does not exist", "param": "model", "code": "model_not_found"}
+    mock.post(f"{API}/fine_tuning/jobs").respond(404, json={"error": error})
+    with pytest.raises(ProviderAPIError) as info:
+        await on(provider, date(2026, 9, 1)).create_job(make_request(spec))
     assert "'o4-mini-2025-04-16' is unavailable for reinforcement fine-tuning" in str(info.value)
+    assert "shut down" not in str(info.value)
 
 
 # --- check_spec ---------------------------------------------------------------------------------
@@ -318,6 +375,23 @@ def test_hyperparameters_out_of_range_are_refused(provider, spec, params, name) 
         ({"labels": {f"k{i}": "v" for i in range(16)}}, "at most 15 labels"),
         ({"labels": {"k": "v" * 513}}, "limit is 512"),
         ({"response_format": {"json_schema": {}}}, "needs a 'type'"),
+        ({"response_format": {"type": "json_object"}}, 'the only value is "json_schema"'),
+        (
+            {
+                "hyperparameters": Hyperparameters(
+                    provider_options={"integrations": [{"type": "mlflow", "mlflow": {}}]}
+                )
+            },
+            r'"wandb" is the only type \(OpenAI OpenAPI spec 2\.3\.0',
+        ),
+        (
+            {"response_format": {"type": "json_schema", "name": "t", "schema": {}}},
+            r"nested as .*OpenAI OpenAPI spec 2\.3\.0: ResponseFormatJsonSchema",
+        ),
+        (
+            {"response_format": {"type": "json_schema", "json_schema": {"name": "t", "x": 1}}},
+            r"unknown keys \['x'\]",
+        ),
         (
             {
                 "validation": Dataset.from_records(

@@ -41,18 +41,16 @@ class AcmeProvider(OpenAICompatProvider):
     name: ClassVar[str] = "acme"
     # Declare only what the service really does: rlft checks these before calling anything.
     capabilities: ClassVar[Capabilities] = Capabilities(
-        pause=False,
-        resume=False,
-        cancel=True,
-        events=True,
-        checkpoints=True,
+        pause_job=False,
+        resume_job=False,
+        cancel_job=True,
+        list_events=True,
+        list_checkpoints=True,
         list_jobs=True,
+        download_results=True,  # a finished job's result files (step metrics)
         poll_interval=15.0,
-        grader_target="openai",  # graders compile to OpenAI's grader JSON
-        dataset_target="openai",  # datasets render as OpenAI's RFT rows
     )
-    # Acme answers with OpenAI's status words (validating_files, queued, running, ...).
-    status_vocabulary: ClassVar[str | None] = "openai"
+    # Its status words are declared with the plugin (_facts.STATUSES), under the id "acme".
     # Where Acme's create request differs from OpenAI's; checked before anything is uploaded.
     dialect = Dialect(
         provider="acme",
