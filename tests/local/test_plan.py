@@ -187,3 +187,118 @@ def test_bad_accelerate_options_name_the_field() -> None:
     with pytest.raises(HyperparameterError, match="one of TRL's: .*zero3"):
         plan(provider_options={"accelerate": {"config_file": "zero9"}})
     assert AccelerateOptions(num_processes=2).num_processes == 2
+
+
+def test_the_tiny_model_sizes_unset_settings_from_the_data_and_says_why() -> None:
+    from rlft_providers.local._plan import data_shape, grader_item_fields
+
+    source = "def grade(sample, item):\n    return float(sample['output_text'] == item['city'])\n"
+    fields = grader_item_fields({"type": "python", "source": source})
+    assert fields == ("city",)
+    items = [{"city": "new york", "note": "a long note the grader never reads"}, {"city": "rome"}]
+    data = data_shape(items, rows=40, fields=fields)
+    assert data.answer_tokens == 2 and data.answer_fields == ("city",)
+    plan = plan_training(
+        Hyperparameters(), model=None, train_rows=40, has_validation=False, data=data
+    )
+    assert plan.grpo["max_completion_length"] == 2  # not the fallback 8
+    assert plan.grpo["num_train_epochs"] == 40  # 5 steps an epoch, ~200 steps in all
+    assert "max_completion_length=2 (the longest reference answer (city) is 2" in plan.summary()
+    assert "num_train_epochs=40" in plan.summary()
+    # What the job sets is the job's: no reason, no override.
+    given = Hyperparameters(epochs=2, max_completion_tokens=5, batch_size=4)
+    plan = plan_training(given, model=None, train_rows=40, has_validation=False, data=data)
+    assert plan.grpo["max_completion_length"] == 5 and plan.grpo["num_train_epochs"] == 2
+    assert plan.reasons == {} and plan.summary() == ""
+    # A named model keeps its own defaults: the tiny tokenizer says nothing about its tokens.
+    named = plan_training(
+        Hyperparameters(), model="Qwen/Qwen3-0.6B", train_rows=40, has_validation=False, data=data
+    )
+    assert named.grpo["max_completion_length"] == 256 and named.reasons == {}
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        ("multi_gpu", "MULTI_GPU"),  # DDP
+        ("zero1", "DEEPSPEED"),
+        ("zero2", "DEEPSPEED"),
+        ("zero3", "DEEPSPEED"),
+        ("fsdp1", "FSDP"),
+        ("fsdp2", "FSDP"),
+    ],
+)
+def test_each_config_trl_ships_gives_the_command_that_would_run(
+    name: str, kind: str, tmp_path: Path
+) -> None:
+    import yaml
+
+    options = {"accelerate": {"config_file": name, "num_machines": 2, "machine_rank": 1,
+               "main_process_ip": "10.0.0.1", "main_process_port": 29500}}  # fmt: skip
+    p = plan(batch_size=8, samples_per_prompt=8, provider_options=options)
+    assert p.accelerate is not None and p.accelerate.config_file is not None
+    config = yaml.safe_load(Path(p.accelerate.config_file).read_text())
+    assert config["distributed_type"] == kind
+    assert p.num_processes == config["num_processes"] == 8  # read from the file
+    assert p.grpo["per_device_train_batch_size"] == 8  # 8 prompts x 8 samples / 8 processes
+    command = worker_command(sys.executable, tmp_path, p.accelerate)
+    assert command[3:5] == ["--config_file", p.accelerate.config_file]
+    assert "--multi_gpu" not in command  # the file picks the launcher
+    machines = ["--num_machines", "2", "--machine_rank", "1"]
+    assert command[5:13] == [
+        *machines,
+        "--main_process_ip",
+        "10.0.0.1",
+        "--main_process_port",
+        "29500",
+    ]
+
+
+def test_processes_without_a_config_file_get_the_multi_process_launcher(tmp_path: Path) -> None:
+    def command(**accelerate: object) -> list[str]:
+        p = plan(batch_size=8, provider_options={"accelerate": accelerate})
+        return worker_command(sys.executable, tmp_path, p.accelerate)
+
+    assert "--multi_gpu" in command(num_processes=2)  # torchrun; gloo on a CPU
+    assert "--multi_gpu" not in command(num_processes=1)
+    assert "--multi_gpu" not in command(num_processes=2, extra_args=["--use_deepspeed"])
+    assert command(num_processes=2, extra_args=["--multi_gpu"]).count("--multi_gpu") == 1
+
+
+@pytest.mark.parametrize("mode", ["colocate", "server"])
+def test_vllm_modes_give_the_grpo_settings_that_would_run(
+    mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    # No GPU and no vLLM here: pretend only that vllm is importable, to see the settings.
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda n, *a: object() if n == "vllm" else real(n, *a)
+    )
+    options: dict[str, object] = {"use_vllm": True, "vllm_mode": mode}
+    if mode == "server":
+        options["vllm_server_base_url"] = "http://10.0.0.5:8000"
+    else:
+        options["vllm_gpu_memory_utilization"] = 0.3
+    options["accelerate"] = {"num_processes": 2}
+    p = plan(batch_size=8, provider_options=options)
+    assert p.grpo["use_vllm"] is True and p.grpo["vllm_mode"] == mode
+    assert p.num_processes == 2 and p.grpo["per_device_train_batch_size"] == 64  # 8 x 16 / 2
+    if mode == "server":
+        assert p.grpo["vllm_server_base_url"] == "http://10.0.0.5:8000"
+    else:
+        assert p.grpo["vllm_gpu_memory_utilization"] == 0.3
+    monkeypatch.setattr(importlib.util, "find_spec", real)
+    with pytest.raises(MissingDependencyError, match="vllm"):
+        plan(provider_options={"use_vllm": True, "vllm_mode": mode})
+
+
+def test_an_unreadable_accelerate_config_is_one_line_with_the_fix(tmp_path: Path) -> None:
+    config = tmp_path / "broken.yaml"
+    config.write_text("num_processes: [2\n")
+    with pytest.raises(HyperparameterError) as caught:
+        plan(provider_options={"accelerate": {"config_file": str(config)}})
+    message = str(caught.value)
+    assert "provider_options.accelerate.config_file" in message and "accelerate config" in message
+    assert "\n" not in message.strip()

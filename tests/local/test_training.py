@@ -396,3 +396,72 @@ async def test_generate_refuses_the_tiny_model_with_the_reason(tmp_path: Path) -
     provider = make_provider(tmp_path)
     with pytest.raises(CapabilityError, match="no base model to sample"):
         await provider.generate(model=None, prompts=[[{"role": "user", "content": "hi"}]])
+
+
+async def test_two_processes_train_and_pause_resume_cancel_reach_both(tmp_path: Path) -> None:
+    # A real 2-process DDP run on the CPU (gloo): accelerate's torchrun launcher, 2 ranks.
+    provider = make_provider(tmp_path, stop_timeout=600)
+    spec = quickstart_spec(
+        max_steps=200,
+        eval_interval=None,
+        eval_samples=None,
+        provider_options={"accelerate": {"num_processes": 2}},
+    )
+    record = await create(provider, spec.model_copy(update={"validation": None}))
+    folder = JobDir(tmp_path / "jobs" / record.id)
+    assert "--multi_gpu" in folder.read_job().command  # else accelerate starts one process
+    await wait_until(provider, record.id, lambda r, e: last_step(e) >= 10)
+    workers = _descendants(folder.read_state().pid or 0, "rlft_providers.local._worker")
+    assert len(workers) == 2, workers  # both ranks are running
+
+    paused = await provider.pause_job(record.id)
+    assert paused.status is JobStatus.PAUSED, paused
+    at = last_step(await provider.list_events(record.id))
+    await wait_until(provider, record.id, lambda r, e: not is_alive(folder))
+    assert not any(_exists(pid) for pid in workers)  # every rank exited, none hung
+    assert [c.step for c in await provider.list_checkpoints(record.id)] == [at]  # one, complete
+    saved = sorted(p.name for p in folder.output_dir.iterdir() if "checkpoint" in p.name)
+    assert saved == [f"checkpoint-{at}"]  # rank 0 wrote it, and nobody wrote another
+
+    await provider.resume_job(record.id)
+    _, events = await wait_until(provider, record.id, lambda r, e: last_step(e) >= 70)
+    cancelled = await provider.cancel_job(record.id)
+    assert cancelled.status is JobStatus.CANCELLED
+    await wait_until(provider, record.id, lambda r, e: not is_alive(folder))
+    events = await provider.list_events(record.id)
+    assert not any("killed" in e.message for e in events)  # both stopped at a step boundary
+    running = [e.message for e in events if e.message.startswith("running")]
+    assert running == [
+        "running: 200 steps on 2 processes",
+        f"running (resumed at step {at}): 200 steps on 2 processes",
+    ]
+    steps = metric_steps(events)
+    assert steps == list(range(1, steps[-1] + 1))  # no gap, no repeat: the ranks agreed
+    curve = rewards(events)
+    first = sum(curve[s] for s in steps[:10]) / 10
+    last = sum(curve[s] for s in steps[-10:]) / 10
+    assert last > first + 0.15, (first, last)  # it really trains
+
+
+def _descendants(pid: int, marker: str) -> list[int]:
+    """Processes under ``pid`` whose command line contains ``marker``."""
+    found, frontier = [], [pid]
+    while frontier:
+        children = _children(frontier.pop())
+        frontier += children
+        for child in children:
+            try:
+                cmdline = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ")
+            except OSError:
+                continue
+            if marker.encode() in cmdline and b"accelerate" not in cmdline:
+                found.append(child)
+    return found
+
+
+def _exists(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"

@@ -222,6 +222,8 @@ def run(
                 )
             else:
                 say(f"created job {job.local_id} ({target.name} {job.id})")
+                if chosen := (job.record.raw or {}).get("settings_chosen"):  # and why
+                    say(str(chosen))
             if detach:
                 if as_json:
                     echo_json({"kind": "created", **job_dict(job)})

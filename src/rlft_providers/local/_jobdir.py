@@ -123,6 +123,8 @@ class JobFile(BaseModel):
     offline: bool = True
     response_format: dict[str, JsonValue] | None = None
     grader_guard: dict[str, JsonValue] | None = Field(default_factory=lambda: dict(GUARD_DEFAULT))
+    settings_chosen: str = ""
+    """The settings the runner chose from the data, and why (``Plan.summary``)."""
     """When the worker stops a job whose grader keeps failing (``None``: never)."""
 
 

@@ -10,9 +10,10 @@ import ast
 import difflib
 import functools
 import importlib.util
+import re
 import sys
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,6 +26,7 @@ from rlft.provider import Hyperparameters
 __all__ = [
     "TINY_MODEL",
     "AccelerateOptions",
+    "DataShape",
     "GraderGuardOptions",
     "Plan",
     "grpo_config_fields",
@@ -58,6 +60,7 @@ RUNNER_OWNED = ("output_dir", "resume_from_checkpoint", "logging_dir")
 
 # The tiny model's recipe (reference/trl_local.md §4: 0.03 -> 0.96+ in 200 steps, 5/5 seeds).
 # 16 generations per prompt matter: with 8, the policy collapses onto one or two labels.
+# max_completion_length is derived from the data (DataShape); 8 is only the fallback.
 TINY_DEFAULTS: dict[str, Any] = {
     "learning_rate": 1e-3,
     "num_generations": 16,
@@ -76,6 +79,68 @@ DEFAULT_BATCH_PROMPTS = 8
 DEFAULT_EVAL_INTERVAL = 50
 DEFAULT_EVAL_SAMPLES = 4
 DEFAULT_SAVE_STEPS = 50
+# The tiny model learns from ~200 optimizer steps (reference/trl_local.md §4); fewer epochs
+# than that on a small dataset leave it at chance, so the default epoch count reaches it.
+TINY_TARGET_STEPS = 200
+TINY_MAX_COMPLETION = 64  # the tiny model has 256 positions, shared with the prompt
+
+# What the tiny model's word-level tokenizer splits on (tokenizers' Whitespace pre-tokenizer).
+_TINY_TOKENS = re.compile(r"\w+|[^\w\s]+")
+# How graders name item fields: {{ item.label }} in templates, item["label"] in Python.
+_ITEM_FIELD = re.compile(r"""item(?:\.get\(\s*['"](\w+)['"]|\[\s*['"](\w+)['"]\s*\]|\.(\w+))""")
+
+
+@dataclass(frozen=True, kw_only=True)
+class DataShape:
+    """What the plan reads from the training rows to size a tiny-model run."""
+
+    rows: int
+    answer_tokens: int | None = None
+    """The longest reference answer, in tiny-model tokens (``None``: no string answers)."""
+    answer_fields: tuple[str, ...] = ()
+    """The item fields that answer was read from."""
+
+
+def tiny_token_count(text: str) -> int:
+    """How many tokens the tiny model's word-level tokenizer makes of ``text``."""
+    return len(_TINY_TOKENS.findall(text))
+
+
+def grader_item_fields(grader: Mapping[str, Any]) -> tuple[str, ...]:
+    """The item fields a grader reads (``item.x`` in templates, ``item["x"]`` in Python)."""
+    text = "\n".join(_strings(grader))
+    found = {next(g for g in m.groups() if g) for m in _ITEM_FIELD.finditer(text)}
+    return tuple(sorted(found))
+
+
+def _strings(value: Any) -> Iterable[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for inner in value.values():
+            yield from _strings(inner)
+    elif isinstance(value, list | tuple):
+        for inner in value:
+            yield from _strings(inner)
+
+
+def data_shape(
+    items: Iterable[Mapping[str, Any]], *, rows: int, fields: Iterable[str] = ()
+) -> DataShape:
+    """Measure the longest reference answer: the string item fields the grader reads, or every
+    string item field when the grader names none."""
+    wanted = set(fields)
+    longest: int | None = None
+    used: set[str] = set()
+    for item in items:
+        for name, value in item.items():
+            if wanted and name not in wanted:
+                continue
+            if isinstance(value, str | int | float) and not isinstance(value, bool):
+                used.add(name)
+                count = tiny_token_count(str(value))
+                longest = count if longest is None else max(longest, count)
+    return DataShape(rows=rows, answer_tokens=longest, answer_fields=tuple(sorted(used)))
 
 
 def is_tiny(model: str | None) -> bool:
@@ -126,6 +191,13 @@ class Plan:
     accelerate: AccelerateOptions | None
     num_processes: int
     grader_guard: GraderGuardOptions | None = None
+    reasons: dict[str, str] = field(default_factory=dict)
+    """Why the runner chose a setting the job left unset: ``GRPOConfig`` field -> reason."""
+
+    def summary(self) -> str:
+        """One line: each setting the runner chose, its value and why."""
+        parts = [f"{name}={self.grpo.get(name)!r} ({why})" for name, why in self.reasons.items()]
+        return "settings chosen from the data: " + "; ".join(parts) if parts else ""
 
 
 def _error(name: str, value: Any, allowed: str) -> HyperparameterError:
@@ -138,6 +210,7 @@ def plan_training(
     model: str | None,
     train_rows: int,
     has_validation: bool,
+    data: DataShape | None = None,
 ) -> Plan:
     """Map neutral hyperparameters to ``GRPOConfig`` keywords, checking every rule up front.
 
@@ -149,8 +222,13 @@ def plan_training(
         HyperparameterError: A value is out of range, two settings conflict, or a
             ``provider_options`` key is not a ``GRPOConfig`` field (the message lists close names).
         MissingDependencyError: An option needs a package that is not installed (vLLM, peft).
+
+    For the tiny model, settings the job leaves unset come from ``data`` (see ``Plan.reasons``):
+    the completion length is the longest reference answer, the batch fits the dataset, and the
+    epoch count reaches the ~200 steps the tiny model needs.
     """
     options = dict(hp.provider_options)
+    reasons: dict[str, str] = {}
     tiny = is_tiny(model)
     defaults = TINY_DEFAULTS if tiny else MODEL_DEFAULTS
     _check_option_names(options)
@@ -172,6 +250,9 @@ def plan_training(
     if generations < 2:
         raise _error("samples_per_prompt", generations, ">= 2: GRPO compares samples of a prompt")
     prompts = hp.batch_size or DEFAULT_BATCH_PROMPTS
+    if hp.batch_size is None and prompts > train_rows:
+        prompts = train_rows
+        reasons["per_device_train_batch_size"] = f"{prompts} prompts per step: the whole dataset"
     if prompts > train_rows:
         raise _error("batch_size", prompts, f"<= {train_rows}, the number of training rows")
 
@@ -208,8 +289,24 @@ def plan_training(
     )
     if hp.max_completion_tokens is not None:
         grpo["max_completion_length"] = hp.max_completion_tokens
+    elif tiny and data is not None and data.answer_tokens:
+        length = min(data.answer_tokens, TINY_MAX_COMPLETION)
+        grpo["max_completion_length"] = length
+        where = ", ".join(data.answer_fields)
+        reasons["max_completion_length"] = (
+            f"the longest reference answer ({where}) is {data.answer_tokens} token(s); "
+            "longer completions only add noise to learn past"
+        )
     if hp.max_steps is not None:
         grpo["max_steps"] = hp.max_steps
+    elif hp.epochs is None and tiny and data is not None:
+        steps_per_epoch = -(-train_rows // prompts)
+        epochs = max(1, -(-TINY_TARGET_STEPS // steps_per_epoch))
+        grpo["num_train_epochs"] = epochs
+        reasons["num_train_epochs"] = (
+            f"{epochs} x {steps_per_epoch} steps reaches the ~{TINY_TARGET_STEPS} steps "
+            "the tiny model needs"
+        )
     else:
         grpo["num_train_epochs"] = hp.epochs or 1
     if hp.seed is not None:
@@ -238,12 +335,16 @@ def plan_training(
     if options.get("use_vllm") and importlib.util.find_spec("vllm") is None:
         raise MissingDependencyError("vLLM generation (use_vllm)", package="vllm")
     grpo.update(options)  # provider_options win over the runner's defaults
+    for name in list(reasons):
+        if name in options:  # provider_options set it after all
+            del reasons[name]
     return Plan(
         grpo=grpo,
         lora=lora,
         accelerate=accelerate,
         num_processes=processes,
         grader_guard=grader_guard,
+        reasons=reasons,
     )
 
 
@@ -333,7 +434,15 @@ def _num_processes(options: AccelerateOptions | None) -> int:
     if options.num_processes is not None:
         return options.num_processes
     if options.config_file is not None:
-        config = yaml.safe_load(Path(options.config_file).read_text(encoding="utf-8")) or {}
+        try:
+            config = yaml.safe_load(Path(options.config_file).read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            problem = str(exc).splitlines()[0]
+            raise _error(
+                "provider_options.accelerate.config_file",
+                options.config_file,
+                f"a readable accelerate YAML file (`accelerate config` writes one): {problem}",
+            ) from None
         if isinstance(config, dict) and isinstance(config.get("num_processes"), int):
             return int(config["num_processes"])
     return 1
@@ -349,6 +458,24 @@ def _lora_options(value: Any) -> dict[str, Any]:
     options: dict[str, Any] = {"r": 16, "lora_alpha": 32, "target_modules": "all-linear"}
     options.update(value)
     return options
+
+
+# accelerate launch flags that pick a multi-process launcher themselves.
+_LAUNCHER_FLAGS = ("--multi_gpu", "--use_deepspeed", "--use_fsdp", "--use_megatron_lm", "--tpu")
+
+
+def needs_multi_process_flag(accelerate: AccelerateOptions) -> bool:
+    """True when ``--multi_gpu`` must be added for ``num_processes`` > 1 to start them all.
+
+    Without a config file or a launcher flag, ``accelerate launch`` starts ONE process whatever
+    ``--num_processes`` says. ``--multi_gpu`` is its torchrun launcher: on a machine without
+    GPUs each process trains on the CPU and they all-reduce over gloo (DDP), so the name is
+    misleading but the flag is right on the CPU too (``--cpu`` would start one process).
+    """
+    if (accelerate.num_processes or 1) <= 1 or accelerate.config_file is not None:
+        return False
+    given = {arg.split("=", 1)[0] for arg in accelerate.extra_args}
+    return not given & {*_LAUNCHER_FLAGS, "--cpu", "--config_file"}
 
 
 def worker_command(python: str, job_dir: Path, accelerate: AccelerateOptions | None) -> list[str]:
@@ -373,6 +500,8 @@ def worker_command(python: str, job_dir: Path, accelerate: AccelerateOptions | N
         value = getattr(accelerate, name)
         if value is not None:
             flags += [f"--{name}", str(value)]
+    if needs_multi_process_flag(accelerate):
+        flags.append("--multi_gpu")
     return [python, "-m", "accelerate.commands.launch", *flags, *accelerate.extra_args, *worker]
 
 

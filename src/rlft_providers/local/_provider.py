@@ -54,7 +54,10 @@ from rlft_providers.local._jobdir import (
 from rlft_providers.local._launcher import resume_hint
 from rlft_providers.local._plan import (
     TINY_MODEL,
+    Plan,
+    data_shape,
     default_python,
+    grader_item_fields,
     is_tiny,
     plan_training,
     worker_command,
@@ -148,12 +151,7 @@ class LocalProvider(Provider):
             MissingDependencyError: An option needs a package that is not installed.
             UsageError: The model folder does not exist, or the model is not available offline.
         """
-        plan_training(
-            spec.hyperparameters,
-            model=spec.model,
-            train_rows=len(spec.train),
-            has_validation=spec.validation is not None,
-        )
+        _plan(spec)
         if not is_tiny(spec.model):
             check_model(str(spec.model), offline=self.settings.offline)
 
@@ -175,12 +173,7 @@ class LocalProvider(Provider):
 
     def _create_job(self, request: CreateJobRequest) -> JobRecord:
         spec = request.spec
-        plan = plan_training(
-            spec.hyperparameters,
-            model=spec.model,
-            train_rows=len(spec.train),
-            has_validation=spec.validation is not None,
-        )
+        plan = _plan(spec)
         keys = self.home / "keys"
         keys.mkdir(parents=True, exist_ok=True)
         key_file = keys / hashlib.sha256(request.idempotency_key.encode()).hexdigest()
@@ -218,11 +211,14 @@ class LocalProvider(Provider):
                 offline=self.settings.offline,
                 response_format=spec.response_format,
                 grader_guard=plan.grader_guard.model_dump() if plan.grader_guard else None,
+                settings_chosen=plan.summary(),
             )
             folder.write_job(job)
             with hold_lock(folder) as lock_fd:  # held before "pending" exists: never seen dead
                 folder.write_state(JobState(status="pending"))
                 folder.append_event(kind="status", message="created", raw={"status": "pending"})
+                if plan.reasons:  # `rlft run` prints it: the settings a user did not choose
+                    folder.append_event(message=plan.summary(), raw={"chosen": plan.reasons})
                 self._launch(folder, lock_fd, python)
         except BaseException:
             key_file.unlink(missing_ok=True)  # a retry may create the job again
@@ -319,6 +315,8 @@ class LocalProvider(Provider):
         }
         if folder.reward_curve.is_file():
             raw["reward_curve"] = str(folder.reward_curve)
+        if job.settings_chosen:  # `rlft run` prints it once the job exists
+            raw["settings_chosen"] = job.settings_chosen
         return JobRecord(
             id=job.id,
             provider=self.name,
@@ -630,3 +628,18 @@ def _starting(python: str, folder: JobDir) -> Iterator[None]:
             f"could not start the local worker with {python!r}: {exc}; set [local] python in "
             "rlft.toml to an interpreter with rlft[local] installed"
         ) from exc
+
+
+def _plan(spec: JobSpec) -> Plan:
+    """The training plan, with the tiny model's settings sized from the training rows."""
+    data = None
+    if is_tiny(spec.model):
+        fields = grader_item_fields(spec.grader.model_dump(mode="json"))
+        data = data_shape((e.item for e in spec.train), rows=len(spec.train), fields=fields)
+    return plan_training(
+        spec.hyperparameters,
+        model=spec.model,
+        train_rows=len(spec.train),
+        has_validation=spec.validation is not None,
+        data=data,
+    )
