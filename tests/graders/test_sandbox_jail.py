@@ -422,3 +422,17 @@ async def test_isolation_off_is_plain_processes() -> None:
         result = await plain.run("import os\ndef grade(s, i):\n    return os.getuid()\n", {}, {})
         assert not plain.jailed
     assert result.score == os.getuid()  # not the jail's 65534
+
+
+def test_a_python_install_under_tmp_is_bound_on_top_of_the_private_tmp() -> None:
+    # A CI checkout or a throwaway venv may live under /tmp: the jail's private /tmp must be
+    # mounted first, so the interpreter's own directories are bound over it, not hidden by it.
+    from rlft.graders._sandbox import jail
+
+    argv = jail.jail_argv(
+        script="/x/worker.py", pass_fds=(), seccomp_fd=3, disk_mb=8, read_only=("/tmp/venv",)
+    )
+    tmpfs = argv.index("--tmpfs")
+    assert argv[tmpfs + 1] == jail.JAIL_HOME
+    bound = argv.index("/tmp/venv")
+    assert argv[bound - 1] == "--ro-bind" and bound > tmpfs

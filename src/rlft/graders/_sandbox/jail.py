@@ -202,6 +202,12 @@ def jail_argv(
         str(_UID),
         "--hostname",
         "rlft-grader",
+        # The private /tmp comes first, so a Python install that lives under /tmp (a CI
+        # checkout, a throwaway venv) is still bound, read-only, on top of it below.
+        "--size",
+        str(disk_mb * 1024 * 1024),
+        "--tmpfs",
+        JAIL_HOME,
         "--ro-bind",
         "/usr",
         "/usr",
@@ -227,10 +233,6 @@ def jail_argv(
         "/dev",
         "--remount-ro",
         "/dev",  # no /dev/shm to fill memory through
-        "--size",
-        str(disk_mb * 1024 * 1024),
-        "--tmpfs",
-        JAIL_HOME,
         "--remount-ro",
         "/",
         "--chdir",
