@@ -81,6 +81,9 @@ EXAMPLES: dict[str, g.BaseGrader] = {
     "native:openai": g.Native(name="n", target="openai", payload=CHECK.to_dict()),
     "native:azure": g.Native(name="n", target="azure", payload=CHECK.to_dict()),
     "native:bedrock": g.Native(name="n", target="bedrock", payload={"lambda_arn": ARN}),
+    "native:bedrock-open-weight": g.Native(
+        name="n", target="bedrock-open-weight", payload={"lambda_arn": ARN}
+    ),
 }
 
 
