@@ -302,3 +302,20 @@ def test_an_unreadable_accelerate_config_is_one_line_with_the_fix(tmp_path: Path
     message = str(caught.value)
     assert "provider_options.accelerate.config_file" in message and "accelerate config" in message
     assert "\n" not in message.strip()
+
+
+def test_more_processes_than_gpus_is_one_line_with_the_fix(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from rlft_providers.local import _plan
+
+    monkeypatch.setattr(_plan, "_gpu_count", lambda: 1)  # a one-GPU machine
+    with pytest.raises(HyperparameterError) as caught:
+        plan(provider_options={"accelerate": {"num_processes": 2}})
+    message = str(caught.value)
+    assert "provider_options.accelerate.num_processes" in message and "at most 1" in message
+    assert "\n" not in message.strip()
+    # Two machines share the processes, and a CPU-only machine runs them with gloo.
+    plan(provider_options={"accelerate": {"num_processes": 2, "num_machines": 2}})
+    monkeypatch.setattr(_plan, "_gpu_count", lambda: 0)
+    plan(provider_options={"accelerate": {"num_processes": 2}})

@@ -259,6 +259,7 @@ def plan_training(
     accelerate = _accelerate_options(options.pop("accelerate", None))
     grader_guard = _grader_guard_options(options.pop("grader_guard", True))
     processes = _num_processes(accelerate)
+    _check_devices(accelerate, processes)
     accumulation = int(options.get("gradient_accumulation_steps", 1))
     completions = prompts * generations
     per_step = processes * accumulation
@@ -446,6 +447,30 @@ def _num_processes(options: AccelerateOptions | None) -> int:
         if isinstance(config, dict) and isinstance(config.get("num_processes"), int):
             return int(config["num_processes"])
     return 1
+
+
+def _gpu_count() -> int:
+    """GPUs this machine has (0 without torch or CUDA); torch is loaded by the runner anyway."""
+    try:
+        import torch
+    except ImportError:
+        return 0
+    return int(torch.cuda.device_count()) if torch.cuda.is_available() else 0
+
+
+def _check_devices(options: AccelerateOptions | None, processes: int) -> None:
+    # One process per GPU on one machine. Without GPUs, processes run on the CPU (gloo), where
+    # more processes than cores is slow but valid, so only a GPU machine has a limit to check.
+    if options is None or processes <= 1 or (options.num_machines or 1) > 1:
+        return
+    gpus = _gpu_count()
+    if 0 < gpus < processes:
+        raise _error(
+            "provider_options.accelerate.num_processes",
+            processes,
+            f"at most {gpus}, the GPUs this machine has (one process per GPU); "
+            "or add more machines with num_machines",
+        )
 
 
 def _lora_options(value: Any) -> dict[str, Any]:
