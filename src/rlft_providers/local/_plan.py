@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from rlft.exceptions import HyperparameterError, MissingDependencyError
 from rlft.provider import Hyperparameters
+from rlft_providers.local._tiny import strings_in
 
 __all__ = [
     "TINY_MODEL",
@@ -108,20 +109,9 @@ def tiny_token_count(text: str) -> int:
 
 def grader_item_fields(grader: Mapping[str, Any]) -> tuple[str, ...]:
     """The item fields a grader reads (``item.x`` in templates, ``item["x"]`` in Python)."""
-    text = "\n".join(_strings(grader))
+    text = "\n".join(strings_in(grader))
     found = {next(g for g in m.groups() if g) for m in _ITEM_FIELD.finditer(text)}
     return tuple(sorted(found))
-
-
-def _strings(value: Any) -> Iterable[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, Mapping):
-        for inner in value.values():
-            yield from _strings(inner)
-    elif isinstance(value, list | tuple):
-        for inner in value:
-            yield from _strings(inner)
 
 
 def data_shape(

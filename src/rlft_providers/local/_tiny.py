@@ -24,15 +24,16 @@ CHAT_TEMPLATE = (
 ROLE_WORDS = ["system", "user", "assistant", "tool", "developer", ":", "."]
 
 
-def _strings(value: Any) -> Iterable[str]:
+def strings_in(value: Any) -> Iterable[str]:
+    """Every string (and number, as text) inside nested mappings and sequences."""
     if isinstance(value, str):
         yield value
     elif isinstance(value, Mapping):
         for inner in value.values():
-            yield from _strings(inner)
+            yield from strings_in(inner)
     elif isinstance(value, list | tuple):
         for inner in value:
-            yield from _strings(inner)
+            yield from strings_in(inner)
     elif isinstance(value, int | float) and not isinstance(value, bool):
         yield str(value)
 
@@ -41,7 +42,7 @@ def corpus_from_rows(rows: Iterable[Mapping[str, Any]]) -> list[str]:
     """Every string in the prompts and item fields, so reference answers are in the vocabulary."""
     corpus = [" ".join(ROLE_WORDS)]
     for row in rows:
-        corpus.extend(_strings(row))
+        corpus.extend(strings_in(row))
     return corpus
 
 
