@@ -60,9 +60,9 @@ def direct(steps: int, reward: str, out: Path) -> dict[str, float]:
     from trl import GRPOConfig, GRPOTrainer
 
     from rlft._models import Hyperparameters
+    from rlft.tiny import build_tiny_model
     from rlft_providers.local._plan import plan_training
     from rlft_providers.local._rewards import ITEM_COLUMN, reward_functions, trainer_rows
-    from rlft_providers.local._tiny import build_tiny_model
 
     torch.set_num_threads(1)  # what the runner does for the tiny model
     rows = [json.loads(line) for line in (QUICKSTART / "data" / "train.jsonl").open()]

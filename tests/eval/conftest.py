@@ -27,7 +27,7 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from rlft_providers.local._tiny import build_tiny_model
+    from rlft.tiny import build_tiny_model
 
     root = tmp_path_factory.mktemp("eval-models")
     base, checkpoint = root / "base_model", root / "checkpoint-8"

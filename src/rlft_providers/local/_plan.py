@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from rlft.exceptions import HyperparameterError, MissingDependencyError
 from rlft.provider import Hyperparameters
-from rlft_providers.local._tiny import strings_in
+from rlft.tiny import strings_in
 
 __all__ = [
     "TINY_MODEL",

@@ -1,8 +1,8 @@
 """The training worker: ``python -m rlft_providers.local._worker <job folder>``.
 
-The only module (with the ``_tiny``, ``_callback``, ``_rewards`` and ``_plot`` helpers it alone
-imports) that loads torch, transformers and TRL. It runs GRPO for one job, streams events into
-the folder, obeys pause/cancel requests between steps, and records how it ended in
+The only module (with ``rlft.tiny`` and the ``_callback``, ``_rewards`` and ``_plot`` helpers
+it alone imports) that loads torch, transformers and TRL. It runs GRPO for one job, streams
+events into the folder, obeys pause/cancel requests between steps, and records how it ended in
 ``state.json``. Under ``accelerate launch`` every process runs this; only the main one writes.
 """
 
@@ -86,7 +86,7 @@ def _load_model(
             tokenizer = PreTrainedTokenizerFast.from_pretrained(folder.base_model)
             model.name_or_path = str(folder.base_model)
             return model, tokenizer
-        from rlft_providers.local._tiny import build_tiny_model
+        from rlft.tiny import build_tiny_model
 
         model, tokenizer, params = build_tiny_model(rows, folder=folder.base_model, seed=seed)
         _event(

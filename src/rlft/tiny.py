@@ -1,5 +1,9 @@
 """The tiny demonstration model: a Llama-config causal LM and a word-level tokenizer, both built
-offline from the job's own dataset. Imported by the worker only.
+offline from a dataset's own words.
+
+The local runner trains it for the quickstart (``model = "tiny"``), and test servers for other
+backends serve it (``rlft.testing``), so it is public. torch, transformers and tokenizers load
+on first call only.
 
 Recipe and pitfalls: reference/trl_local.md §3. A Llama config, not Qwen2: with a ``qwen2``
 config, transformers 5.x ``AutoTokenizer`` silently swaps our tokenizer for a byte-level BPE on
@@ -12,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CHAT_TEMPLATE", "build_tiny_model", "corpus_from_rows"]
+__all__ = ["CHAT_TEMPLATE", "build_tiny_model", "corpus_from_rows", "strings_in"]
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[BOS]", "[EOS]"]
 # Renders conversational prompts as plain words ("user : ... . assistant :"), which a
