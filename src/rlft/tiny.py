@@ -16,7 +16,14 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CHAT_TEMPLATE", "build_tiny_model", "corpus_from_rows", "strings_in"]
+__all__ = [
+    "CHAT_TEMPLATE",
+    "build_tiny_model",
+    "corpus_from_rows",
+    "strings_in",
+    "text_config",
+    "word_tokenizer",
+]
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[BOS]", "[EOS]"]
 # Renders conversational prompts as plain words ("user : ... . assistant :"), which a
@@ -50,23 +57,19 @@ def corpus_from_rows(rows: Iterable[Mapping[str, Any]]) -> list[str]:
     return corpus
 
 
-def build_tiny_model(
-    rows: Iterable[Mapping[str, Any]], *, folder: Path, seed: int
-) -> tuple[Any, Any, int]:
-    """Build, save into ``folder`` and return ``(model, tokenizer, parameter count)``.
+def word_tokenizer(corpus: Iterable[str], *, extra_special_tokens: Iterable[str] = ()) -> Any:
+    """A word-level ``PreTrainedTokenizerFast`` trained on ``corpus``, with the tiny chat template.
 
-    The folder then reloads offline with ``AutoModelForCausalLM``/``AutoTokenizer``, so resumed
-    workers and checkpoints never need the dataset again.
+    ``extra_special_tokens`` are added whole (``"<image>"`` stays one token), after the four
+    specials every tiny model has.
     """
-    import torch
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-    from transformers import AutoModelForCausalLM, LlamaConfig, PreTrainedTokenizerFast
+    from transformers import PreTrainedTokenizerFast
 
     words = Tokenizer(models.WordLevel(unk_token="[UNK]"))
     words.pre_tokenizer = pre_tokenizers.Whitespace()
-    words.train_from_iterator(
-        corpus_from_rows(rows), trainer=trainers.WordLevelTrainer(special_tokens=SPECIAL_TOKENS)
-    )
+    specials = [*SPECIAL_TOKENS, *extra_special_tokens]
+    words.train_from_iterator(corpus, trainer=trainers.WordLevelTrainer(special_tokens=specials))
     tokenizer = PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
         tokenizer_object=words,
         bos_token="[BOS]",
@@ -77,7 +80,14 @@ def build_tiny_model(
         truncation_side="left",
     )
     tokenizer.chat_template = CHAT_TEMPLATE
-    config = LlamaConfig(
+    return tokenizer
+
+
+def text_config(tokenizer: Any) -> Any:
+    """The tiny language model's ``LlamaConfig`` (87K parameters with a ~70-word vocabulary)."""
+    from transformers import LlamaConfig
+
+    return LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=64,
         intermediate_size=128,
@@ -90,6 +100,21 @@ def build_tiny_model(
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
     )
+
+
+def build_tiny_model(
+    rows: Iterable[Mapping[str, Any]], *, folder: Path, seed: int
+) -> tuple[Any, Any, int]:
+    """Build, save into ``folder`` and return ``(model, tokenizer, parameter count)``.
+
+    The folder then reloads offline with ``AutoModelForCausalLM``/``AutoTokenizer``, so resumed
+    workers and checkpoints never need the dataset again.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    tokenizer = word_tokenizer(corpus_from_rows(rows))
+    config = text_config(tokenizer)
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)  # type: ignore[no-untyped-call]
     model.generation_config.eos_token_id = tokenizer.eos_token_id

@@ -12,7 +12,7 @@ import functools
 import importlib.util
 import re
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -29,9 +29,13 @@ __all__ = [
     "AccelerateOptions",
     "DataShape",
     "GraderGuardOptions",
+    "ImageShape",
+    "ModelKind",
     "Plan",
     "grpo_config_fields",
+    "image_shape",
     "is_tiny",
+    "model_kind",
     "plan_training",
     "worker_command",
 ]
@@ -138,6 +142,58 @@ def is_tiny(model: str | None) -> bool:
     return model is None or model == TINY_MODEL
 
 
+# Content parts that hold an image (rlft.tiny_vlm.IMAGE_PART_TYPES, without importing it).
+_IMAGE_PARTS = frozenset({"image_url", "input_image", "image"})
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImageShape:
+    """The images in a dataset's prompts: the local runner trains a vision-language model."""
+
+    rows: int
+    """Rows with at least one image."""
+    images: int
+    """Images in all rows."""
+    most: int
+    """The most images in one row."""
+
+
+def image_shape(prompts: Iterable[Sequence[Mapping[str, Any]]]) -> ImageShape | None:
+    """Count the image content parts in each row's messages; ``None`` when there are none.
+
+    Args:
+        prompts: One list of chat messages per row (a TRL row's ``prompt``, an
+            ``Example.messages``).
+    """
+    rows = images = most = 0
+    for messages in prompts:
+        count = sum(
+            1
+            for message in messages
+            if isinstance(message.get("content"), list)
+            for part in message["content"]
+            if isinstance(part, Mapping) and part.get("type") in _IMAGE_PARTS
+        )
+        if count:
+            rows, images, most = rows + 1, images + count, max(most, count)
+    return ImageShape(rows=rows, images=images, most=most) if rows else None
+
+
+ModelKind = Literal["tiny", "tiny-vlm", "causal-lm", "vlm"]
+
+
+def model_kind(model: str | None, images: ImageShape | None) -> ModelKind:
+    """Which model the worker trains: rows with images pick the vision-language path.
+
+    ``tiny-vlm``: ``rlft/tiny`` with images builds ``rlft.tiny_vlm``. ``vlm``: a named model
+    loads with ``AutoModelForImageTextToText`` and ``AutoProcessor``. Otherwise the text paths:
+    ``rlft.tiny``, or ``AutoModelForCausalLM`` and ``AutoTokenizer``.
+    """
+    if is_tiny(model):
+        return "tiny-vlm" if images else "tiny"
+    return "vlm" if images else "causal-lm"
+
+
 class AccelerateOptions(BaseModel):
     """``provider_options["accelerate"]``: run the worker under ``accelerate launch``.
 
@@ -183,6 +239,8 @@ class Plan:
     grader_guard: GraderGuardOptions | None = None
     reasons: dict[str, str] = field(default_factory=dict)
     """Why the runner chose a setting the job left unset: ``GRPOConfig`` field -> reason."""
+    kind: ModelKind = "tiny"
+    """The model the worker trains (``model_kind``): ``tiny-vlm``/``vlm`` when rows have images."""
 
     def summary(self) -> str:
         """One line: each setting the runner chose, its value and why."""
@@ -201,6 +259,7 @@ def plan_training(
     train_rows: int,
     has_validation: bool,
     data: DataShape | None = None,
+    images: ImageShape | None = None,
 ) -> Plan:
     """Map neutral hyperparameters to ``GRPOConfig`` keywords, checking every rule up front.
 
@@ -216,6 +275,10 @@ def plan_training(
     For the tiny model, settings the job leaves unset come from ``data`` (see ``Plan.reasons``):
     the completion length is the longest reference answer, the batch fits the dataset, and the
     epoch count reaches the ~200 steps the tiny model needs.
+
+    With ``images`` (rows whose prompts hold images) the plan picks the vision-language path
+    (``Plan.kind``). The tiny VLM learns with the tiny model's own recipe: measured in
+    docs/multimodal.md, it needs no other settings.
     """
     options = dict(hp.provider_options)
     reasons: dict[str, str] = {}
@@ -336,6 +399,7 @@ def plan_training(
         num_processes=processes,
         grader_guard=grader_guard,
         reasons=reasons,
+        kind=model_kind(model, images),
     )
 
 

@@ -63,21 +63,23 @@ def _grpo_kwargs(job: JobFile, folder: JobDir, device: str) -> dict[str, Any]:
 
 
 def _model_and_tokenizer(
-    job: JobFile, folder: JobDir, rows: list[dict[str, Any]], seed: int, device: str
+    job: JobFile, folder: JobDir, rows: list[dict[str, Any]], seed: int, device: str, kind: str
 ) -> Any:
-    """Return ``(model, tokenizer)``: the tiny demonstration model, or the named one."""
+    """Return ``(model, tokenizer or processor)``: a tiny demonstration model, or the named one."""
     if job.tiny and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         from accelerate import PartialState
 
         # The main process builds and saves the model; the others then load the same folder.
         with PartialState().main_process_first():
-            return _load_model(job, folder, rows, seed, device)
-    return _load_model(job, folder, rows, seed, device)
+            return _load_model(job, folder, rows, seed, device, kind)
+    return _load_model(job, folder, rows, seed, device, kind)
 
 
 def _load_model(
-    job: JobFile, folder: JobDir, rows: list[dict[str, Any]], seed: int, device: str
+    job: JobFile, folder: JobDir, rows: list[dict[str, Any]], seed: int, device: str, kind: str
 ) -> Any:
+    if kind in ("tiny-vlm", "vlm"):
+        return _load_vlm(job, folder, rows, seed, device)
     if job.tiny:
         from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
 
@@ -117,6 +119,69 @@ def _load_model(
     return model, tokenizer
 
 
+def _load_vlm(
+    job: JobFile, folder: JobDir, rows: list[dict[str, Any]], seed: int, device: str
+) -> Any:
+    """``(model, processor)``: the tiny demonstration VLM, or the named vision-language model."""
+    from rlft_providers.local._vision import load_vlm
+
+    if job.tiny:
+        if (folder.base_model / "config.json").is_file():  # a resumed job: the same model
+            model, processor = load_vlm(str(folder.base_model), dtype="float32")
+            model.name_or_path = str(folder.base_model)
+            return model, processor
+        from rlft.tiny_vlm import IMAGE_SIZE, build_tiny_vlm
+
+        model, processor, params = build_tiny_vlm(rows, folder=folder.base_model, seed=seed)
+        _event(
+            folder,
+            f"using the tiny DEMONSTRATION vision-language model ({params:,} parameters, "
+            f"{len(processor.tokenizer)} words learnt from this dataset, images seen at "
+            f"{IMAGE_SIZE}x{IMAGE_SIZE} pixels): it learns this task only; name a real "
+            "vision-language model for real use",
+            level="warning",
+        )
+        return model, processor
+    name = str(job.model)
+    try:
+        return load_vlm(name, dtype="float32" if device == "cpu" else "auto")
+    except OSError as exc:
+        where = (
+            "it is not a local folder and not in the Hugging Face cache, and the local runner "
+            "runs offline: download it first (`hf download " + name + "`) or set "
+            "`offline = false` under [local] in rlft.toml"
+            if job.offline
+            else "it could not be loaded"
+        )
+        raise WorkerFailure(f"model {name!r}: {where} ({exc})", code="model_not_found") from exc
+    except ValueError as exc:
+        problem = str(exc).splitlines()[0]
+        raise WorkerFailure(
+            f"model {name!r} is not a vision-language model ({problem}), but the rows carry "
+            "images: name a model that loads with AutoModelForImageTextToText and "
+            "AutoProcessor, or remove the images from the dataset",
+            code="model_not_vision",
+        ) from exc
+
+
+def _trainer_data(
+    rows: list[dict[str, Any]], *, role: str, vision: bool, item_column: str
+) -> list[dict[str, Any]]:
+    """The rows as TRL's dataset: images read into PIL images on the vision path."""
+    if not vision:
+        from rlft_providers.local._rewards import trainer_rows
+
+        return trainer_rows(rows)
+    from rlft_providers.local._vision import ImageRowError, vision_rows
+
+    try:
+        return vision_rows(rows, role=role, item_column=item_column)
+    except ImageRowError as exc:
+        raise WorkerFailure(
+            f"{exc}; fix the image or drop the row, then run the job again", code="bad_image"
+        ) from None
+
+
 def _grader_health(job: JobFile) -> Any:
     if job.grader_guard is None:
         return None
@@ -153,9 +218,16 @@ def _resume_point(folder: JobDir) -> str | None:
     return str(chosen)
 
 
-def _event(folder: JobDir, message: str, *, level: str = "info", kind: str = "message") -> None:
+def _event(
+    folder: JobDir,
+    message: str,
+    *,
+    level: str = "info",
+    kind: str = "message",
+    raw: dict[str, Any] | None = None,
+) -> None:
     if _is_main_process():
-        folder.append_event(kind=kind, message=message, level=level)
+        folder.append_event(kind=kind, message=message, level=level, raw=raw)
 
 
 def run(folder: JobDir) -> tuple[str, int | None]:
@@ -176,7 +248,8 @@ def run(folder: JobDir) -> tuple[str, int | None]:
     from trl import GRPOConfig, GRPOTrainer  # type: ignore[attr-defined]  # lazy exports
 
     from rlft_providers.local._callback import RunnerCallback
-    from rlft_providers.local._rewards import reward_functions, trainer_rows
+    from rlft_providers.local._plan import image_shape, model_kind
+    from rlft_providers.local._rewards import ITEM_COLUMN, reward_functions
 
     device = _device(job.device)
     kwargs = _grpo_kwargs(job, folder, device)
@@ -189,7 +262,23 @@ def run(folder: JobDir) -> tuple[str, int | None]:
     train_rows = _read_rows(job.train_file)
     valid_rows = _read_rows(job.validation_file) if job.validation_file else None
     all_rows = train_rows + (valid_rows or [])
-    model, tokenizer = _model_and_tokenizer(job, folder, all_rows, config.seed, device)
+    # Rows with images pick the vision-language path (the plan's rule; see _plan.model_kind).
+    images = image_shape(row["prompt"] for row in all_rows)
+    kind = model_kind(None if job.tiny else job.model, images)
+    vision = images is not None
+    train_data = _trainer_data(train_rows, role="training", vision=vision, item_column=ITEM_COLUMN)
+    valid_data = (
+        _trainer_data(valid_rows, role="validation", vision=vision, item_column=ITEM_COLUMN)
+        if valid_rows
+        else None
+    )
+    if images is not None:
+        _event(
+            folder,
+            f"{images.images} image(s) in {images.rows} row(s): training a vision-language model",
+            raw={"images": images.images, "rows_with_images": images.rows, "kind": kind},
+        )
+    model, tokenizer = _model_and_tokenizer(job, folder, all_rows, config.seed, device, kind)
     peft_config = None
     if job.lora is not None:
         from peft import LoraConfig
@@ -216,8 +305,8 @@ def run(folder: JobDir) -> tuple[str, int | None]:
         model=model,
         reward_funcs=cast(Any, rewards),
         args=config,
-        train_dataset=Dataset.from_list(trainer_rows(train_rows)),
-        eval_dataset=Dataset.from_list(trainer_rows(valid_rows)) if valid_rows else None,
+        train_dataset=Dataset.from_list(train_data),
+        eval_dataset=Dataset.from_list(valid_data) if valid_data else None,
         processing_class=tokenizer,
         callbacks=[callback],
         peft_config=peft_config,

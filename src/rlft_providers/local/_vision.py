@@ -1,0 +1,251 @@
+"""Images for the local runner's vision-language path: read them, render rows for TRL, load VLMs.
+
+Imported by the worker and the sampler only (Pillow loads here; torch and transformers load in
+the functions that need them). A row's image parts hold data URLs or https URLs (the dataset
+contract); TRL's ``GRPOTrainer`` wants each prompt's images as PIL images in an ``images``
+column, with ``{"type": "image"}`` placeholders where they sit in the messages.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from rlft.tiny_vlm import IMAGE_PART_TYPES
+
+__all__ = [
+    "FETCH_TIMEOUT",
+    "MAX_IMAGE_BYTES",
+    "ImageError",
+    "ImageRowError",
+    "image_url_of",
+    "is_vlm_folder",
+    "load_image",
+    "load_vlm",
+    "prompt_with_placeholders",
+    "vision_rows",
+]
+
+MAX_IMAGE_BYTES = 20 * 1024 * 1024  # OpenAI's per-image limit; a bigger one is a mistake here
+FETCH_TIMEOUT = 30.0
+_DATA_URL = re.compile(
+    r"data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(;[^,;]*)*),(?P<data>.*)", re.DOTALL
+)
+
+
+class ImageError(Exception):
+    """An image that cannot be read, with the reason and the fix in the message."""
+
+
+class ImageRowError(Exception):
+    """A row whose image cannot be used: one line naming the row, the part and the fix."""
+
+
+def image_url_of(part: Mapping[str, Any]) -> str:
+    """The URL (https or data) an image content part holds, in any of the accepted shapes.
+
+    ``{"type": "image_url", "image_url": {"url": ...}}`` (rlft's chat format),
+    ``{"type": "input_image", "image_url": ...}`` (the Responses API) and
+    ``{"type": "image", "image": ...}`` (TRL's, with a URL).
+
+    Raises:
+        ImageError: The part holds no URL string.
+    """
+    value: Any = part.get("image_url") if part.get("type") != "image" else None
+    if isinstance(value, Mapping):
+        value = value.get("url")
+    if value is None:
+        value = part.get("image", part.get("url"))
+    if not isinstance(value, str) or not value:
+        raise ImageError(f'the {part.get("type")!r} part holds no URL (write {{"url": "..."}})')
+    return value
+
+
+def _describe(url: str) -> str:
+    return url[:40] + "..." if len(url) > 40 else url
+
+
+def load_image(url: str, *, get: Callable[[str], bytes] | None = None) -> Any:
+    """Decode a data URL or fetch an https URL; return an RGB ``PIL.Image``.
+
+    Args:
+        url: ``data:image/<format>;base64,...`` or ``https://...``.
+        get: Fetches an https URL's bytes (default: ``httpx`` with a timeout and size limit).
+
+    Raises:
+        ImageError: Not a data or https URL, not base64, not an image Pillow reads, too big, or
+            the fetch failed.
+    """
+    if url.startswith("data:"):
+        match = _DATA_URL.fullmatch(url)
+        mime = match.group("mime") if match else None
+        if match is None or not (mime or "").startswith("image/"):
+            raise ImageError(
+                f"{_describe(url)!r} is not an image data URL (write data:image/png;base64,...)"
+            )
+        if ";base64" not in match.group("params"):
+            raise ImageError(f"the {mime} data URL is not base64 (write ...;base64,<data>)")
+        try:
+            data = base64.b64decode(match.group("data"), validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise ImageError(f"the {mime} data URL is not valid base64 ({exc})") from None
+        where = f"the {mime} data URL"
+    elif url.startswith(("https://", "http://")):
+        data = (get or _fetch)(url)
+        where = _describe(url)
+    else:
+        raise ImageError(f"{_describe(url)!r} is neither a data URL nor an https URL")
+    if len(data) > MAX_IMAGE_BYTES:
+        raise ImageError(f"{where} is {len(data):,} bytes, over {MAX_IMAGE_BYTES:,}")
+    return _decode(data, where)
+
+
+def _decode(data: bytes, where: str) -> Any:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        image = Image.open(io.BytesIO(data))
+        image.load()
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+        problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ImageError(
+            f"{where} is not an image Pillow can read ({problem}); use PNG, JPEG, GIF or WebP"
+        ) from None
+    return image.convert("RGB")
+
+
+def _fetch(url: str) -> bytes:
+    import httpx
+
+    try:
+        with httpx.stream("GET", url, timeout=FETCH_TIMEOUT, follow_redirects=True) as response:
+            if response.status_code != 200:
+                raise ImageError(f"fetching {_describe(url)} gave HTTP {response.status_code}")
+            chunks: list[bytes] = []
+            size = 0
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                if size > MAX_IMAGE_BYTES:
+                    raise ImageError(f"{_describe(url)} is over {MAX_IMAGE_BYTES:,} bytes")
+                chunks.append(chunk)
+    except httpx.HTTPError as exc:
+        raise ImageError(
+            f"could not fetch {_describe(url)} ({type(exc).__name__}: {exc}); the worker needs "
+            "network access to it, or embed the image as a data URL"
+        ) from None
+    return b"".join(chunks)
+
+
+def prompt_with_placeholders(
+    messages: Sequence[Mapping[str, Any]],
+) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
+    """Messages with content as lists of parts, each image a ``{"type": "image"}`` placeholder.
+
+    Returns the messages and, in the order they appear (TRL fills placeholders in that order),
+    each image's ``(field, url)``, the field named as ``messages[0].content[1]``. Every content
+    becomes a list, so all rows have one Arrow type.
+
+    Raises:
+        ImageError: An image part holds no URL (the message names its field).
+    """
+    urls: list[tuple[str, str]] = []
+    out: list[dict[str, Any]] = []
+    for m, message in enumerate(messages):
+        content = message.get("content")
+        parts: list[dict[str, Any]] = []
+        if isinstance(content, str):
+            parts.append({"type": "text", "text": content})
+        elif isinstance(content, list):
+            for p, part in enumerate(content):
+                field = f"messages[{m}].content[{p}]"
+                if isinstance(part, Mapping) and part.get("type") in IMAGE_PART_TYPES:
+                    try:
+                        urls.append((field, image_url_of(part)))
+                    except ImageError as exc:
+                        raise ImageError(f"{field}: {exc}") from None
+                    parts.append({"type": "image"})
+                elif isinstance(part, Mapping) and part.get("type") == "text":
+                    parts.append({"type": "text", "text": str(part.get("text", ""))})
+        out.append({"role": message.get("role"), "content": parts})
+    return out, urls
+
+
+def vision_rows(
+    rows: Iterable[Mapping[str, Any]],
+    *,
+    role: str,
+    item_column: str,
+    get: Callable[[str], bytes] | None = None,
+) -> list[dict[str, Any]]:
+    """TRL rows (``{"prompt": messages, **item}``) as ``{"prompt", "images", <item_column>}``.
+
+    Every image is read now, before the model loads, so a bad one fails the job at once. The
+    same URL is read once.
+
+    Raises:
+        ImageRowError: One line naming the first row with an image that cannot be read (rows
+            count from 1, as ``rlft validate`` does), its field, the reason, and how many other
+            rows have such an image.
+    """
+    cache: dict[str, Any] = {}
+    out: list[dict[str, Any]] = []
+    first: str | None = None
+    bad = 0
+    for number, row in enumerate(rows, start=1):
+        images: list[Any] = []
+        try:
+            messages, urls = prompt_with_placeholders(row["prompt"])
+            for field, url in urls:
+                if url not in cache:
+                    try:
+                        cache[url] = load_image(url, get=get)
+                    except ImageError as exc:
+                        raise ImageError(f"{field}: {exc}") from None
+                images.append(cache[url])
+        except ImageError as exc:
+            bad += 1
+            first = first or f"{role} row {number}, {exc}"
+            continue
+        item = {k: v for k, v in row.items() if k != "prompt"}
+        out.append({"prompt": messages, "images": images, item_column: json.dumps(item)})
+    if first is not None:
+        more = f" (and {bad - 1} more row(s) with unreadable images)" if bad > 1 else ""
+        raise ImageRowError(first + more)
+    return out
+
+
+def is_vlm_folder(path: str | Path) -> bool:
+    """True when a model folder holds an image processor (a vision-language checkpoint)."""
+    folder = Path(path)
+    for name in ("preprocessor_config.json", "processor_config.json"):
+        try:
+            data = json.loads((folder / name).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if "image_processor" in data or "image_processor_type" in data:
+            return True
+    return False
+
+
+def load_vlm(name: str, *, dtype: str) -> tuple[Any, Any]:
+    """``(model, processor)`` of a Hugging Face vision-language model, padding on the left.
+
+    Raises:
+        OSError: Not a local folder and not in the cache (offline).
+        ValueError: Its config is not a vision-language model's (no
+            ``AutoModelForImageTextToText`` class) or it has no processor.
+    """
+    from transformers import AutoModelForImageTextToText, AutoProcessor, ProcessorMixin
+
+    processor = AutoProcessor.from_pretrained(name)  # type: ignore[no-untyped-call]
+    if not isinstance(processor, ProcessorMixin):  # a tokenizer alone: a text-only model
+        raise ValueError(f"it has no image processor ({type(processor).__name__})")
+    processor.tokenizer.padding_side = "left"  # TRL generates from left-padded prompts
+    model = AutoModelForImageTextToText.from_pretrained(name, dtype=dtype)
+    return model, processor
