@@ -1,0 +1,151 @@
+"""Real vision-language training on the CPU, no mocks of TRL: the tiny VLM learns to name the
+colour of an image, its checkpoint names the colour of a new one, and a bad image fails the job
+with one line.
+
+One training job per module (the example's data and grader, fewer steps, no validation set).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from tests.local.conftest import create, make_provider, rewards, wait_until
+from tests.local.test_vision import EXAMPLE, TEXT, image_part, make_data
+
+import rlft
+from rlft._models import Hyperparameters, JobEvent, JobRecord, JobStatus
+from rlft.datasets import Dataset
+from rlft_providers.local._provider import LocalProvider
+from rlft_providers.local._vision import is_vlm_folder
+
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
+
+STEPS = 150  # the tiny VLM passes 0.9 by step ~80 (docs/multimodal.md)
+
+
+@dataclass
+class Trained:
+    provider: LocalProvider
+    record: JobRecord
+    events: list[JobEvent]
+
+
+def _finished(record: JobRecord, events: list[JobEvent]) -> bool:
+    return record.status.is_terminal
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
+    """The vision example's job: 150 steps, no validation set (the slowest part is ours)."""
+    spec = rlft.load_job_file(EXAMPLE / "job.toml")
+    params = {**spec.hyperparameters.model_dump(exclude_defaults=True), "max_steps": STEPS}
+    for unused in ("eval_interval", "eval_samples"):
+        params.pop(unused, None)
+    spec = spec.model_copy(
+        update={"hyperparameters": Hyperparameters(**params), "validation": None}
+    )
+    provider = make_provider(tmp_path_factory.mktemp("vision-home"))
+
+    async def run() -> tuple[JobRecord, list[JobEvent]]:
+        record = await create(provider, spec)
+        return await wait_until(provider, record.id, _finished)
+
+    record, events = anyio.run(run)
+    return Trained(provider=provider, record=record, events=events)
+
+
+def fresh_prompts(colours: list[str], seed: int) -> list[list[dict[str, Any]]]:
+    """Prompts with newly generated images (a seed the training data never used)."""
+    module = make_data()
+    rng = random.Random(seed)
+    return [
+        [
+            {
+                "role": "user",
+                "content": [image_part(module.data_url(module.image(c, rng))), TEXT],
+            }
+        ]
+        for c in colours
+    ]
+
+
+async def test_the_tiny_vlm_learns_to_name_colours(trained: Trained) -> None:
+    record, events = trained.record, trained.events
+    assert record.status is JobStatus.SUCCEEDED, record.error
+    messages = [e.message for e in events if e.kind == "message"]
+    assert "480 image(s) in 480 row(s): training a vision-language model" in messages
+    assert any("tiny DEMONSTRATION vision-language model" in m for m in messages)
+    curve = rewards(events)
+    steps = sorted(curve)
+    assert steps == list(range(1, STEPS + 1))
+    first = sum(curve[s] for s in steps[:5]) / 5
+    last = sum(curve[s] for s in steps[-10:]) / 10
+    assert first < 0.2, first  # near chance: 4 colours among ~20 words (0.11 measured)
+    assert last >= 0.9, last
+
+
+async def test_a_checkpoint_names_the_colour_of_a_new_image(trained: Trained) -> None:
+    checkpoints = await trained.provider.list_checkpoints(trained.record.id)
+    assert [c.step for c in checkpoints] == [50, 100, 150]
+    folder = checkpoints[-1].model
+    assert is_vlm_folder(folder)  # the processor is saved beside the weights
+    colours = ["red", "yellow", "green", "blue", "blue", "green", "yellow", "red"]
+    prompts = fresh_prompts(colours, seed=2026)
+
+    # The sampler `generate` runs, greedy: the most likely answer must be right for each image.
+    request = {"model": folder, "prompts": prompts, "max_tokens": 1, "greedy": True}
+    done = await anyio.run_process(
+        [sys.executable, "-m", "rlft_providers.local._sample"],
+        input=json.dumps(request).encode(),
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"},
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode(errors="replace")[-2000:]
+    assert json.loads(done.stdout) == colours
+
+    # The provider's own generate (sampled at temperature 1): colour words, mostly right.
+    answers = await trained.provider.generate(model=folder, prompts=prompts, max_tokens=1)
+    assert set(answers) <= set(make_data().COLOURS), answers
+    assert sum(a == c for a, c in zip(answers, colours, strict=True)) >= len(colours) // 2
+
+
+async def test_a_row_with_an_unreadable_image_fails_the_job_with_one_line(
+    tmp_path: Path,
+) -> None:
+    module = make_data()
+    good = module.row("red", random.Random(1))
+    bad = {
+        "messages": [
+            {"role": "user", "content": [image_part("data:image/png;base64,iVBORw0KGgo="), TEXT]}
+        ],
+        "colour": "blue",
+    }
+    spec = rlft.load_job_file(EXAMPLE / "job.toml").model_copy(
+        update={
+            "train": Dataset.from_records([good, bad, bad, good]),
+            "validation": None,
+            "hyperparameters": Hyperparameters(max_steps=5, batch_size=2),
+        }
+    )
+    provider = make_provider(tmp_path / "home")
+    record = await create(provider, spec)
+    failed, events = await wait_until(provider, record.id, _finished)
+    assert failed.status is JobStatus.FAILED
+    assert failed.error is not None and failed.error.code == "bad_image"
+    message = failed.error.message
+    assert "\n" not in message and "Traceback" not in message
+    assert message.startswith("training row 2, messages[0].content[0]: the image/png data URL ")
+    assert "is not an image Pillow can read" in message
+    assert "(and 1 more row(s) with unreadable images)" in message
+    assert message.endswith("fix the image or drop the row, then run the job again")
+    folder = Path(str((failed.raw or {})["folder"]))
+    assert not (folder / "base_model").exists()  # refused before any model was built
+    assert "Traceback" not in (folder / "worker.log").read_text(errors="replace")
