@@ -149,3 +149,51 @@ async def test_a_row_with_an_unreadable_image_fails_the_job_with_one_line(
     folder = Path(str((failed.raw or {})["folder"]))
     assert not (folder / "base_model").exists()  # refused before any model was built
     assert "Traceback" not in (folder / "worker.log").read_text(errors="replace")
+
+
+def _short_spec(model: str, rows: int = 8) -> Any:
+    """The example's job on ``rows`` images for two steps, with a named model."""
+    module = make_data()
+    return rlft.load_job_file(EXAMPLE / "job.toml").model_copy(
+        update={
+            "model": model,
+            "train": Dataset.from_records(module.rows(rows, seed=7)),
+            "validation": None,
+            "hyperparameters": Hyperparameters(
+                max_steps=2, batch_size=2, samples_per_prompt=4, max_completion_tokens=1
+            ),
+        }
+    )
+
+
+async def test_a_named_vision_language_model_trains_from_its_folder(tmp_path: Path) -> None:
+    from rlft.tiny_vlm import build_tiny_vlm
+
+    # Any folder that loads with AutoModelForImageTextToText/AutoProcessor is a named VLM: here
+    # a tiny one, saved first, stands in for a hub model (nothing may be downloaded).
+    rows = make_data().rows(8, seed=7)
+    build_tiny_vlm([{"prompt": r["messages"]} for r in rows], folder=tmp_path / "vlm", seed=3)
+    provider = make_provider(tmp_path / "home")
+    record = await create(provider, _short_spec(str(tmp_path / "vlm")))
+    done, events = await wait_until(provider, record.id, _finished)
+    assert done.status is JobStatus.SUCCEEDED, done.error
+    messages = [e.message for e in events if e.kind == "message"]
+    assert "8 image(s) in 8 row(s): training a vision-language model" in messages
+    assert not any("DEMONSTRATION" in m for m in messages)  # it loaded the folder as named
+    assert sorted(rewards(events)) == [1, 2]
+    assert done.fine_tuned_model is not None and is_vlm_folder(done.fine_tuned_model)
+
+
+async def test_a_text_only_model_with_image_rows_fails_naming_the_fix(tmp_path: Path) -> None:
+    from rlft.tiny import build_tiny_model
+
+    build_tiny_model([{"text": "what colour"}], folder=tmp_path / "text-model", seed=1)
+    provider = make_provider(tmp_path / "home")
+    record = await create(provider, _short_spec(str(tmp_path / "text-model")))
+    failed, _ = await wait_until(provider, record.id, _finished)
+    assert failed.status is JobStatus.FAILED
+    assert failed.error is not None and failed.error.code == "model_not_vision"
+    message = failed.error.message
+    assert "\n" not in message
+    assert message.startswith(f"model {str(tmp_path / 'text-model')!r} is not a vision-language")
+    assert "AutoModelForImageTextToText" in message and "remove the images" in message
