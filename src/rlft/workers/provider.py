@@ -66,7 +66,6 @@ if TYPE_CHECKING:
 
 __all__ = ["PlannedJob", "WorkerProvider", "WorkerSettings"]
 
-log = logging.getLogger("rlft.workers")
 T = TypeVar("T")
 LAUNCHER_MODULE = "rlft.workers.launcher"
 ACTIVE = ("pending", "running")
@@ -121,6 +120,7 @@ class WorkerProvider(Provider):
             )
         self._limiter = anyio.CapacityLimiter(4)
         self._cursors: dict[str, LogCursor] = {}
+        self.log = logging.getLogger(f"rlft.{self.name}")
 
     # --- what a backend supplies ---------------------------------------------------------------
 
@@ -335,7 +335,7 @@ class WorkerProvider(Provider):
             try:
                 jobs.append(self._record(folder))
             except ProviderError as exc:  # one damaged folder must not hide every other job
-                log.warning("skipping a %s job: %s", self.name, exc)
+                self.log.warning("skipping a %s job: %s", self.name, exc)
         jobs.sort(key=lambda r: (r.created_at or utcnow(), r.id), reverse=True)
         return jobs[:limit]
 
@@ -358,7 +358,7 @@ class WorkerProvider(Provider):
         """Complete checkpoints by step, from the worker's ``checkpoint`` events.
 
         A local checkpoint still being written, or damaged since (a file cut short), is left
-        out and logged as a warning on the ``rlft.workers`` logger.
+        out and logged as a warning on the ``rlft.<provider id>`` logger.
         """
         events = await self.list_events(job_id)
         return await self._run(self._checkpoints, job_id, events)
@@ -370,7 +370,7 @@ class WorkerProvider(Provider):
             if problem is None:
                 usable.append(checkpoint)
             else:
-                log.warning("job %s: skipping %s: %s", job_id, checkpoint.model, problem)
+                self.log.warning("job %s: skipping %s: %s", job_id, checkpoint.model, problem)
         return usable
 
     async def download_results(self, job_id: str, folder: Path) -> list[Path]:
