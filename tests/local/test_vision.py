@@ -226,7 +226,11 @@ def test_bad_images_fail_with_one_line_naming_the_row_and_field(url: str, reason
     assert "\n" not in message
     assert message.startswith("training row 2, messages[0].content[1]: ")
     assert reason in message
-    assert message.endswith("(and 1 more row(s) with unreadable images)")
+    assert message.endswith(
+        "(and 1 more row(s) with unreadable images); fix the image or drop the row, "
+        "then run the job again"
+    )
+    assert caught.value.code == "bad_image"
 
 
 def test_an_image_part_without_a_url_names_its_field() -> None:
@@ -267,3 +271,17 @@ def test_an_https_image_that_cannot_be_fetched_is_a_clear_row_error() -> None:
     assert "HTTP 404" in message and "1 more row(s)" in message
     with pytest.raises(ImageError, match="could not fetch .*ConnectError.*data URL"):
         load_image("https://images.test/down.png")
+
+
+def test_rows_without_images_beside_rows_with_them_are_refused_by_number() -> None:
+    # TRL 1.16 hands transformers' processor None for a prompt without images in a batch with
+    # images, which raises a TypeError mid-training; the worker refuses such data up front.
+    with_image = trl_row(image_part(png_url((0, 200, 0))), TEXT)
+    text_only = {"prompt": [{"role": "user", "content": "say red"}], "colour": "red"}
+    rows = [with_image, text_only, with_image, *[text_only] * 6]
+    with pytest.raises(ImageRowError) as caught:
+        vision_rows(rows, role="training", item_column=ITEM_COLUMN)
+    message = str(caught.value)
+    assert caught.value.code == "mixed_images" and "\n" not in message
+    assert message.startswith("training row(s) 2, 4, 5, 6, 7, ... (7 in all) have no image")
+    assert "give every row an image" in message

@@ -44,7 +44,15 @@ class ImageError(Exception):
 
 
 class ImageRowError(Exception):
-    """A row whose image cannot be used: one line naming the row, the part and the fix."""
+    """Rows whose images cannot be used: one line naming the row, the field and the fix.
+
+    ``code``: ``bad_image`` (an image cannot be read) or ``mixed_images`` (rows without images
+    beside rows with them).
+    """
+
+    def __init__(self, message: str, *, code: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 def image_url_of(part: Mapping[str, Any]) -> str:
@@ -191,16 +199,19 @@ def vision_rows(
     Raises:
         ImageRowError: One line naming the first row with an image that cannot be read (rows
             count from 1, as ``rlft validate`` does), its field, the reason, and how many other
-            rows have such an image.
+            rows have such an image; or the rows without any image (TRL cannot mix them in).
     """
     cache: dict[str, Any] = {}
     out: list[dict[str, Any]] = []
     first: str | None = None
     bad = 0
+    without: list[int] = []
     for number, row in enumerate(rows, start=1):
         images: list[Any] = []
         try:
             messages, urls = prompt_with_placeholders(row["prompt"])
+            if not urls:
+                without.append(number)
             for field, url in urls:
                 if url not in cache:
                     try:
@@ -216,7 +227,17 @@ def vision_rows(
         out.append({"prompt": messages, "images": images, item_column: json.dumps(item)})
     if first is not None:
         more = f" (and {bad - 1} more row(s) with unreadable images)" if bad > 1 else ""
-        raise ImageRowError(first + more)
+        fix = "; fix the image or drop the row, then run the job again"
+        raise ImageRowError(first + more + fix, code="bad_image")
+    if without:
+        listed = ", ".join(str(n) for n in without[:5]) + (", ..." if len(without) > 5 else "")
+        raise ImageRowError(
+            f"{role} row(s) {listed} ({len(without)} in all) have no image while other rows "
+            "do: TRL cannot batch text-only prompts with image prompts (transformers' "
+            "processor refuses a prompt without images); give every row an image, or train "
+            "the text-only rows as a separate job",
+            code="mixed_images",
+        )
     return out
 
 

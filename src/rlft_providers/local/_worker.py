@@ -178,9 +178,7 @@ def _trainer_data(
     try:
         return vision_rows(rows, role=role, item_column=item_column)
     except ImageRowError as exc:
-        raise WorkerFailure(
-            f"{exc}; fix the image or drop the row, then run the job again", code="bad_image"
-        ) from None
+        raise WorkerFailure(str(exc), code=exc.code) from None
 
 
 def _grader_health(job: LocalJobFile) -> Any:
