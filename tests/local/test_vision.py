@@ -285,3 +285,15 @@ def test_rows_without_images_beside_rows_with_them_are_refused_by_number() -> No
     assert caught.value.code == "mixed_images" and "\n" not in message
     assert message.startswith("training row(s) 2, 4, 5, 6, 7, ... (7 in all) have no image")
     assert "give every row an image" in message
+
+
+def test_a_signed_url_keeps_its_secret_out_of_the_error() -> None:
+    def refuse(url: str) -> bytes:
+        return b"not an image"
+
+    url = "https://user:pw@bucket.test/cat.png?X-Amz-Signature=s3cr3t&X-Amz-Credential=AKIA1"
+    with pytest.raises(ImageError) as caught:
+        load_image(url, get=refuse)
+    message = str(caught.value)
+    assert message.startswith("https://bucket.test/cat.png is not an image Pillow can read")
+    assert "s3cr3t" not in message and "AKIA1" not in message and "pw" not in message

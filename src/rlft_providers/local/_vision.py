@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from rlft.tiny_vlm import IMAGE_PART_TYPES
 
@@ -76,6 +77,11 @@ def image_url_of(part: Mapping[str, Any]) -> str:
 
 
 def _describe(url: str) -> str:
+    """A URL for an error message: no query string (signed URLs carry their secret there)."""
+    if url.startswith(("https://", "http://")):
+        parts = urlsplit(url)
+        url = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
+        return url[:80] + "..." if len(url) > 80 else url
     return url[:40] + "..." if len(url) > 40 else url
 
 
@@ -143,9 +149,10 @@ def _fetch(url: str) -> bytes:
                     raise ImageError(f"{_describe(url)} is over {MAX_IMAGE_BYTES:,} bytes")
                 chunks.append(chunk)
     except httpx.HTTPError as exc:
+        problem = str(exc).replace(url, _describe(url))  # no query string in the message
         raise ImageError(
-            f"could not fetch {_describe(url)} ({type(exc).__name__}: {exc}); the worker needs "
-            "network access to it, or embed the image as a data URL"
+            f"could not fetch {_describe(url)} ({type(exc).__name__}: {problem}); the worker "
+            "needs network access to it, or embed the image as a data URL"
         ) from None
     return b"".join(chunks)
 
