@@ -30,6 +30,8 @@ from rlft_providers.local._vision import (
     ImageRowError,
     is_vlm_folder,
     load_image,
+    read_image,
+    trainer_dataset,
     vision_rows,
 )
 
@@ -193,14 +195,15 @@ def test_vision_rows_put_placeholders_where_the_images_were_and_decode_them() ->
         }
     ]
     [out] = vision_rows(rows, role="training", item_column=ITEM_COLUMN)
+    [row] = trainer_dataset([out])  # what TRL reads: the images column decodes to PIL images
     assert out["prompt"] == [
         {"role": "system", "content": [{"type": "text", "text": "answer with one word"}]},
         {"role": "user", "content": [TEXT, {"type": "image"}, {"type": "image"}]},
     ]
-    assert [img.mode for img in out["images"]] == ["RGB", "RGB"]
-    assert out["images"][0].getpixel((0, 0)) == (250, 0, 0)
-    assert out["images"][1].getpixel((0, 0))[2] > 200  # JPEG: close to the blue it was
-    assert json.loads(out[ITEM_COLUMN]) == {"colour": "red"}
+    assert [img.mode for img in row["images"]] == ["RGB", "RGB"]
+    assert row["images"][0].getpixel((0, 0)) == (250, 0, 0)
+    assert row["images"][1].getpixel((0, 0))[2] > 200  # JPEG: close to the blue it was
+    assert json.loads(row[ITEM_COLUMN]) == {"colour": "red"}
 
 
 @pytest.mark.parametrize(
@@ -253,7 +256,7 @@ def test_https_images_are_fetched_once_per_url() -> None:
     rows = [trl_row(image_part("https://images.test/a.png"), TEXT) for _ in range(3)]
     out = vision_rows(rows, role="training", item_column=ITEM_COLUMN)
     assert route.call_count == 1
-    assert [r["images"][0].getpixel((0, 0)) for r in out] == [(10, 20, 30)] * 3
+    assert [r["images"][0].getpixel((0, 0)) for r in trainer_dataset(out)] == [(10, 20, 30)] * 3
 
 
 @respx.mock
@@ -297,3 +300,14 @@ def test_a_signed_url_keeps_its_secret_out_of_the_error() -> None:
     message = str(caught.value)
     assert message.startswith("https://bucket.test/cat.png is not an image Pillow can read")
     assert "s3cr3t" not in message and "AKIA1" not in message and "pw" not in message
+
+
+def test_images_are_kept_encoded_and_non_rgb_ones_become_rgb_pngs() -> None:
+    rgb = png_url((1, 2, 3))
+    assert read_image(rgb) == base64.b64decode(rgb.split(",", 1)[1])  # as it came: no re-encode
+    for mode, colour in (("RGBA", (9, 8, 7, 128)), ("L", 77), ("P", 5)):
+        buffer = io.BytesIO()
+        Image.new(mode, (4, 4), colour).save(buffer, format="PNG")
+        url = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+        stored = Image.open(io.BytesIO(read_image(url)))
+        assert (stored.format, stored.mode) == ("PNG", "RGB"), mode

@@ -30,6 +30,8 @@ __all__ = [
     "load_image",
     "load_vlm",
     "prompt_with_placeholders",
+    "read_image",
+    "trainer_dataset",
     "vision_rows",
 ]
 
@@ -96,6 +98,26 @@ def load_image(url: str, *, get: Callable[[str], bytes] | None = None) -> Any:
         ImageError: Not a data or https URL, not base64, not an image Pillow reads, too big, or
             the fetch failed.
     """
+    return _decode(*_read(url, get))
+
+
+def read_image(url: str, *, get: Callable[[str], bytes] | None = None) -> bytes:
+    """The image at ``url`` as encoded bytes Pillow has read in full: RGB images as they came,
+    others converted to RGB and saved as PNG (every processor takes RGB).
+
+    Raises:
+        ImageError: As ``load_image``.
+    """
+    data, where = _read(url, get)
+    image = _decode(data, where, convert=False)
+    if image.mode == "RGB":
+        return data
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _read(url: str, get: Callable[[str], bytes] | None) -> tuple[bytes, str]:
     if url.startswith("data:"):
         match = _DATA_URL.fullmatch(url)
         mime = match.group("mime") if match else None
@@ -117,10 +139,10 @@ def load_image(url: str, *, get: Callable[[str], bytes] | None = None) -> Any:
         raise ImageError(f"{_describe(url)!r} is neither a data URL nor an https URL")
     if len(data) > MAX_IMAGE_BYTES:
         raise ImageError(f"{where} is {len(data):,} bytes, over {MAX_IMAGE_BYTES:,}")
-    return _decode(data, where)
+    return data, where
 
 
-def _decode(data: bytes, where: str) -> Any:
+def _decode(data: bytes, where: str, *, convert: bool = True) -> Any:
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -131,7 +153,7 @@ def _decode(data: bytes, where: str) -> Any:
         raise ImageError(
             f"{where} is not an image Pillow can read ({problem}); use PNG, JPEG, GIF or WebP"
         ) from None
-    return image.convert("RGB")
+    return image.convert("RGB") if convert else image
 
 
 def _fetch(url: str) -> bytes:
@@ -201,7 +223,8 @@ def vision_rows(
     """TRL rows (``{"prompt": messages, **item}``) as ``{"prompt", "images", <item_column>}``.
 
     Every image is read now, before the model loads, so a bad one fails the job at once. The
-    same URL is read once.
+    same URL is read once. Images are kept encoded (``{"bytes", "path"}``, a ``datasets.Image``
+    value; see ``trainer_dataset``), so a large dataset is not held decoded in memory.
 
     Raises:
         ImageRowError: One line naming the first row with an image that cannot be read (rows
@@ -222,7 +245,7 @@ def vision_rows(
             for field, url in urls:
                 if url not in cache:
                     try:
-                        cache[url] = load_image(url, get=get)
+                        cache[url] = {"bytes": read_image(url, get=get), "path": None}
                     except ImageError as exc:
                         raise ImageError(f"{field}: {exc}") from None
                 images.append(cache[url])
@@ -246,6 +269,14 @@ def vision_rows(
             code="mixed_images",
         )
     return out
+
+
+def trainer_dataset(rows: list[dict[str, Any]]) -> Any:
+    """``vision_rows`` as a Hugging Face dataset whose ``images`` column decodes to PIL images
+    when TRL reads a row."""
+    from datasets import Dataset, Image, List
+
+    return Dataset.from_list(rows).cast_column("images", List(Image()))
 
 
 def is_vlm_folder(path: str | Path) -> bool:

@@ -181,6 +181,16 @@ def _trainer_data(
         raise WorkerFailure(str(exc), code=exc.code) from None
 
 
+def _dataset(rows: list[dict[str, Any]], *, vision: bool) -> Any:
+    if vision:
+        from rlft_providers.local._vision import trainer_dataset
+
+        return trainer_dataset(rows)
+    from datasets import Dataset
+
+    return Dataset.from_list(rows)
+
+
 def _grader_health(job: LocalJobFile) -> Any:
     if job.grader_guard is None:
         return None
@@ -242,7 +252,6 @@ def run(folder: JobDir) -> tuple[str, int | None]:
 
     if job.torch_threads:
         torch.set_num_threads(job.torch_threads)
-    from datasets import Dataset
     from transformers import PrinterCallback
     from trl import GRPOConfig, GRPOTrainer  # type: ignore[attr-defined]  # lazy exports
 
@@ -304,8 +313,8 @@ def run(folder: JobDir) -> tuple[str, int | None]:
         model=model,
         reward_funcs=cast(Any, rewards),
         args=config,
-        train_dataset=Dataset.from_list(train_data),
-        eval_dataset=Dataset.from_list(valid_data) if valid_data else None,
+        train_dataset=_dataset(train_data, vision=vision),
+        eval_dataset=_dataset(valid_data, vision=vision) if valid_data else None,
         processing_class=tokenizer,
         callbacks=[callback],
         peft_config=peft_config,
