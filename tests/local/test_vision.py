@@ -31,6 +31,7 @@ from rlft_providers.local._vision import (
     is_vlm_folder,
     load_image,
     read_image,
+    restore_weights,
     trainer_dataset,
     vision_rows,
 )
@@ -311,3 +312,23 @@ def test_images_are_kept_encoded_and_non_rgb_ones_become_rgb_pngs() -> None:
         url = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
         stored = Image.open(io.BytesIO(read_image(url)))
         assert (stored.format, stored.mode) == ("PNG", "RGB"), mode
+
+
+def test_restore_weights_loads_a_vlm_checkpoint_whose_keys_the_trainer_would_miss(
+    tmp_path: Path,
+) -> None:
+    import torch
+    from safetensors import safe_open
+
+    rows = to_trl_rows(Dataset.from_records(make_data().rows(4, seed=5)))
+    model, _, _ = build_tiny_vlm(rows, folder=tmp_path / "base", seed=1)
+    trained, _, _ = build_tiny_vlm(rows, folder=tmp_path / "other", seed=2)  # other weights
+    trained.save_pretrained(tmp_path / "checkpoint-7")
+    with safe_open(str(tmp_path / "checkpoint-7" / "model.safetensors"), framework="pt") as f:
+        saved = set(f.keys())
+    # What the Trainer's resume meets: the file's names are not the model's (so it loads none).
+    assert saved.isdisjoint(model.state_dict())
+    assert restore_weights(model, tmp_path / "checkpoint-7") is True
+    for name, value in trained.state_dict().items():
+        assert torch.equal(model.state_dict()[name], value), name
+    assert restore_weights(model, tmp_path / "nothing-here") is False  # an adapter, say

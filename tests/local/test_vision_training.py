@@ -17,12 +17,21 @@ from typing import Any
 
 import anyio
 import pytest
-from tests.local.conftest import create, make_provider, rewards, wait_until
+from tests.local.conftest import (
+    create,
+    last_step,
+    make_provider,
+    metric_steps,
+    rewards,
+    wait_until,
+)
 from tests.local.test_vision import EXAMPLE, TEXT, image_part, make_data
 
 import rlft
 from rlft._models import Hyperparameters, JobEvent, JobRecord, JobStatus
+from rlft._spec import JobSpec
 from rlft.datasets import Dataset
+from rlft.workers import JobDir, is_alive
 from rlft_providers.local._provider import LocalProvider
 from rlft_providers.local._vision import is_vlm_folder
 
@@ -34,6 +43,7 @@ STEPS = 150  # the tiny VLM passes 0.9 by step ~80 (docs/multimodal.md)
 @dataclass
 class Trained:
     provider: LocalProvider
+    spec: JobSpec
     record: JobRecord
     events: list[JobEvent]
 
@@ -59,7 +69,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
         return await wait_until(provider, record.id, _finished)
 
     record, events = anyio.run(run)
-    return Trained(provider=provider, record=record, events=events)
+    return Trained(provider=provider, spec=spec, record=record, events=events)
 
 
 def fresh_prompts(colours: list[str], seed: int) -> list[list[dict[str, Any]]]:
@@ -197,3 +207,27 @@ async def test_a_text_only_model_with_image_rows_fails_naming_the_fix(tmp_path: 
     assert "\n" not in message
     assert message.startswith(f"model {str(tmp_path / 'text-model')!r} is not a vision-language")
     assert "AutoModelForImageTextToText" in message and "remove the images" in message
+
+
+async def test_a_paused_vlm_job_resumes_with_the_same_model_and_curve(trained: Trained) -> None:
+    # The same job again: on resume the worker reloads the tiny VLM it built (base_model/) and
+    # the checkpoint, so the curve goes on as if never paused (the first run is the reference).
+    provider = trained.provider
+    record = await create(provider, trained.spec)
+    job = record.id
+    folder = JobDir(Path(str((record.raw or {})["folder"])))
+    await wait_until(provider, job, lambda r, e: last_step(e) >= 10)
+    paused = await provider.pause_job(job)
+    assert paused.status is JobStatus.PAUSED, paused
+    at = last_step(await provider.list_events(job))
+    await wait_until(provider, job, lambda r, e: not is_alive(folder))
+    await provider.resume_job(job)
+    _, events = await wait_until(provider, job, lambda r, e: last_step(e) >= at + 5)
+    assert any(f"resumed at step {at}" in e.message for e in events)
+    await provider.cancel_job(job)
+    events = await provider.list_events(job)
+    steps = metric_steps(events)
+    assert steps == list(range(1, steps[-1] + 1))  # no gap, no repeat across the pause
+    assert sum("tiny DEMONSTRATION vision-language" in e.message for e in events) == 1
+    original = rewards(trained.events)
+    assert rewards(events) == {s: original[s] for s in steps}

@@ -31,6 +31,7 @@ __all__ = [
     "load_vlm",
     "prompt_with_placeholders",
     "read_image",
+    "restore_weights",
     "trainer_dataset",
     "vision_rows",
 ]
@@ -308,3 +309,37 @@ def load_vlm(name: str, *, dtype: str) -> tuple[Any, Any]:
     processor.tokenizer.padding_side = "left"  # TRL generates from left-padded prompts
     model = AutoModelForImageTextToText.from_pretrained(name, dtype=dtype)
     return model, processor
+
+
+def _checkpoint_keys(folder: Path) -> set[str] | None:
+    """The tensor names a checkpoint's safetensors hold (``None``: no full-model weights)."""
+    index = folder / "model.safetensors.index.json"
+    if index.is_file():
+        return set(json.loads(index.read_text(encoding="utf-8"))["weight_map"])
+    single = folder / "model.safetensors"
+    if not single.is_file():
+        return None
+    from safetensors import safe_open
+
+    with safe_open(str(single), framework="pt") as handle:
+        return set(handle.keys())
+
+
+def restore_weights(model: Any, checkpoint: str | Path) -> bool:
+    """Load a checkpoint's weights into ``model`` the way ``from_pretrained`` maps their names.
+
+    Why: ``save_pretrained`` writes vision-language models such as LLaVA in their original
+    key format (``language_model.model.*``), and transformers 5.24's ``Trainer`` resumes by
+    loading that file as is, non-strict: every key misses and training silently restarts from
+    the base weights. ``from_pretrained`` applies the key mapping. Returns ``False`` (nothing
+    done) when the names already match the model's, or the checkpoint holds no full weights.
+    """
+    keys = _checkpoint_keys(Path(checkpoint))
+    if keys is None or keys == set(model.state_dict()):
+        return False
+    from transformers import AutoModelForImageTextToText
+
+    dtype = next(model.parameters()).dtype
+    saved = AutoModelForImageTextToText.from_pretrained(checkpoint, dtype=dtype)
+    model.load_state_dict(saved.state_dict())
+    return True

@@ -324,6 +324,10 @@ def run(folder: JobDir) -> tuple[str, int | None]:
     # Our event log is the record; TRL's PrinterCallback would print every log dict to stdout.
     trainer.remove_callback(PrinterCallback)
     resume = _resume_point(folder) if state.attempt > 1 else None
+    if resume is not None and vision and job.lora is None:
+        from rlft_providers.local._vision import restore_weights
+
+        restore_weights(model, resume)  # the Trainer's own load misses VLM checkpoints' keys
     trainer.train(resume_from_checkpoint=resume)
 
     step = trainer.state.global_step
