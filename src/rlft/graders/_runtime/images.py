@@ -254,6 +254,8 @@ def images_for_python(
     with_bytes = wants_bytes(source)
     out: list[Mapping[str, Any]] | None = None
     for index, item in enumerate(items):
+        if not isinstance(item, Mapping):
+            continue  # the pool refuses it, with its own message
         changed: dict[str, Any] | None = None
         for key, value in item.items():
             if isinstance(value, int | float | bool) or value is None:
