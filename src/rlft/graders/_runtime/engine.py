@@ -612,7 +612,10 @@ def _chat_content(content: Any, sample: dict[str, Any], item: dict[str, Any]) ->
             parts.append({"type": "text", "text": _render(part["text"], sample, item)})
         elif kind in IMAGE_PART_TYPES:
             image: dict[str, Any] = {"url": _image_url(part, sample, item)}
-            detail = part.get("detail") or (part.get("image_url") or {}).get("detail")
+            inner = part.get("image_url")
+            detail = part.get("detail") or (
+                inner.get("detail") if isinstance(inner, Mapping) else None
+            )
             if detail:
                 image["detail"] = detail
             parts.append({"type": "image_url", "image_url": image})
