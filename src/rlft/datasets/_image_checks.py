@@ -120,6 +120,12 @@ class ImageChecks:
             )
             return part
 
+    def _alternatives(self) -> str:
+        found: str | None = getattr(self, "_image_alternatives", None)
+        if found is None:  # once per checker: the registry does not change mid-file
+            found = self._image_alternatives = _image_backends()
+        return found
+
     def _check_image(self, where: str, part: dict[str, Any]) -> None:
         """Check one ``image_url`` part (already canonical)."""
         self._row_images += 1
@@ -149,7 +155,7 @@ class ImageChecks:
                 "content-not-supported",
                 f"{rules.label} takes text only, and the row holds an image"
                 + (f" ({rules.sources['images']})" if "images" in rules.sources else ""),
-                f"train on images with a backend that takes them ({_image_backends()}), or "
+                f"train on images with a backend that takes them ({self._alternatives()}), or "
                 "remove the image parts",
                 field=f"{where}.type",
             )
