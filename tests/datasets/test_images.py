@@ -169,7 +169,8 @@ def test_truncated_and_fake_images_are_refused_at_load() -> None:
 
 
 def test_hugging_face_image_columns_fill_trl_placeholders() -> None:
-    datasets = pytest.importorskip("datasets")
+    import datasets  # the hf extra, installed with the dev environment
+
     hf = datasets.Dataset.from_dict(
         {
             "messages": [

@@ -229,10 +229,12 @@ async def test_bedrock_judge_refuses_image_urls_failing_closed() -> None:
     client = _runtime_client()
     judge = g.BedrockJudge(client=client, model="amazon.nova-pro-v1:0")
     with Stubber(client) as stub:  # no response queued: any call would fail the test
-        result = await judge_grader().grade("red", {"image": "https://x/a.png"}, judge=judge)
+        signed = "https://x/a.png?X-Amz-Signature=SECRET123"
+        result = await judge_grader().grade("red", {"image": signed}, judge=judge)
         stub.assert_no_pending_responses()
     assert result.score == 0.0 and result.errors == ("model_server",)
     assert "Converse takes image bytes, not URLs" in (result.reason or "")
+    assert "SECRET123" not in (result.reason or "")  # a signed URL's token is never shown
     with pytest.raises(ValueError, match="not PNG, JPEG, GIF or WebP"):
         converse_image("data:image/png;base64," + base64.b64encode(b"BM bitmap").decode())
 

@@ -184,7 +184,7 @@ class ImageChecks:
         elif rules is not None:  # generic loading leaves odd URLs to the backend's check
             self._problem(
                 f"{where}.image_url.url is neither an http(s) URL nor a data:image URL "
-                f"({url[:40]!r})",
+                f"({url.split('?', 1)[0][:40]!r})",
                 'use "https://..." or "data:image/png;base64,...", or "path" for a local file',
                 where,
                 code="image-source",

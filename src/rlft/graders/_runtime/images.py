@@ -195,7 +195,7 @@ def converse_image(url: str) -> dict[str, Any]:
         raise ImageDataError(
             "Bedrock Converse takes image bytes, not URLs: give the judge a data URL "
             "(rlft.datasets.images.encode_image) instead of "
-            f"{url[:60]!r}"
+            f"{url.split('?', 1)[0][:60]!r}"  # no query: a signed URL's token stays out
         )
     _, data = parse_data_url(url)
     fmt = sniff(data)
