@@ -300,11 +300,24 @@ def test_rules_problems_check_the_image_fields() -> None:
         image_sources=frozenset({"ftp"}),
         max_images_per_row=0,
         max_image_bytes=-1,
+        image_roles=frozenset({"user", "narrator"}),
     )
     problems = rules_problems(bad)
     assert any(p.startswith("image_formats: 'bmp'") for p in problems)
     assert any(p.startswith("image_sources: 'ftp'") for p in problems)
     assert any(p.startswith("max_images_per_row: 0") for p in problems)
     assert any(p.startswith("max_image_bytes: -1") for p in problems)
+    assert any(p.startswith("image_roles: 'narrator'") for p in problems)
     empty = DatasetRules(label="x", roles=frozenset({"user"}), image_sources=frozenset())
     assert rules_problems(empty) == ['image_sources: empty, yet part_types accepts "image_url"']
+
+
+def test_openai_takes_images_in_user_messages_only() -> None:
+    shot = {"role": "assistant", "content": [url_part(data_url(picture()))]}
+    record = row()
+    record["messages"] = [*record["messages"], shot, *record["messages"]]
+    data = Dataset.from_records([record])
+    report = data.validate(provider="openai", validation=TEXT)
+    assert errors(report) == [(0, "image-role", "messages[1].content[0].type")]
+    assert '"assistant" message' in report.errors[0].message
+    assert data.validate(provider="local").ok  # the local runner has no such rule

@@ -126,6 +126,7 @@ class RowChecker(ImageChecks):
         self.row: dict[str, Any] | None = None
         self.row_bytes = b""
         self._row_images = 0
+        self._role: str | None = None
         self.rules = rules
         self.role = role
         self.references = list(references)
@@ -320,6 +321,7 @@ class RowChecker(ImageChecks):
         return role
 
     def _check_content(self, where: str, message: dict[str, Any], role: str | None) -> None:
+        self._role = role  # image parts check it (image_roles)
         field = f"{where}.content"
         content = message.get("content")
         if content is None:

@@ -70,6 +70,7 @@ class ImageChecks:
     base_dir: Path | None
     _report: Callable[..., None]
     _row_images: int
+    _role: str | None
 
     def _normalize_images(self, row: dict[str, Any]) -> dict[str, Any]:
         """``row`` with every image part in the canonical shape (the same object if none
@@ -167,6 +168,16 @@ class ImageChecks:
                 f"{rules.label} does not document image prompts for RFT"
                 + (f" ({rules.sources['images']})" if "images" in rules.sources else ""),
                 "prefer a backend that documents images, or check that the service takes them",
+                field=f"{where}.type",
+            )
+        role = self._role
+        if rules is not None and role is not None and role not in rules.image_roles:
+            self._report(
+                "error",
+                "image-role",
+                f'{where} is an image in a "{role}" message; {rules.label} takes images in '
+                f"{', '.join(sorted(rules.image_roles))} messages only",
+                "move the image into the user message it illustrates",
                 field=f"{where}.type",
             )
         if url.startswith("file:"):

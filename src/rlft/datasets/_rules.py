@@ -71,6 +71,7 @@ class DatasetRules:
             WebPs must be still images). Matters only when ``part_types`` has ``image_url``.
         image_sources: Where image bytes may come from: ``"url"`` (an http(s) URL the service
             fetches) and/or ``"data"`` (an inline ``data:`` URL).
+        image_roles: Roles whose messages may hold images.
         render: How rows become the upload: ``"jsonl"`` (each row as is, OpenAI-style),
             ``"trl"`` (rows for TRL, no file), or ``"module:function"`` taking a ``Dataset``
             and returning the file's bytes (imported on first use).
@@ -100,6 +101,7 @@ class DatasetRules:
     max_image_pixels: int | None = None
     image_formats: frozenset[str] = IMAGE_FORMATS
     image_sources: frozenset[str] = IMAGE_SOURCES
+    image_roles: frozenset[str] = GENERIC_ROLES
     render: str = "jsonl"
     sources: Mapping[str, str] = field(default_factory=dict)
     name: str = ""
@@ -143,6 +145,13 @@ def rules_problems(rules: DatasetRules) -> list[str]:
         problems += [
             f"{name}: {entry!r} is not one of {', '.join(sorted(known))}"
             for entry in sorted(set(value) - known)
+        ]
+    if not _names(rules.image_roles):
+        problems.append("image_roles: expected a set of role names")
+    else:
+        problems += [
+            f"image_roles: {role!r} is not a chat role ({', '.join(sorted(GENERIC_ROLES))})"
+            for role in sorted(set(rules.image_roles) - GENERIC_ROLES)
         ]
     if "image_url" in rules.part_types and _names(rules.image_sources) and not rules.image_sources:
         problems.append('image_sources: empty, yet part_types accepts "image_url"')

@@ -47,6 +47,9 @@ DATASET = DatasetRules(
     max_image_bytes=10 * 1024 * 1024,  # "Max image file size | 10 MB"
     image_formats=frozenset({"png", "jpeg", "webp"}),  # "JPEG, PNG, WEBP"
     image_sources=frozenset({"url", "data"}),
+    # Only user messages take image parts in the chat schema (system/developer/tool: text),
+    # and "You cannot include images as output from messages with the assistant role".
+    image_roles=frozenset({"user"}),
     warn_min_rows=10,  # [AZ-FT-REST] generic fine-tuning file rule (stated for SFT)
     max_rows=50_000,  # [AZ-RFT-2025-05]
     max_validation_rows=1_000,  # [AZ-RFT-2025-05]

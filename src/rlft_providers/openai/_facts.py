@@ -51,6 +51,9 @@ DATASET = DatasetRules(
     max_image_bytes=10 * 1024 * 1024,  # "Each image can be at most 10 MB"
     image_formats=frozenset({"png", "jpeg", "webp"}),  # "JPEG, PNG, or WEBP format"
     image_sources=frozenset({"url", "data"}),
+    # Only user messages take image parts in the chat schema (system/developer/tool: text),
+    # and "You cannot include images as output from messages with the assistant role".
+    image_roles=frozenset({"user"}),
     max_rows=50_000,  # [OAI-RFT-GUIDE]
     max_validation_rows=1_000,  # [OAI-RFT-GUIDE]
     # The schema makes validation_file optional, but the guide says RFT needs both files.
