@@ -321,3 +321,18 @@ def test_openai_takes_images_in_user_messages_only() -> None:
     assert errors(report) == [(0, "image-role", "messages[1].content[0].type")]
     assert '"assistant" message' in report.errors[0].message
     assert data.validate(provider="local").ok  # the local runner has no such rule
+
+
+def test_local_images_must_lie_under_the_dataset_folder(tmp_path: Path) -> None:
+    (tmp_path / "secret.png").write_bytes(picture())
+    (tmp_path / "data").mkdir()
+    file = tmp_path / "data" / "train.jsonl"
+    for path in ("../secret.png", str(tmp_path / "secret.png")):
+        file.write_text(json.dumps(row({"type": "input_image", "path": path})) + "\n")
+        with pytest.raises(DatasetValidationError) as info:
+            Dataset.from_jsonl(file)
+        (problem,) = info.value.report.errors
+        assert problem.code == "image-unreadable" and "is outside" in problem.message
+        # Reading from elsewhere is a choice the caller makes, not the file.
+        ds = Dataset.from_jsonl(file, image_root=tmp_path)
+        assert ds[0].messages[0]["content"][1] == url_part(data_url(picture()))

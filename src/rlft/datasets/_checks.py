@@ -110,6 +110,8 @@ class RowChecker(ImageChecks):
         role: Whether this is the training or the validation set (limits differ).
         references: The grader's ``item.*`` references to find in every row.
         base_dir: Where image parts' relative ``path``s are resolved (the file's directory).
+        image_root: The folder local images must lie in (default: ``base_dir``, else the
+            working directory).
     """
 
     def __init__(
@@ -120,9 +122,11 @@ class RowChecker(ImageChecks):
         role: DatasetRole = "train",
         references: Sequence[ItemReferenceLike] = (),
         base_dir: Path | None = None,
+        image_root: Path | None = None,
     ) -> None:
         self.file = file
         self.base_dir = base_dir
+        self.image_root = image_root or base_dir or Path.cwd()
         self.row: dict[str, Any] | None = None
         self.row_bytes = b""
         self._row_images = 0

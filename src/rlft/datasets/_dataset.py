@@ -108,15 +108,27 @@ class Dataset:
     # --- constructors -------------------------------------------------------------------------
 
     @classmethod
-    def from_jsonl(cls, path: str | os.PathLike[str], *, limit: int | None = None) -> Dataset:
+    def from_jsonl(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        limit: int | None = None,
+        image_root: str | os.PathLike[str] | None = None,
+    ) -> Dataset:
         """Load a JSONL file: one JSON object per line, ``{"messages": [...], **item_fields}``.
 
         The file is streamed. A UTF-8 BOM and CRLF line endings are accepted; blank lines are
         skipped (with a warning in ``check_file``).
 
+        Image parts are rewritten to the one image shape (``rlft.datasets.images``); local
+        image files, ``{"type": "input_image", "path": "images/a.png"}``, are read relative to
+        the file and inlined as data URLs.
+
         Args:
             path: The file.
             limit: Read at most this many rows (from the top).
+            image_root: The folder local images may be read from (default: the file's folder;
+                a path outside it is an error, so a dataset cannot pull in other files).
 
         Raises:
             DatasetValidationError: The file has structural problems (bad JSON or encoding, rows
@@ -125,7 +137,11 @@ class Dataset:
         """
         file_path = Path(path)
         name = str(file_path)
-        checker = RowChecker(file=name, base_dir=file_path.parent)
+        checker = RowChecker(
+            file=name,
+            base_dir=file_path.parent,
+            image_root=Path(image_root) if image_root is not None else None,
+        )
         rows: list[bytes] = []
         lines: list[int | None] = []
         digest = hashlib.sha256()
@@ -161,8 +177,8 @@ class Dataset:
         Args:
             records: The rows, ``{"messages": [...], **item_fields}``.
             source: A name for reports (``"tickets.jsonl"``, ``"my-db-export"``).
-            base_dir: Where image parts' relative paths are resolved (default: the working
-                directory).
+            base_dir: Where image parts' relative paths are resolved, and the folder they
+                must lie in (default: the working directory).
 
         Raises:
             DatasetValidationError: Listing every structural problem by ``records[i]``.

@@ -68,6 +68,7 @@ class ImageChecks:
 
     rules: DatasetRules | None
     base_dir: Path | None
+    image_root: Path | None
     _report: Callable[..., None]
     _row_images: int
     _role: str | None
@@ -110,7 +111,7 @@ class ImageChecks:
         if not is_image_part(part) or _canonical(part):
             return part
         try:
-            return normalize_part(part, base_dir=self.base_dir)
+            return normalize_part(part, base_dir=self.base_dir, root=self.image_root)
         except ImageError as exc:
             self._report(
                 "error",

@@ -235,6 +235,7 @@ def normalize_part(
     part: Mapping[str, Any],
     *,
     base_dir: str | os.PathLike[str] | None = None,
+    root: str | os.PathLike[str] | None = None,
     check_files: bool = True,
 ) -> dict[str, Any]:
     """Rewrite one image part to the canonical ``image_url`` shape.
@@ -245,6 +246,8 @@ def normalize_part(
     Args:
         part: An image part (``is_image_part(part)``).
         base_dir: Where relative paths are resolved (the dataset file's directory).
+        root: When given, local files must lie inside this folder (after resolving ``..`` and
+            symlinks), so a dataset cannot make rlft read images from anywhere else.
         check_files: Read local files (``False`` leaves them for a later pass).
 
     Raises:
@@ -270,5 +273,20 @@ def normalize_part(
         target = url[len("file:") :]
         if target.startswith("//"):  # file:///abs/path
             target = target[2:]
-        url = encode_image(Path(target), base_dir=base_dir)
+        file = Path(target)
+        if not file.is_absolute() and base_dir is not None:
+            file = Path(base_dir) / file
+        if root is not None and not _inside(file, Path(root)):
+            raise ImageError(
+                f"image path {target!r} is outside {str(root)!r}, the folder images are read "
+                "from (keep images under the dataset's folder, or pass image_root=)"
+            )
+        url = encode_image(file)
     return image_part(url, detail=detail if isinstance(detail, str) else None)
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        return path.resolve().is_relative_to(root.resolve())
+    except (OSError, RuntimeError):  # a symlink loop
+        return False
