@@ -12,6 +12,7 @@ import copy
 import json
 import math
 import shutil
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,15 +66,15 @@ class BaseModel:
     def targets(self, lora: Mapping[str, Any]) -> list[str]:
         """The module names LoRA wraps for Tinker's ``train_attn/mlp/unembed`` switches.
 
-        A tied unembedding (the tiny model's) is left out: merging a LoRA into it would also
-        change the input embeddings.
+        A tied unembedding (the tiny model's) gets its own LoRA too: adapters are never
+        merged into the base weights, so the input embeddings stay as they are.
         """
         wanted: list[str] = []
         if lora.get("train_attn", True):
             wanted += ATTN_MODULES
         if lora.get("train_mlp", True):
             wanted += MLP_MODULES
-        if lora.get("train_unembed", True) and not self.tied:
+        if lora.get("train_unembed", True):
             wanted += UNEMBED_MODULES
         found = [name for name in wanted if name in self.module_names]
         if not found:
@@ -97,7 +98,11 @@ class BaseModel:
             target_modules=self.targets(lora),
             bias="none",
         )
-        model = get_peft_model(copy.deepcopy(self.model), config)
+        with warnings.catch_warnings():
+            # Adapters here are never merged, so a LoRA on a tied unembedding is safe.
+            warnings.filterwarnings("ignore", message=".*tie_word_embeddings.*")
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
+            model = get_peft_model(copy.deepcopy(self.model), config)
         model.eval()  # no dropout anywhere: training steps stay deterministic
         return model
 
