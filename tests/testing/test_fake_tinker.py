@@ -186,6 +186,11 @@ async def test_cross_entropy_lowers_the_loss_through_the_async_api(
     scored = await tc.forward([datum], "cross_entropy")
     assert scored.metrics["loss:sum"] < losses[2]
     assert server.optim_steps(tc.model_id) == 3
+    sampler = await tc.save_weights_and_get_sampling_client()
+    result = await sampler.sample(
+        types.ModelInput.from_ints(prompt), 2, types.SamplingParams(max_tokens=3, stop=[])
+    )
+    assert [len(seq.tokens) for seq in result.sequences] == [3, 3]
 
 
 def test_malformed_data_fails_the_request_with_the_fix(server: FakeTinkerServer) -> None:
@@ -278,9 +283,10 @@ def test_a_saved_state_resumes_on_a_new_server_with_its_step_count(
         path = tc.save_state("after-2").result().path
         assert path == f"tinker://{tc.model_id}/weights/after-2"
         expected = tc.forward([datum], "cross_entropy").result().metrics["loss:sum"]
-        # The step both servers would take next, on the first server.
+        # The step both servers take next, on the first server.
         tc.forward_backward([datum], "cross_entropy")
-        next_loss = tc.optim_step(types.AdamParams(learning_rate=0.05)).result()
+        next_step = tc.optim_step(types.AdamParams(learning_rate=0.05)).result()
+        after_next = tc.forward([datum], "cross_entropy").result().metrics["loss:sum"]
         assert first.checkpoint_step(path) == 2
 
     with FakeTinkerServer({"tiny": tiny}, root=tmp_path) as second:
@@ -293,7 +299,10 @@ def test_a_saved_state_resumes_on_a_new_server_with_its_step_count(
         resumed.forward_backward([datum], "cross_entropy")
         step = resumed.optim_step(types.AdamParams(learning_rate=0.05)).result()
         assert step.metrics is not None and step.metrics["step"] == 3
-        assert next_loss.metrics is not None and next_loss.metrics["step"] == 3
+        assert next_step.metrics is not None and next_step.metrics["step"] == 3
+        # Adam's moments came back too: the resumed step lands where the first server's did.
+        resumed_loss = resumed.forward([datum], "cross_entropy").result().metrics["loss:sum"]
+        assert resumed_loss == pytest.approx(after_next, rel=1e-5)
         assert (second.training_step(resumed.model_id), second.optim_steps(resumed.model_id)) == (
             3,
             1,

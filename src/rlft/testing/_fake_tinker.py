@@ -107,6 +107,7 @@ class FakeTinkerServer:
             compress_fwdbwd=True, # client config: the SDK zstd-compresses forward_backward
             seed=0,               # sampling RNG for requests without a seed
             torch_threads=1,      # torch.set_num_threads on start (None leaves it)
+            host="127.0.0.1", port=0,  # 0: a free port, kept across stop()/start()
         )
 
     Use ``with FakeTinkerServer(...) as server:`` (or ``start()``/``stop()``); ``server.url`` is
@@ -161,6 +162,7 @@ class FakeTinkerServer:
         seed: int = 0,
         torch_threads: int | None = 1,
         host: str = "127.0.0.1",
+        port: int = 0,
     ) -> None:
         if isinstance(models, Mapping):
             self._folders = {str(name): Path(folder) for name, folder in models.items()}
@@ -180,7 +182,7 @@ class FakeTinkerServer:
         self._torch_threads = torch_threads
         self._generator = torch.Generator().manual_seed(seed)
         self._host = host
-        self._port = 0
+        self._port = port
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._connections: set[socket.socket] = set()
@@ -193,6 +195,7 @@ class FakeTinkerServer:
         self._samplers: dict[str, _Sampler] = {}
         self._results: dict[str, _Result] = {}
         self._seen: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self._inflight: set[tuple[Any, ...]] = set()
         self._faults: dict[str, list[_Fault]] = {}
         self._requests: Counter[str] = Counter()
         self._ids = itertools.count(1)
@@ -364,6 +367,9 @@ class FakeTinkerServer:
             first = error.errors()[0]
             where = ".".join(str(part) for part in first.get("loc", ()))
             return _Reply.json(400, {"detail": f"invalid request body at {where}: {first['msg']}"})
+        except Exception as error:  # noqa: BLE001 - a 4xx, so the SDK does not retry a bug
+            detail = f"FakeTinkerServer failed on {path}: {type(error).__name__}: {error}"
+            return _Reply.json(422, {"detail": detail})
 
     def _route(
         self, method: str, path: str
@@ -401,21 +407,39 @@ class FakeTinkerServer:
         work: Callable[[], tuple[_Result, dict[str, Any]]],
     ) -> _Reply:
         """Run ``work`` once per idempotency ``key``; a repeat gets the first future back."""
-        with self._lock:
+        with self._changed:
+            self._changed.wait_for(lambda: key not in self._inflight)
             seen = self._seen.get(key)
+            if seen is None:
+                self._inflight.add(key)
         if seen is not None:
             return _Reply.json(200, seen)
-        if fail is not None:
-            future = self._future(_Result("error", {"error": fail, "category": "server"}))
-        else:
-            with self._compute:
-                try:
-                    result, extra = work()
-                except UserError as error:
-                    result, extra = _Result("error", {"error": str(error), "category": "user"}), {}
-            future = self._future(result, **extra)
-        with self._lock:
-            self._seen[key] = future
+        future: dict[str, Any] | None = None
+        try:
+            if fail is not None:
+                future = self._future(_Result("error", {"error": fail, "category": "server"}))
+            else:
+                with self._compute:
+                    try:
+                        result, extra = work()
+                    except UserError as error:
+                        result = _Result("error", {"error": str(error), "category": "user"})
+                        extra = {}
+                    except _HttpError:
+                        raise
+                    except Exception as error:  # noqa: BLE001 - a bug here fails the request
+                        message = f"FakeTinkerServer failed: {type(error).__name__}: {error}"
+                        result, extra = (
+                            _Result("error", {"error": message, "category": "server"}),
+                            {},
+                        )
+                future = self._future(result, **extra)
+        finally:
+            with self._changed:
+                if future is not None:
+                    self._seen[key] = future
+                self._inflight.discard(key)
+                self._changed.notify_all()
         return _Reply.json(200, future)
 
     # --- lookups -------------------------------------------------------------------------
@@ -979,3 +1003,41 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(reply.body)))
         self.end_headers()
         self.wfile.write(reply.body)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m rlft.testing._fake_tinker --model NAME=FOLDER [--root DIR] [--port N]``.
+
+    Serves in its own process (a test can kill it and start another on the same root and port)
+    and prints ``url=<base_url>`` once it listens.
+    """
+    import argparse
+    import signal
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m rlft.testing._fake_tinker")
+    parser.add_argument("--model", action="append", required=True, help="NAME=FOLDER or FOLDER")
+    parser.add_argument("--root", default=None)
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--api-key", default=None)
+    parser.add_argument("--max-lora-rank", type=int, default=128)
+    args = parser.parse_args(argv)
+    models = dict(item.split("=", 1) if "=" in item else (item, item) for item in args.model)
+    server = FakeTinkerServer(
+        models,
+        root=args.root,
+        api_key=args.api_key,
+        max_lora_rank=args.max_lora_rank,
+        port=args.port,
+    )
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    with server:
+        sys.stdout.write(f"url={server.url}\n")
+        sys.stdout.flush()
+        with contextlib.suppress(KeyboardInterrupt):
+            stopped.wait()
+
+
+if __name__ == "__main__":
+    main()

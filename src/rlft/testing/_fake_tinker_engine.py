@@ -88,9 +88,6 @@ class BaseModel:
         """A fresh copy of the base model with a zero-initialised LoRA of ``lora['rank']``."""
         from peft import LoraConfig, get_peft_model
 
-        seed = lora.get("seed")
-        if seed is not None:
-            torch.manual_seed(int(seed))
         config = LoraConfig(
             r=int(lora["rank"]),
             lora_alpha=LORA_ALPHA,
@@ -98,7 +95,10 @@ class BaseModel:
             target_modules=self.targets(lora),
             bias="none",
         )
-        with warnings.catch_warnings():
+        seed = lora.get("seed")
+        with warnings.catch_warnings(), torch.random.fork_rng():  # keep the caller's RNG as is
+            if seed is not None:
+                torch.manual_seed(int(seed))
             # Adapters here are never merged, so a LoRA on a tied unembedding is safe.
             warnings.filterwarnings("ignore", message=".*tie_word_embeddings.*")
             warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
