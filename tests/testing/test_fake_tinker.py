@@ -6,7 +6,10 @@ Each test talks HTTP to a real server thread; training runs a real tiny LoRA mod
 from __future__ import annotations
 
 import math
+import os
 import socket
+import subprocess
+import sys
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -341,6 +344,9 @@ def test_a_dropped_optim_step_answer_is_retried_but_applied_once(trainer: Any) -
     assert result.metrics["step"] == 1
     assert server.requests("optim_step") == 2  # the SDK sent it again
     assert server.optim_steps(tc.model_id) == 1  # the repeat was answered, not applied
+    server.wait_for_requests("optim_step", 2)
+    with pytest.raises(TimeoutError, match="2 of 3 optim_step requests"):
+        server.wait_for_requests("optim_step", 3, timeout=0.01)
 
 
 def test_a_refused_optim_step_is_retried_and_applied_once(trainer: Any) -> None:
@@ -387,3 +393,58 @@ def test_stop_refuses_connections_and_start_serves_the_same_url(trainer: Any) ->
 def test_fail_next_rejects_an_unknown_mode(server: FakeTinkerServer) -> None:
     with pytest.raises(ValueError, match="mode must be one of"):
         server.fail_next("optim_step", mode="explode")  # type: ignore[arg-type]
+
+
+def test_a_client_side_custom_loss_trains_through_cross_entropy(trainer: Any) -> None:
+    server, tc, datum = trainer
+
+    def neg_logprob(data: list[types.Datum], logprobs: list[Any]) -> tuple[Any, dict[str, float]]:
+        weights = [d.loss_fn_inputs["weights"].to_torch() for d in data]
+        loss = sum(-(lp * w).sum() for lp, w in zip(logprobs, weights, strict=True))
+        return loss, {"custom:sum": float(loss.detach())}
+
+    custom = tc.forward_backward_custom([datum], neg_logprob).result()
+    plain = tc.forward([datum], "cross_entropy").result()
+    assert custom.metrics["loss:sum"] == pytest.approx(plain.metrics["loss:sum"], rel=1e-5)
+    tc.optim_step(types.AdamParams(learning_rate=0.003)).result()
+    assert (
+        tc.forward([datum], "cross_entropy").result().metrics["loss:sum"]
+        < plain.metrics["loss:sum"]
+    )
+
+
+def _serve(tiny: Path, root: Path, port: int = 0) -> tuple[subprocess.Popen[str], str]:
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "rlft.testing._fake_tinker",
+            "--model",
+            f"tiny={tiny}",
+            "--root",
+            str(root),
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()  # the server prints its URL once it listens
+    assert line.startswith("url="), line
+    return process, line.strip().removeprefix("url=")
+
+
+def test_the_server_runs_as_its_own_process_and_stops_on_sigterm(
+    tiny: Path, tmp_path: Path
+) -> None:
+    # The kill-and-restart semantics are tested in process (a new server on the same root);
+    # this covers the command line a test uses to run the server as a process it can kill.
+    process, url = _serve(tiny, tmp_path)
+    try:
+        caps = tinker.RestClient(base_url=url, api_key=KEY).get_server_capabilities().result()
+        assert [m.model_name for m in caps.supported_models] == ["tiny"]
+    finally:
+        process.terminate()
+        assert process.wait(timeout=30) == 0

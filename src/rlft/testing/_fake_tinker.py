@@ -89,66 +89,89 @@ class _Result:
 class FakeTinkerServer:
     """A Tinker-protocol training service on 127.0.0.1 backed by a real tiny torch model.
 
-    Speaks the wire protocol of the official ``tinker`` SDK 0.38.0 (Apache-2.0), so
-    ``tinker.ServiceClient(base_url=server.url, api_key="tml-...")`` works unmodified, sync or
-    async. Training is real: each run is a ``peft`` LoRA over a copy of the base model;
-    ``forward_backward`` computes the loss and accumulates gradients; ``optim_step`` applies
-    AdamW with the request's ``AdamParams``; samplers use saved LoRA snapshots.
+    Speaks the wire protocol of the official `tinker` SDK 0.38.0 (Apache-2.0), so the
+    unmodified SDK is the client, sync or async:
+    `tinker.ServiceClient(base_url=server.url, api_key="tml-...")`. Training is real: each run
+    is a `peft` LoRA (alpha 32, on the attention, MLP and unembedding projections Tinker's
+    `train_*` switches name) over a private copy of the base model; `forward_backward`
+    computes the loss and accumulates gradients; `optim_step` applies AdamW with the request's
+    `AdamParams` and answers `metrics={"step": <run's step counter>, "grad_norm": ...}`;
+    samplers serve frozen LoRA snapshots. All torch work runs on CPU, one request at a time.
 
-    Constructor::
+    Example:
+        ```python
+        with FakeTinkerServer({"tiny": folder}) as server:
+            service = tinker.ServiceClient(base_url=server.url, api_key="tml-test")
+            trainer = service.create_lora_training_client("tiny", rank=8).result()
+            server.fail_next("optim_step", mode="drop_response")
+        ```
 
-        FakeTinkerServer(
-            models={"tiny": Path(folder)},  # served name -> HF causal-LM folder (or a list
-                                            # of folders, each served under its own path)
-            root=None,            # checkpoints folder; a temporary one if None. A new server
-                                  # on the same root loads the states an old one saved.
-            api_key=None,         # if set, the only accepted key; else any "tml-..." key
-            max_lora_rank=128,    # LoRA ranks 1..max_lora_rank are accepted
-            compress_fwdbwd=True, # client config: the SDK zstd-compresses forward_backward
-            seed=0,               # sampling RNG for requests without a seed
-            torch_threads=1,      # torch.set_num_threads on start (None leaves it)
-            host="127.0.0.1", port=0,  # 0: a free port, kept across stop()/start()
-        )
+    Args:
+        models: Served base model name -> Hugging Face causal-LM folder (one
+            `rlft.tiny.build_tiny_model` writes), or a list of folders, each served under its
+            own path. A requested name may also be the path of a served folder. Serve under
+            the path if clients call the SDK's `SamplingClient.get_tokenizer()`: it loads the
+            tokenizer by base model name (`TrainingClient.get_tokenizer()` gets the folder
+            from `get_info` and works either way).
+        root: Where checkpoints live (`root/<run>/weights/<name>`, `.../sampler_weights/...`);
+            a temporary folder, deleted on `close()`, if None. A new server on the same root
+            loads the states an earlier one saved.
+        api_key: The one accepted key; if None, any key starting with `tml-` is accepted.
+        max_lora_rank: LoRA ranks from 1 to this are accepted (this fake's choice; Tinker
+            documents no range).
+        compress_fwdbwd: The client config flag that makes the SDK zstd-compress
+            `forward_backward` bodies.
+        seed: Seeds sampling for requests without `SamplingParams.seed`.
+        torch_threads: `torch.set_num_threads` on start (it is process-wide); None leaves it.
+        host: The address to bind.
+        port: The port to bind; 0 picks a free one. Either way it is kept across
+            `stop()`/`start()`.
 
-    Use ``with FakeTinkerServer(...) as server:`` (or ``start()``/``stop()``); ``server.url`` is
-    the SDK's ``base_url`` and stays the same across ``stop()``/``start()``.
+    Routes: under `/api/v1`, `client/config`, `client/dynamic_config`, `create_session`,
+    `session_heartbeat`, `sessions/{id}/finish`, `healthz`, `get_server_capabilities`,
+    `telemetry` (accepted, ignored), `create_model`, `get_info`, `forward_backward` (protobuf,
+    optionally zstd; `cross_entropy` with optional `weights`, `importance_sampling` with
+    `logprobs` and `advantages`, `forward_only`), `optim_step`, `save_weights` (`save_state`),
+    `load_weights` (`load_state[_with_optimizer]`,
+    `create_training_client_from_state[_with_optimizer]`), `save_weights_for_sampler` (named,
+    or unnamed for `save_weights_and_get_sampling_client`), `create_sampling_session`,
+    `samplers/{id}`, `join_sampling_session`, `asample` (tokens and per-token logprobs as
+    protobuf; `max_tokens`, `temperature`, `top_k`, `top_p`, `seed`, `stop` as token ids or
+    strings, the stop included in the tokens; prompt logprobs, so `compute_logprobs`),
+    `retrieve_future`, `cancel_future`. Sampled logprobs are the model's own (before
+    temperature), so on-policy importance ratios are 1.
 
-    Implemented routes (under ``/api/v1``): ``client/config``, ``client/dynamic_config``,
-    ``create_session``, ``session_heartbeat``, ``sessions/{id}/finish``, ``healthz``,
-    ``get_server_capabilities``, ``telemetry`` (accepted, ignored), ``create_model``,
-    ``get_info``, ``forward_backward`` (``cross_entropy`` with optional ``weights``;
-    ``importance_sampling`` with ``logprobs`` and ``advantages``; ``forward_only``),
-    ``optim_step`` (Adam), ``save_weights`` (``save_state``), ``load_weights`` (``load_state``,
-    ``load_state_with_optimizer``, ``create_training_client_from_state[_with_optimizer]``),
-    ``save_weights_for_sampler`` (named, or ephemeral for
-    ``save_weights_and_get_sampling_client``), ``create_sampling_session``,
-    ``samplers/{id}``, ``join_sampling_session``, ``asample`` (tokens, per-token logprobs,
-    ``max_tokens``, ``temperature``, ``top_k``, ``top_p``, ``seed``, ``stop`` as ids or
-    strings; prompt logprobs, hence ``compute_logprobs``), ``retrieve_future``,
-    ``cancel_future``.
+    Not implemented: multi-tenant quotas, rate limits, billing and queueing (a result is ready
+    on the first poll, never `try_again`); `retrieve_futures` session polling; server-side
+    custom losses and losses other than the two above; `DimuonParams`; top-k logprobs,
+    `target_prompt_logprobs`, `prompt_alt_tokens_k`; image and audio chunks; sparse tensors;
+    `save_weights_external`, `copy_weights` and the REST management routes (checkpoint
+    listing, publishing, TTLs; 404); `inflight` samplers (served as snapshots); JWT auth.
 
-    Not implemented: multi-tenant quotas, rate limits and billing; queueing (results are ready
-    on the first poll, never ``try_again``); ``retrieve_futures`` session polling; custom
-    losses and losses other than the two above; top-k logprobs, ``target_prompt_logprobs``,
-    ``prompt_alt_tokens_k``; image and audio chunks; sparse tensors; ``save_weights_external``,
-    checkpoint listing, publishing, TTLs and the rest of the REST management routes (404);
-    ``inflight`` samplers (served as snapshots); JWT auth. A tied unembedding gets no LoRA.
+    Limits, answered as the SDK's exceptions with the fix in the message: an unknown base
+    model (400 `BadRequestError`, lists the served models); a LoRA rank outside
+    1..`max_lora_rank` (400); a missing or wrong API key (401 `AuthenticationError`; no key
+    is ever echoed); an unknown run, sampler or checkpoint (404 `NotFoundError`); malformed
+    data (a failed future: `RequestFailedError`).
 
-    Limits (answered as the SDK's exceptions, with the fix in the message): an unknown base
-    model (400, lists the served models), a LoRA rank outside 1..``max_lora_rank`` (400), a
-    missing or wrong API key (401), unknown run, sampler or checkpoint (404), malformed data
-    (a failed future: ``tinker.RequestFailedError``).
+    Idempotency: a request repeating a `(model, seq_id)` the server has seen gets the first
+    answer back and is not applied again. The SDK repeats requests whose answer it lost, so a
+    dropped answer never applies an `optim_step` twice.
 
-    Requests that carry a ``seq_id`` are idempotent: a repeat of ``(model, seq_id)`` gets the
-    first answer back and is not applied again (the SDK repeats requests whose answer it lost).
+    Fault injection, for testing a client's retries: `fail_next(operation, mode)` with
+    `"refuse"` (drop the connection before applying), `"drop_response"` (apply, then drop the
+    connection unanswered), `"error"` (answer HTTP `status`, default 503, without applying)
+    or `"fail"` (answer a future that fails, without applying). `stop()` closes the port and
+    every open connection (clients see connection refused); `start()` serves the same URL
+    again with the in-memory state kept. A new instance on the same `root` is a restarted
+    service: runs, sessions and futures are gone, saved checkpoints remain. Counters:
+    `requests(op)`, `wait_for_requests(op, n)`, `runs()`, `optim_steps(run)`,
+    `training_step(run)`, `checkpoint_step(path)`. `python -m rlft.testing._fake_tinker
+    --model NAME=FOLDER [--root DIR] [--port N]` serves from its own process.
 
-    Fault injection (``fail_next``): ``"refuse"`` drops the connection before the request is
-    applied; ``"drop_response"`` applies it, then drops the connection unanswered;
-    ``"error"`` answers ``status`` (default 503) without applying; ``"fail"`` answers with a
-    future that fails (``RequestFailedError``) without applying. ``stop()`` closes the port and
-    every open connection (clients see connection refused); ``start()`` serves the same URL
-    again with the in-memory state kept. A new instance on the same ``root`` is a restarted
-    service: runs, sessions and futures are gone, saved checkpoints remain.
+    Attributes:
+        root: The checkpoint folder.
+        max_lora_rank: The largest accepted LoRA rank.
     """
 
     def __init__(
