@@ -196,6 +196,30 @@ async def test_cross_entropy_lowers_the_loss_through_the_async_api(
     assert [len(seq.tokens) for seq in result.sequences] == [3, 3]
 
 
+@pytest.mark.anyio
+@pytest.mark.filterwarnings("ignore::FutureWarning")  # the SDK deprecates the *_async names
+async def test_the_sdk_async_methods_work(server: FakeTinkerServer) -> None:
+    sc = client(server)
+    tc = await sc.create_lora_training_client_async("tiny", rank=2, seed=5)
+    prompt = encode(tc, "say a colour")
+    datum = ce_datum(prompt, encode(tc, "red"))
+    fwdbwd = await tc.forward_backward_async([datum], "cross_entropy")
+    step = await tc.optim_step_async(types.AdamParams(learning_rate=0.003))
+    assert (await fwdbwd).metrics["loss:sum"] > 0
+    assert (await step).metrics["step"] == 1.0
+    saved = await (await tc.save_weights_for_sampler_async("async-1"))
+    sampler = await sc.create_sampling_client_async(model_path=saved.path)
+    result = await sampler.sample_async(
+        types.ModelInput.from_ints(prompt), 1, types.SamplingParams(max_tokens=2, stop=[])
+    )
+    assert len(result.sequences[0].tokens) == 2
+    scored = await sampler.compute_logprobs_async(types.ModelInput.from_ints(prompt))
+    assert scored[0] is None and len(scored) == len(prompt)
+    state = await (await tc.save_state_async("async-state"))
+    again = await sc.create_training_client_from_state_async(state.path)
+    assert server.training_step(again.model_id) == 1
+
+
 def test_malformed_data_fails_the_request_with_the_fix(server: FakeTinkerServer) -> None:
     tc = client(server).create_lora_training_client("tiny", rank=2).result()
     short = types.Datum(
