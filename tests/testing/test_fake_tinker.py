@@ -345,6 +345,10 @@ def test_a_saved_state_resumes_on_a_new_server_with_its_step_count(
         ] == pytest.approx(expected, rel=1e-5)
         assert second.training_step(fresh.model_id) == 2
 
+        listed = tinker.RestClient(base_url=second.url, api_key=KEY).list_checkpoints(tc.model_id)
+        assert [(c.checkpoint_type, c.tinker_path) for c in listed.result().checkpoints] == [
+            ("training", path)
+        ]
         with pytest.raises(tinker.NotFoundError, match="no checkpoint at"):
             sc.create_training_client_from_state(path.replace("after-2", "nope")).result()
 

@@ -18,6 +18,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
@@ -138,15 +139,17 @@ class FakeTinkerServer:
     `samplers/{id}`, `join_sampling_session`, `asample` (tokens and per-token logprobs as
     protobuf; `max_tokens`, `temperature`, `top_k`, `top_p`, `seed`, `stop` as token ids or
     strings, the stop included in the tokens; prompt logprobs, so `compute_logprobs`),
-    `retrieve_future`, `cancel_future`. Sampled logprobs are the model's own (before
-    temperature), so on-policy importance ratios are 1.
+    `retrieve_future`, `cancel_future`, `training_runs/{id}/checkpoints`
+    (`RestClient.list_checkpoints`, read from `root`, so it survives restarts). Sampled
+    logprobs are the model's own (before temperature), so on-policy importance ratios are 1.
 
     Not implemented: multi-tenant quotas, rate limits, billing and queueing (a result is ready
     on the first poll, never `try_again`); `retrieve_futures` session polling; server-side
     custom losses and losses other than the two above; `DimuonParams`; top-k logprobs,
     `target_prompt_logprobs`, `prompt_alt_tokens_k`; image and audio chunks; sparse tensors;
-    `save_weights_external`, `copy_weights` and the REST management routes (checkpoint
-    listing, publishing, TTLs; 404); `inflight` samplers (served as snapshots); JWT auth.
+    `save_weights_external`, `copy_weights` and the REST management routes other than
+    checkpoint listing (publishing, TTLs, training run and session listing; 404);
+    `inflight` samplers (served as snapshots); JWT auth.
 
     Limits, answered as the SDK's exceptions with the fix in the message: an unknown base
     model (400 `BadRequestError`, lists the served models); a LoRA rank outside
@@ -398,7 +401,12 @@ class FakeTinkerServer:
         self, method: str, path: str
     ) -> Callable[[str, Mapping[str, str], bytes, str | None], _Reply]:
         name = _operation(path)
-        if method == "GET" and name in ("get_server_capabilities", "healthz", "get_sampler"):
+        if method == "GET" and name in (
+            "get_server_capabilities",
+            "healthz",
+            "get_sampler",
+            "list_checkpoints",
+        ):
             return getattr(self, f"_do_{name}")  # type: ignore[no-any-return]
         if (
             method == "POST"
@@ -407,6 +415,7 @@ class FakeTinkerServer:
             not in (
                 "get_server_capabilities",
                 "get_sampler",
+                "list_checkpoints",
             )
         ):
             return getattr(self, f"_do_{name}")  # type: ignore[no-any-return]
@@ -597,6 +606,30 @@ class FakeTinkerServer:
                 }
             )
         return _Reply.json(200, {"supported_models": models})
+
+    def _do_list_checkpoints(
+        self, path: str, headers: Mapping[str, str], body: bytes, fail: str | None
+    ) -> _Reply:
+        run_id = urlsplit(path).path.rstrip("/").split("/")[-2]
+        checkpoints = []
+        for kind, label in (("weights", "training"), ("sampler_weights", "sampler")):
+            folder = self.root / run_id / kind
+            if not folder.is_dir():
+                continue
+            for saved in sorted(folder.iterdir()):
+                if not (saved / "meta.json").is_file():
+                    continue  # a save still being written
+                stat = (saved / "meta.json").stat()
+                checkpoints.append(
+                    {
+                        "checkpoint_id": f"{kind}/{saved.name}",
+                        "checkpoint_type": label,
+                        "time": datetime.fromtimestamp(stat.st_mtime, UTC).isoformat(),
+                        "tinker_path": f"tinker://{run_id}/{kind}/{saved.name}",
+                        "size_bytes": sum(f.stat().st_size for f in saved.iterdir()),
+                    }
+                )
+        return _Reply.json(200, {"checkpoints": checkpoints, "cursor": None})
 
     # --- futures -------------------------------------------------------------------------
 
@@ -950,6 +983,8 @@ def _operation(path: str) -> str:
         return "get_sampler"
     if rest[0] == "sessions" and rest[-1] == "finish":
         return "finish"
+    if rest[0] == "training_runs" and len(rest) == 3 and rest[2] == "checkpoints":
+        return "list_checkpoints"
     if rest[0] == "client" and len(rest) == 2:
         return rest[1]
     if len(rest) == 1:
