@@ -342,9 +342,13 @@ def generate(
     ids = torch.tensor([prompt] * num_samples, dtype=torch.long)
     results = [Sampled([], [], "length") for _ in range(num_samples)]
     done = [False] * num_samples
+    cache: Any = None
     with torch.no_grad():
         for _ in range(limit):
-            logits = model(input_ids=ids).logits[:, -1, :].float()
+            # The KV cache feeds one new token per step (no padding: all rows share a length).
+            out = model(input_ids=ids, cache=cache, use_cache=True)
+            cache = out.cache
+            logits = out.logits[:, -1, :].float()
             logp = torch.log_softmax(logits, dim=-1)
             choice = _choose(logits, temperature, top_k, top_p, generator)
             for row in range(num_samples):
@@ -361,7 +365,7 @@ def generate(
                     done[row] = True
             if all(done):
                 break
-            ids = torch.cat([ids, choice[:, None]], dim=1)
+            ids = choice[:, None]
     return results
 
 
