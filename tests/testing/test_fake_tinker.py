@@ -418,6 +418,21 @@ def test_stop_refuses_connections_and_start_serves_the_same_url(trainer: Any) ->
     assert server.runs() == [tc.model_id]
 
 
+def test_an_applied_step_whose_answer_is_lost_in_an_outage_is_answered_after_it(
+    trainer: Any,
+) -> None:
+    server, tc, datum = trainer
+    server.fail_next("optim_step", mode="drop_response", then_stop=True)
+    tc.forward_backward([datum], "cross_entropy")
+    future = tc.optim_step(types.AdamParams(learning_rate=0.05))
+    server.wait_until_stopped()
+    assert not server.running
+    assert server.optim_steps(tc.model_id) == 1  # applied before the outage
+    server.start()
+    assert future.result().metrics["step"] == 1  # the SDK's retry gets the first answer
+    assert server.optim_steps(tc.model_id) == 1
+
+
 def test_fail_next_rejects_an_unknown_mode(server: FakeTinkerServer) -> None:
     with pytest.raises(ValueError, match="mode must be one of"):
         server.fail_next("optim_step", mode="explode")  # type: ignore[arg-type]

@@ -8,6 +8,7 @@ so the SDK's polling, retries and protobuf decoding all run for real.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import json
 import os
@@ -71,6 +72,7 @@ class _Fault:
     times: int
     status: int
     message: str
+    then_stop: bool
 
 
 @dataclass
@@ -164,10 +166,12 @@ class FakeTinkerServer:
     Fault injection, for testing a client's retries: `fail_next(operation, mode)` with
     `"refuse"` (drop the connection before applying), `"drop_response"` (apply, then drop the
     connection unanswered), `"error"` (answer HTTP `status`, default 503, without applying)
-    or `"fail"` (answer a future that fails, without applying). `stop()` closes the port and
-    every open connection (clients see connection refused); `start()` serves the same URL
-    again with the in-memory state kept. A new instance on the same `root` is a restarted
-    service: runs, sessions and futures are gone, saved checkpoints remain. Counters:
+    or `"fail"` (answer a future that fails, without applying); `times=n` fails n in a row,
+    `then_stop=True` stops the server after the fault. `stop()` closes the port and every
+    open connection (clients see connection refused); `start()` serves the same URL again
+    with the in-memory state kept; `running` and `wait_until_stopped()` tell when it is
+    down. A new instance on the same `root` is a restarted service: runs, sessions and
+    futures are gone, saved checkpoints remain. Counters:
     `requests(op)`, `wait_for_requests(op, n)`, `runs()`, `optim_steps(run)`,
     `training_step(run)`, `checkpoint_step(path)`. `python -m rlft.testing._fake_tinker
     --model NAME=FOLDER [--root DIR] [--port N]` serves from its own process.
@@ -212,6 +216,9 @@ class FakeTinkerServer:
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._connections: set[socket.socket] = set()
+        self._life = threading.Lock()  # start/stop
+        self._down = threading.Event()
+        self._down.set()
         self._lock = threading.Lock()  # server state
         self._compute = threading.Lock()  # torch work, one request at a time
         self._changed = threading.Condition(self._lock)
@@ -241,35 +248,49 @@ class FakeTinkerServer:
         self._httpd = httpd
         self._port = int(httpd.server_address[1])
 
+    @property
+    def running(self) -> bool:
+        """Whether the server is serving (started and not stopped)."""
+        return self._thread is not None
+
     def start(self) -> FakeTinkerServer:
         """Serve (again) on the same port; in-memory state is kept across ``stop()``."""
-        if self._thread is not None:
+        with self._life:
+            if self._thread is not None:
+                return self
+            if self._torch_threads is not None:
+                torch.set_num_threads(self._torch_threads)
+            if self._httpd is None:
+                self._bind()
+            assert self._httpd is not None
+            self._thread = threading.Thread(
+                target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+            )
+            self._thread.start()
+            self._down.clear()
             return self
-        if self._torch_threads is not None:
-            torch.set_num_threads(self._torch_threads)
-        if self._httpd is None:
-            self._bind()
-        assert self._httpd is not None
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-        return self
 
     def stop(self) -> None:
         """Close the port and drop every open connection (an outage or a crashed service)."""
-        httpd, thread = self._httpd, self._thread
-        self._httpd, self._thread = None, None
-        if httpd is not None:
-            if thread is not None:
-                httpd.shutdown()
-            httpd.server_close()
-        with self._lock:
-            connections = list(self._connections)
-            self._connections.clear()
-        for conn in connections:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
+        with self._life:
+            httpd, thread = self._httpd, self._thread
+            self._httpd, self._thread = None, None
+            if httpd is not None:
+                if thread is not None:
+                    httpd.shutdown()
+                httpd.server_close()
+            with self._lock:
+                connections = list(self._connections)
+                self._connections.clear()
+            for conn in connections:
+                with contextlib.suppress(OSError):
+                    conn.shutdown(socket.SHUT_RDWR)
+            self._down.set()
+
+    def wait_until_stopped(self, timeout: float = 30.0) -> None:
+        """Block until the server is down (after ``stop()`` or a ``then_stop`` fault)."""
+        if not self._down.wait(timeout):
+            raise TimeoutError(f"the server was still running after {timeout} s")
 
     def close(self) -> None:
         """Stop and delete the temporary root, if the server made one."""
@@ -299,6 +320,7 @@ class FakeTinkerServer:
         times: int = 1,
         status: int = 503,
         message: str = "injected fault",
+        then_stop: bool = False,
     ) -> None:
         """Make the next ``times`` requests of ``operation`` fail in ``mode``.
 
@@ -313,12 +335,15 @@ class FakeTinkerServer:
             times: How many consecutive requests fail.
             status: The HTTP status of ``"error"``.
             message: The error text of ``"error"`` and ``"fail"``.
+            then_stop: After the last of these faults, ``stop()`` the server (it stays down
+                until ``start()``): e.g. an ``optim_step`` applied, its answer lost, and the
+                service gone. ``wait_until_stopped()`` returns once it is down.
         """
         if mode not in _FAULT_MODES:
             raise ValueError(f"mode must be one of {', '.join(_FAULT_MODES)}, not {mode!r}")
         op = _ALIASES.get(operation, operation)
         with self._lock:
-            self._faults.setdefault(op, []).append(_Fault(mode, times, status, message))
+            self._faults.setdefault(op, []).append(_Fault(mode, times, status, message, then_stop))
 
     def requests(self, operation: str) -> int:
         """How many ``operation`` requests arrived (replays and faulted ones included)."""
@@ -365,7 +390,8 @@ class FakeTinkerServer:
             fault.times -= 1
             if fault.times <= 0:
                 queue.pop(0)
-            return fault
+                return fault
+            return dataclasses.replace(fault, then_stop=False)  # only the last one stops
 
     def _authorized(self, key: str | None) -> bool:
         if not key:
@@ -1030,23 +1056,26 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         owner = self.owner
-        op = _operation(self.path)
-        fault = owner._count(op)
-        if fault is not None and fault.mode == "refuse":
-            self._drop()
-            return
-        if fault is not None and fault.mode == "error":
-            self._send(
-                _Reply.json(fault.status, {"detail": fault.message}, {"retry-after-ms": "20"})
-            )
-            return
-        headers = {name.lower(): value for name, value in self.headers.items()}
-        fail = fault.message if fault is not None and fault.mode == "fail" else None
-        reply = owner.handle(self.command, self.path, headers, body, fail)
-        if fault is not None and fault.mode == "drop_response":
-            self._drop()
-            return
-        self._send(reply)
+        fault = owner._count(_operation(self.path))
+        mode = fault.mode if fault is not None else None
+        try:
+            if mode == "refuse":
+                self._drop()
+            elif mode == "error":
+                assert fault is not None
+                detail = {"detail": fault.message}
+                self._send(_Reply.json(fault.status, detail, {"retry-after-ms": "20"}))
+            else:
+                headers = {name.lower(): value for name, value in self.headers.items()}
+                fail = fault.message if fault is not None and mode == "fail" else None
+                reply = owner.handle(self.command, self.path, headers, body, fail)
+                if mode == "drop_response":
+                    self._drop()
+                else:
+                    self._send(reply)
+        finally:
+            if fault is not None and fault.then_stop:
+                owner.stop()
 
     def _drop(self) -> None:
         self.close_connection = True
