@@ -38,6 +38,7 @@ __all__ = ["FakeTinkerServer", "FaultMode"]
 
 FaultMode = Literal["refuse", "drop_response", "error", "fail"]
 _FAULT_MODES = ("refuse", "drop_response", "error", "fail")
+_GET_ROUTES = frozenset({"get_server_capabilities", "healthz", "get_sampler", "list_checkpoints"})
 # Friendly names for the routes whose last path segment differs from the SDK method.
 _ALIASES = {
     "sample": "asample",
@@ -427,30 +428,16 @@ class FakeTinkerServer:
         self, method: str, path: str
     ) -> Callable[[str, Mapping[str, str], bytes, str | None], _Reply]:
         name = _operation(path)
-        if method == "GET" and name in (
-            "get_server_capabilities",
-            "healthz",
-            "get_sampler",
-            "list_checkpoints",
-        ):
-            return getattr(self, f"_do_{name}")  # type: ignore[no-any-return]
-        if (
-            method == "POST"
-            and hasattr(self, f"_do_{name}")
-            and name
-            not in (
-                "get_server_capabilities",
-                "get_sampler",
-                "list_checkpoints",
-            )
-        ):
-            return getattr(self, f"_do_{name}")  # type: ignore[no-any-return]
+        handler = getattr(self, f"_do_{name}", None)
+        if handler is not None and method == ("GET" if name in _GET_ROUTES else "POST"):
+            return handler  # type: ignore[no-any-return]
         raise _HttpError(404, f"FakeTinkerServer does not implement {method} {path}")
 
     def _future(
         self, result: _Result, *, model_id: str | None = None, **extra: Any
     ) -> dict[str, Any]:
-        request_id = f"req-{next(self._ids)}"
+        # Unique across restarts: a future from before one never finds another's result.
+        request_id = f"req-{uuid.uuid4().hex}"
         with self._lock:
             self._results[request_id] = result
         future: dict[str, Any] = {"request_id": request_id, **extra}
