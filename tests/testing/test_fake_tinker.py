@@ -353,6 +353,17 @@ def test_a_saved_state_resumes_on_a_new_server_with_its_step_count(
             sc.create_training_client_from_state(path.replace("after-2", "nope")).result()
 
 
+def test_a_restarted_server_refuses_sessions_it_does_not_know(tiny: Path, tmp_path: Path) -> None:
+    with FakeTinkerServer({"tiny": tiny}, root=tmp_path) as first:
+        sc = client(first)
+        sc.create_lora_training_client("tiny", rank=2).result()
+        port = int(first.url.rsplit(":", 1)[1])
+    with FakeTinkerServer({"tiny": tiny}, root=tmp_path, port=port) as second:
+        with pytest.raises(tinker.NotFoundError, match="create a new tinker.ServiceClient"):
+            sc.create_lora_training_client("tiny", rank=2).result()
+        assert client(second).create_lora_training_client("tiny", rank=2).result().model_id
+
+
 # --- fault injection ---------------------------------------------------------------------------
 
 

@@ -3,6 +3,10 @@
 The official ``tinker`` SDK, unmodified, is the client. Requests are processed when they arrive
 (under one compute lock) and their results parked as futures that ``retrieve_future`` returns,
 so the SDK's polling, retries and protobuf decoding all run for real.
+
+It has its own ``http.server`` handler rather than ``LoopbackServer``'s: fault injection must
+drop a connection with no answer, before or after applying a request, which a handler that
+returns an ``httpx.Response`` cannot do.
 """
 
 from __future__ import annotations
@@ -157,8 +161,9 @@ class FakeTinkerServer:
     Limits, answered as the SDK's exceptions with the fix in the message: an unknown base
     model (400 `BadRequestError`, lists the served models); a LoRA rank outside
     1..`max_lora_rank` (400); a missing or wrong API key (401 `AuthenticationError`; no key
-    is ever echoed); an unknown run, sampler or checkpoint (404 `NotFoundError`); malformed
-    data (a failed future: `RequestFailedError`).
+    is ever echoed); an unknown session (a client of an earlier server process), run, sampler
+    or checkpoint (404 `NotFoundError`); malformed data (a failed future:
+    `RequestFailedError`).
 
     Idempotency: a request repeating a `(model, seq_id)` the server has seen gets the first
     answer back and is not applied again. The SDK repeats requests whose answer it lost, so a
@@ -511,6 +516,16 @@ class FakeTinkerServer:
                 base = self._bases.setdefault(name, base)
         return base
 
+    def _session(self, session_id: str) -> None:
+        with self._lock:
+            known = session_id in self._sessions
+        if not known:
+            raise _HttpError(
+                404,
+                f"session {session_id!r} is not on this server (it was restarted, or the "
+                "session belongs to another one); create a new tinker.ServiceClient",
+            )
+
     def _run(self, run_id: str) -> Run:
         run = self._runs.get(run_id)
         if run is None:
@@ -666,6 +681,7 @@ class FakeTinkerServer:
         self, path: str, headers: Mapping[str, str], body: bytes, fail: str | None
     ) -> _Reply:
         request = types.CreateModelRequest.model_validate(self._json(body))
+        self._session(request.session_id)
         base = self._base(request.base_model)
         if request.lora_config is None:
             raise _HttpError(
@@ -826,6 +842,7 @@ class FakeTinkerServer:
         else:
             if request.session_id is None or request.model_seq_id is None:
                 raise _HttpError(400, "load_weights needs model_id, or session_id and model_seq_id")
+            self._session(request.session_id)
             existing = None
             run_id = f"{request.session_id}:train:{request.model_seq_id}"
             key = ("load_weights", request.session_id, request.model_seq_id)
@@ -877,6 +894,7 @@ class FakeTinkerServer:
         self, path: str, headers: Mapping[str, str], body: bytes, fail: str | None
     ) -> _Reply:
         request = types.CreateSamplingSessionRequest.model_validate(self._json(body))
+        self._session(request.session_id)
         sampler_id = f"{request.session_id}:sample:{request.sampling_session_seq_id}"
         with self._lock:
             known = sampler_id in self._samplers

@@ -156,7 +156,6 @@ class Run:
     optimizer: torch.optim.AdamW | None = None
     step: int = 0
     applied: int = 0
-    pending_datums: int = 0
     user_metadata: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -204,8 +203,6 @@ class Run:
                 )
             if not forward_only and total.requires_grad:
                 total.backward()  # type: ignore[no-untyped-call]
-        if not forward_only:
-            self.pending_datums += len(data)
         return outputs, {"loss:sum": float(total.detach())}
 
     def _target_logprobs(self, index: int, datum: Datum) -> torch.Tensor:
@@ -256,7 +253,6 @@ class Run:
         optimizer.zero_grad(set_to_none=True)
         self.step += 1
         self.applied += 1
-        self.pending_datums = 0
         return {"step": float(self.step), "grad_norm": norm if math.isfinite(norm) else -1.0}
 
 
