@@ -105,6 +105,7 @@ class FakeTinkerServer:
     computes the loss and accumulates gradients; `optim_step` applies AdamW with the request's
     `AdamParams` and answers `metrics={"step": <run's step counter>, "grad_norm": ...}`;
     samplers serve frozen LoRA snapshots. All torch work runs on CPU, one request at a time.
+    Needs `rlft[local,lora]` (torch, transformers, peft) and the `tinker` SDK.
 
     Example:
         ```python
