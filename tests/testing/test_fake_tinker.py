@@ -294,6 +294,20 @@ def test_saved_sampler_weights_sample_the_trained_behaviour(server: FakeTinkerSe
     assert answer_logprob(trained, prompt, blue[0]) == pytest.approx(frozen)
 
 
+def test_an_old_sampler_still_serves_its_snapshot_after_many_newer_ones(trainer: Any) -> None:
+    server, tc, datum = trainer
+    prompt = datum.model_input.to_ints()
+    target = int(datum.loss_fn_inputs["target_tokens"].tolist()[-1])
+    first = tc.save_weights_and_get_sampling_client().result()
+    before = answer_logprob(first, prompt, target)
+    for _ in range(6):  # more samplers than the server keeps built
+        tc.forward_backward([datum], "cross_entropy")
+        tc.optim_step(types.AdamParams(learning_rate=0.003)).result()
+        latest = tc.save_weights_and_get_sampling_client().result()
+    assert answer_logprob(latest, prompt, target) > before
+    assert answer_logprob(first, prompt, target) == pytest.approx(before, abs=1e-5)
+
+
 # --- state across restarts ---------------------------------------------------------------------
 
 

@@ -42,6 +42,7 @@ __all__ = ["FakeTinkerServer", "FaultMode"]
 
 FaultMode = Literal["refuse", "drop_response", "error", "fail"]
 _FAULT_MODES = ("refuse", "drop_response", "error", "fail")
+_BUILT_SAMPLERS = 4
 _GET_ROUTES = frozenset({"get_server_capabilities", "healthz", "get_sampler", "list_checkpoints"})
 # Friendly names for the routes whose last path segment differs from the SDK method.
 _ALIASES = {
@@ -85,7 +86,8 @@ class _Sampler:
     sampler_id: str
     base: BaseModel
     model_path: str | None
-    model: Any
+    lora: Mapping[str, Any]
+    adapter: _engine.Adapter | None  # None: the base model itself
 
 
 @dataclass
@@ -233,6 +235,7 @@ class FakeTinkerServer:
         self._sessions: set[str] = set()
         self._runs: dict[str, Run] = {}
         self._samplers: dict[str, _Sampler] = {}
+        self._built: dict[str, Any] = {}  # sampler id -> built LoRA model, oldest first
         self._results: dict[str, _Result] = {}
         self._seen: dict[tuple[Any, ...], dict[str, Any]] = {}
         self._inflight: set[tuple[Any, ...]] = set()
@@ -882,14 +885,26 @@ class FakeTinkerServer:
         adapter: _engine.Adapter | None,
         model_path: str | None,
     ) -> _Sampler:
-        model = base.model
+        sampler = _Sampler(sampler_id, base, model_path, dict(lora), adapter)
         if adapter is not None:
-            model = base.lora_model(lora)
-            _engine.load_adapter(model, adapter)
-        sampler = _Sampler(sampler_id, base, model_path, model)
+            self._sampler_model(sampler)  # fails now, not at the first sample, if it cannot load
         with self._lock:
             self._samplers[sampler_id] = sampler
         return sampler
+
+    def _sampler_model(self, sampler: _Sampler) -> Any:
+        """The sampler's model; only the few most recent LoRA samplers stay built in memory
+        (a training loop makes a new sampler every step)."""
+        if sampler.adapter is None:
+            return sampler.base.model
+        model = self._built.pop(sampler.sampler_id, None)
+        if model is None:
+            model = sampler.base.lora_model(sampler.lora)
+            _engine.load_adapter(model, sampler.adapter)
+        self._built[sampler.sampler_id] = model
+        while len(self._built) > _BUILT_SAMPLERS:
+            self._built.pop(next(iter(self._built)))
+        return model
 
     def _do_create_sampling_session(
         self, path: str, headers: Mapping[str, str], body: bytes, fail: str | None
@@ -986,14 +1001,20 @@ class FakeTinkerServer:
             generator = self._generator
             if request.sampling_params.seed is not None:
                 generator = torch.Generator().manual_seed(request.sampling_params.seed)
+            model = self._sampler_model(sampler)
             sequences = _engine.generate(
-                sampler.model, sampler.base, prompt, request.num_samples, params, generator
+                model, sampler.base, prompt, request.num_samples, params, generator
             )
             scored = None
             if request.prompt_logprobs:
-                scored = _engine.prompt_logprobs(sampler.model, prompt)
+                scored = _engine.prompt_logprobs(model, prompt)
                 last_n = request.prompt_logprobs_last_n
                 if last_n is not None:
+                    if not 1 <= last_n <= len(prompt) - 1:
+                        raise UserError(
+                            f"prompt_logprobs_last_n must be between 1 and {len(prompt) - 1} "
+                            "(the prompt's length - 1)"
+                        )
                     scored = [float("nan")] * (len(scored) - last_n) + scored[
                         len(scored) - last_n :
                     ]
