@@ -3,7 +3,7 @@
 Everything here runs under the server's one compute lock, on CPU. A training run is a ``peft``
 LoRA model over a private copy of the base model plus an AdamW optimizer (Tinker documents its
 Adam as ``torch.optim.AdamW``); ``forward_backward`` accumulates gradients until ``optim_step``
-applies and clears them, as Tinker's do. Samplers are frozen copies of a run's LoRA weights.
+applies and clears them, as Tinker's do. Samplers serve snapshots of a run's LoRA weights.
 """
 
 from __future__ import annotations
@@ -55,7 +55,6 @@ class BaseModel:
         config = self.model.config
         self.vocab_size = int(config.vocab_size)
         self.max_context = int(getattr(config, "max_position_embeddings", 2048))
-        self.tied = bool(getattr(config, "tie_word_embeddings", False))
         eos = getattr(config, "eos_token_id", None)
         self.eos_ids: set[int] = set(
             eos if isinstance(eos, list) else [eos] if eos is not None else []
