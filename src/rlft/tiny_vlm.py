@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from rlft.datasets.images import IMAGE_PART_TYPES as DATASET_IMAGE_PARTS
 from rlft.tiny import corpus_from_rows, text_config, word_tokenizer
 
 __all__ = [
@@ -32,9 +33,8 @@ IMAGE_TOKEN = "<image>"
 IMAGE_SIZE = 16
 """Every image is resized and cropped to 16 x 16 pixels: four 8 x 8 patches, four tokens."""
 PATCH_SIZE = 8
-# Content parts that hold an image: rlft's chat format (image_url), the Responses API's
-# input_image, and TRL's placeholder (image).
-IMAGE_PART_TYPES = frozenset({"image_url", "input_image", "image"})
+# Content parts that hold an image: rlft's (rlft.datasets.images), and TRL's placeholder.
+IMAGE_PART_TYPES = DATASET_IMAGE_PARTS | {"image"}
 # The tiny chat template, for content that is a string or a list of text and image parts.
 CHAT_TEMPLATE = (
     "{% for m in messages %}{{ m['role'] }} : "

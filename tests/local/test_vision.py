@@ -210,14 +210,14 @@ def test_vision_rows_put_placeholders_where_the_images_were_and_decode_them() ->
 @pytest.mark.parametrize(
     ("url", "reason"),
     [
-        ("data:image/png;base64,%%%notbase64", "not valid base64"),
+        ("data:image/png;base64,%%%notbase64", "the data URL's base64 payload is malformed"),
         ("data:image/png;base64," + base64.b64encode(b"plain text").decode(), "Pillow can"),
         (
             "data:image/svg+xml;base64," + base64.b64encode(b"<svg></svg>").decode(),
             "image/svg+xml data URL is not an image Pillow can read",
         ),
-        ("data:text/plain;base64,aGVsbG8=", "not an image data URL"),
-        ("data:image/png,rawbytes", "not base64"),
+        ("data:text/plain;base64,aGVsbG8=", "the data URL holds text/plain, not an image"),
+        ("data:image/png,rawbytes", "not a base64 data URL"),
         ("file:///tmp/x.png", "neither a data URL nor an https URL"),
     ],
 )

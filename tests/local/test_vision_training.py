@@ -29,7 +29,7 @@ from tests.local.test_vision import EXAMPLE, TEXT, image_part, make_data
 
 import rlft
 from rlft._models import Hyperparameters, JobEvent, JobRecord, JobStatus
-from rlft._spec import JobSpec
+from rlft._spec import CreateJobRequest, JobSpec
 from rlft.datasets import Dataset
 from rlft.workers import JobDir, is_alive
 from rlft_providers.local._provider import LocalProvider
@@ -130,24 +130,35 @@ async def test_a_checkpoint_names_the_colour_of_a_new_image(trained: Trained) ->
 async def test_a_row_with_an_unreadable_image_fails_the_job_with_one_line(
     tmp_path: Path,
 ) -> None:
+    # rlft's dataset loader refuses such an image before any upload, so the worker meets one
+    # only in rows that did not come through it: an uploaded file changed since, or written by
+    # another client. Here the job's training file is written by hand in the uploaded format.
     module = make_data()
     good = module.row("red", random.Random(1))
-    bad = {
-        "messages": [
-            {"role": "user", "content": [image_part("data:image/png;base64,iVBORw0KGgo="), TEXT]}
-        ],
-        "colour": "blue",
-    }
     spec = rlft.load_job_file(EXAMPLE / "job.toml").model_copy(
         update={
-            "train": Dataset.from_records([good, bad, bad, good]),
+            "train": Dataset.from_records([good, good, good, good]),
             "validation": None,
             "hyperparameters": Hyperparameters(max_steps=5, batch_size=2),
         }
     )
+    corrupt = image_part("data:image/png;base64,iVBORw0KGgo=")  # a PNG signature, no image
+    bad = {"prompt": [{"role": "user", "content": [corrupt, TEXT]}], "colour": "blue"}
+    ok = {"prompt": good["messages"], "colour": "red"}
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text("".join(json.dumps(r) + "\n" for r in (ok, bad, bad, ok)), encoding="utf-8")
     provider = make_provider(tmp_path / "home")
-    record = await create(provider, spec)
-    failed, events = await wait_until(provider, record.id, _finished)
+    provider.check_spec(spec)
+    record = await provider.create_job(
+        CreateJobRequest(
+            spec=spec,
+            grader_payload=None,
+            training_file=str(rows),
+            validation_file=None,
+            idempotency_key="bad-image",
+        )
+    )
+    failed, _ = await wait_until(provider, record.id, _finished)
     assert failed.status is JobStatus.FAILED
     assert failed.error is not None and failed.error.code == "bad_image"
     message = failed.error.message

@@ -8,16 +8,15 @@ column, with ``{"type": "image"}`` placeholders where they sit in the messages.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import io
 import json
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from rlft.datasets.images import ImageError as DatasetImageError
+from rlft.datasets.images import decode_data_url
 from rlft.tiny_vlm import IMAGE_PART_TYPES
 
 __all__ = [
@@ -38,9 +37,6 @@ __all__ = [
 
 MAX_IMAGE_BYTES = 20 * 1024 * 1024  # OpenAI's per-image limit; a bigger one is a mistake here
 FETCH_TIMEOUT = 30.0
-_DATA_URL = re.compile(
-    r"data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(;[^,;]*)*),(?P<data>.*)", re.DOTALL
-)
 
 
 class ImageError(Exception):
@@ -120,18 +116,12 @@ def read_image(url: str, *, get: Callable[[str], bytes] | None = None) -> bytes:
 
 def _read(url: str, get: Callable[[str], bytes] | None) -> tuple[bytes, str]:
     if url.startswith("data:"):
-        match = _DATA_URL.fullmatch(url)
-        mime = match.group("mime") if match else None
-        if match is None or not (mime or "").startswith("image/"):
-            raise ImageError(
-                f"{_describe(url)!r} is not an image data URL (write data:image/png;base64,...)"
-            )
-        if ";base64" not in match.group("params"):
-            raise ImageError(f"the {mime} data URL is not base64 (write ...;base64,<data>)")
         try:
-            data = base64.b64decode(match.group("data"), validate=True)
-        except (binascii.Error, ValueError) as exc:
-            raise ImageError(f"the {mime} data URL is not valid base64 ({exc})") from None
+            mime, data = decode_data_url(url)
+        except DatasetImageError as exc:
+            raise ImageError(str(exc)) from None
+        if not mime.startswith("image/"):
+            raise ImageError(f"the data URL holds {mime}, not an image (data:image/png;base64,...)")
         where = f"the {mime} data URL"
     elif url.startswith(("https://", "http://")):
         data = (get or _fetch)(url)
