@@ -240,7 +240,9 @@ class Plan:
     reasons: dict[str, str] = field(default_factory=dict)
     """Why the runner chose a setting the job left unset: ``GRPOConfig`` field -> reason."""
     kind: ModelKind = "tiny"
-    """The model the worker trains (``model_kind``): ``tiny-vlm``/``vlm`` when rows have images."""
+    """The model the worker trains (``model_kind``): ``tiny-vlm``/``vlm`` when ``images`` was
+    passed. The worker decides again from the rows it reads, so a plan made without
+    ``images`` still trains image rows as a vision-language model."""
 
     def summary(self) -> str:
         """One line: each setting the runner chose, its value and why."""
