@@ -14,6 +14,8 @@ from rlft.provider import (
     Lifecycle,
     Rates,
 )
+from rlft_providers.openai._lifecycle import NEW_JOBS_STOP, O4_MINI_SHUTDOWN
+from rlft_providers.openai._lifecycle import SOURCE as LIFECYCLE_SOURCE
 
 __all__ = [
     "DATASET",
@@ -101,7 +103,7 @@ HYPERPARAMETERS = HyperparameterFacts(
 )
 
 LIFECYCLE = Lifecycle(
-    note="New self-serve fine-tuning jobs stop on 2027-01-06; o4-mini, the RFT base model, "
-    "shut down on 2026-10-23.",
-    source="https://developers.openai.com/api/docs/deprecations",
+    note=f"New self-serve fine-tuning jobs stop on {NEW_JOBS_STOP.isoformat()}; o4-mini, the RFT "
+    f"base model, shut down on {O4_MINI_SHUTDOWN.isoformat()}.",
+    source=LIFECYCLE_SOURCE,
 )
