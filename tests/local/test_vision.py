@@ -123,6 +123,9 @@ def test_the_example_job_loads_validates_and_plans_the_tiny_vlm(tmp_path: Path) 
     assert plan.kind == "tiny-vlm"
     assert plan.grpo["max_completion_length"] == 1 and plan.grpo["max_steps"] == 200
     make_provider(tmp_path).check_spec(spec)  # what `rlft run` checks before uploading
+    from rlft_providers.local._provider import _plan
+
+    assert _plan(spec).kind == "tiny-vlm"  # the job's plan, made at create time, knows it too
     assert json.loads((EXAMPLE / "grader.json").read_text())["reference"] == "{{ item.colour }}"
 
 

@@ -25,6 +25,7 @@ from rlft_providers.local._plan import (
     data_shape,
     default_python,
     grader_item_fields,
+    image_shape,
     is_tiny,
     plan_training,
     worker_command,
@@ -192,4 +193,5 @@ def _plan(spec: JobSpec) -> Plan:
         train_rows=len(spec.train),
         has_validation=spec.validation is not None,
         data=data,
+        images=image_shape(e.messages for e in spec.train),
     )
