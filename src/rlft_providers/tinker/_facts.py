@@ -45,9 +45,9 @@ GRADERS = GraderFacts(
 
 RATES = Rates(
     training_per_hour={},
-    source="Tinker bills per million tokens (prefill, sample, train; by model), not per hour: "
-    "https://thinkingmachines.ai/tinker/ (pricing). rlft has no per-hour rate to estimate "
-    "from; pass rates= to BudgetGuard or watch the service's billing page.",
+    source="Tinker bills per million tokens (prefill, sample and train, by model), not per "
+    "hour: https://tinker-docs.thinkingmachines.ai/tinker/models/ . rlft has no per-hour rate "
+    "to estimate from: pass rates= to BudgetGuard, or watch the service's billing page.",
 )
 
 LIFECYCLE = Lifecycle(

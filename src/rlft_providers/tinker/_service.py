@@ -89,13 +89,21 @@ def retrying(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def check_model(service: Any, model: str) -> None:
+def check_model(model: str, *, base_url: str | None, api_key: str | None = None) -> None:
     """Refuse a model the service does not list as trainable (``get_server_capabilities``).
+
+    Args:
+        model: The base model name (or a path, on a self-hosted server).
+        base_url: The service; ``None`` is the SDK's default.
+        api_key: The key; ``None`` reads ``TINKER_API_KEY``.
 
     Raises:
         ModelNotOffered: Naming the models the service does offer.
     """
-    capabilities = service.get_server_capabilities()
+    import tinker
+
+    rest = tinker.RestClient(base_url=base_url, api_key=api_key)
+    capabilities = rest.get_server_capabilities().result()
     offered = [m for m in capabilities.supported_models if m.model_name]
     for entry in offered:
         if entry.model_name == model:

@@ -7,11 +7,12 @@ group-relative advantages into importance-sampling datums, then ``forward_backwa
 ``optim_step``. It writes the neutral events, obeys pause/cancel between steps, and records how
 it ended in ``state.json``, like the local runner's worker.
 
-An update is never applied twice: before ``optim_step`` the step is recorded as in flight in
-``progress.json``; an update whose answer is lost is settled by asking the service how many
-optimizer steps it applied when it can say, and otherwise by reloading the last saved state
-(which holds the optimizer too) and training again from there. A resumed worker always starts
-from saved state, so an update that was in flight when a worker died is discarded with it.
+An update is never applied twice. The SDK repeats a request whose answer it lost with the same
+sequence id, and the service answers a repeat without applying it again. When even the SDK's
+retries fail, the step is on record as in flight in ``progress.json`` and the job stops
+(``connection_lost``); a resumed worker always starts from saved state (weights and optimizer),
+so an update that was in flight is discarded with the session that held it. Sampling and
+evaluation change nothing on the service, so they are retried here with backoff.
 """
 
 from __future__ import annotations
@@ -63,24 +64,6 @@ class WorkerFailure(Exception):
 def _read_rows(path: str) -> list[dict[str, Any]]:
     with open(path, encoding="utf-8") as fh:
         return [json.loads(line) for line in fh if line.strip()]
-
-
-def optimizer_steps(training: Any) -> int | None:
-    """How many optimizer steps the service applied to this model, when it says.
-
-    Tinker's API has no such counter in 0.38; a server that keeps one reports it in the
-    model's ``get_info`` metadata as ``optimizer_step`` (rlft's ``FakeTinkerServer`` does).
-    """
-    try:
-        info = training.get_info()
-    except Exception:
-        return None
-    for source in (getattr(info, "model_data", None), info):
-        extra = getattr(source, "model_extra", None) or {}
-        value = extra.get("optimizer_step")
-        if isinstance(value, int):
-            return value
-    return None
 
 
 class Trainer:
@@ -138,7 +121,7 @@ class Trainer:
             self.health = GraderHealth(threshold=guard["threshold"], steps=int(guard["steps"]))
         self.service = service_client(self.job.base_url)
         try:
-            self._retry(lambda: check_model(self.service, self.job.model), "the model check")
+            self._retry(lambda: check_model(self.job.model, base_url=self.job.base_url), "the model check")
         except ModelNotOffered as exc:
             raise WorkerFailure(str(exc), code="model_not_offered") from exc
         saved = self.progress.saved if self.attempt > 1 else None
@@ -361,35 +344,20 @@ class Trainer:
         return kl
 
     def _reconcile(self, step: int, before: int, exc: BaseException) -> None:
-        """The update's answer was lost: find out whether the service applied it.
+        """The update's answer stayed lost through the SDK's retries (which repeat a request
+        with its sequence id, so the service applies it once).
+
+        Whether the service applied it can't be known from here: the job stops, and a resume
+        reloads the last saved state (weights and optimizer), where this update never happened.
 
         Raises:
-            ConnectionLost: It can't be settled here; a resume reloads the saved state.
+            ConnectionLost: Always, naming the step and the way on.
         """
-        self.event(
-            f"connection lost during step {step}'s update ({type(exc).__name__}); asking the "
-            "service whether it was applied",
-            level="warning",
-        )
-        applied: int | None = None
-        try:
-            applied = self._retry(lambda: optimizer_steps(self.training), "the update check")
-        except ConnectionLost:
-            applied = None
-        if applied == before + 1:
-            self.event(f"step {step}'s update was applied once: continuing")
-            return
-        reason = (
-            f"the service reports {applied} optimizer steps where {before} or {before + 1} "
-            "were expected"
-            if applied is not None and applied != before
-            else "the update may be half-applied (gradients accumulated, no optimizer step)"
-            if applied == before
-            else "the service cannot say whether it was applied"
-        )
         raise ConnectionLost(
-            f"lost the connection during step {step}'s update and {reason}; nothing is applied "
-            "twice: `rlft jobs resume` reloads the last saved state and trains on from there"
+            f"lost the connection to the Tinker service during step {step}'s update "
+            f"({type(exc).__name__}: {exc}); whether it was applied is unknown, so nothing is "
+            "retried: check the service (base_url, network), then `rlft jobs resume` reloads "
+            "the last saved state and trains on from there, never applying an update twice"
         ) from exc
 
     # --- evaluation and checkpoints ------------------------------------------------------
