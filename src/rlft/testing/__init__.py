@@ -20,12 +20,14 @@ from rlft.testing._fake import FakeProvider, FakeSettings, FakeStep
 if TYPE_CHECKING:
     from rlft.testing._conformance import ProviderConformance, default_conformance_spec
     from rlft.testing._fake_openai_api import FakeFineTuningServer, Flavour
+    from rlft.testing._fake_tinker import FakeTinkerServer
     from rlft.testing._loopback import LoopbackServer
 
 __all__ = [
     "FakeFineTuningServer",
     "FakeProvider",
     "FakeSettings",
+    "FakeTinkerServer",
     "FakeStep",
     "Flavour",
     "LoopbackServer",
@@ -48,4 +50,8 @@ def __getattr__(name: str) -> Any:
         from rlft.testing._loopback import LoopbackServer
 
         return LoopbackServer
+    if name == "FakeTinkerServer":  # torch, peft and the tinker SDK load on first access
+        from rlft.testing._fake_tinker import FakeTinkerServer
+
+        return FakeTinkerServer
     raise AttributeError(f"module 'rlft.testing' has no attribute {name!r}")
