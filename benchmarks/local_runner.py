@@ -126,7 +126,7 @@ def through_rlft(steps: int, home: Path) -> dict[str, float]:
     from rlft._spec import CreateJobRequest, JobSpec
     from rlft.datasets import Dataset
     from rlft.graders import from_openai
-    from rlft_providers.local._jobdir import JobDir
+    from rlft.workers.jobdir import JobDir
     from rlft_providers.local._provider import LocalProvider
     from rlft_providers.local._settings import LocalSettings
 

@@ -121,8 +121,8 @@ async def test_rlft_run_prints_the_settings_it_chose_and_why(tmp_path: Path) -> 
     import os
     import sys
 
-    from rlft_providers.local._errors import is_alive
-    from rlft_providers.local._jobdir import JobDir
+    from rlft.workers.jobdir import JobDir
+    from rlft.workers.lock import is_alive
 
     rows = _rows(_parity)
     (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from rlft._models import StepMetrics
-from rlft_providers.local._jobdir import JobDir, JobState
+from rlft.workers.jobdir import JobDir, JobState
 from rlft_providers.local._metrics import merge_validation, step_metrics
 
 # One log as TRL 1.16 hands it to on_log (keys from a real run), with a multi grader's extras.

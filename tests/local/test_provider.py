@@ -20,9 +20,9 @@ from rlft.datasets import to_trl_rows
 from rlft.exceptions import HyperparameterError, NotFoundError, UsageError
 from rlft.provider import ProviderRegistry
 from rlft.testing import ProviderConformance, default_conformance_spec
+from rlft.workers.jobdir import JobDir
+from rlft.workers.lock import is_alive
 from rlft_providers.local import _plugin
-from rlft_providers.local._errors import is_alive
-from rlft_providers.local._jobdir import JobDir
 from rlft_providers.local._provider import LocalProvider
 from rlft_providers.local._settings import LocalSettings
 

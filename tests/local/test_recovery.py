@@ -22,23 +22,23 @@ from tests.local.conftest import make_provider
 
 from rlft._models import JobStatus, StepMetrics
 from rlft.exceptions import ProviderError, UsageError
-from rlft_providers.local._death import (
+from rlft.workers.death import (
     OomCounters,
     booted_at,
     explain_exit,
     explain_lost,
     read_counters,
 )
-from rlft_providers.local._jobdir import (
+from rlft.workers.jobdir import (
     CHECKPOINT_MANIFEST,
     ErrorRecord,
     JobDir,
-    JobFile,
     JobState,
     checkpoint_problem,
     seal_checkpoint,
     utcnow,
 )
+from rlft_providers.local._jobfile import LocalJobFile
 from rlft_providers.local._provider import LocalProvider
 
 pytestmark = pytest.mark.anyio
@@ -134,7 +134,7 @@ def _job(provider: LocalProvider, status: str = "succeeded") -> JobDir:
     folder = JobDir(provider.home / "jobs" / job_id)
     folder.root.mkdir(parents=True)
     folder.write_job(
-        JobFile(
+        LocalJobFile(
             id=job_id,
             created_at=utcnow(),
             idempotency_key="k",
@@ -180,7 +180,7 @@ async def test_a_damaged_event_line_names_the_file_the_line_and_the_repair(
         await provider.list_events(folder.job_id)
     message = str(caught.value)
     assert str(folder.events_file) in message and problem in message
-    assert f"python -m rlft_providers.local._repair {folder.root}" in message
+    assert f"python -m rlft.workers.repair {folder.root}" in message
     assert caught.value.code == "corrupt_job_file"  # type: ignore[attr-defined]
 
     done, left = await provider.repair_job(folder.job_id)
@@ -241,7 +241,7 @@ async def test_a_damaged_state_file_is_named_and_rebuilt_from_the_events(
         await provider.get_job(folder.job_id)
     message = str(caught.value)
     assert f"local job file {folder.state_file} {problem}" in message
-    assert "rebuild it from the event log" in message and "_repair" in message
+    assert "rebuild it from the event log" in message and "rlft.workers.repair" in message
     with caplog.at_level(logging.WARNING, logger="rlft.local"):
         assert await provider.list_jobs() == []  # the damaged job is skipped, loudly
     assert str(folder.state_file) in caplog.text
@@ -271,7 +271,7 @@ def test_the_repair_command_line(tmp_path: Path) -> None:
     provider = make_provider(tmp_path)
     folder = _job(provider)
     folder.events_file.write_bytes(folder.events_file.read_bytes() + b"garbage\n")
-    run = [sys.executable, "-m", "rlft_providers.local._repair", str(folder.root)]
+    run = [sys.executable, "-m", "rlft.workers.repair", str(folder.root)]
     done = subprocess.run(run, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert "replaced unreadable line(s) 5" in done.stdout and "Traceback" not in done.stderr
@@ -345,7 +345,7 @@ def _damage(rng: random.Random, data: bytes) -> bytes:
 
 
 def test_random_damage_gives_one_clear_error_and_repair_always_reads_back(tmp_path: Path) -> None:
-    from rlft_providers.local._repair import repair
+    from rlft.workers.repair import repair
 
     rng = random.Random(20261203)
     provider = make_provider(tmp_path)

@@ -30,8 +30,8 @@ from tests.local.conftest import (
 
 from rlft._models import JobEvent, JobStatus
 from rlft.graders import from_openai
-from rlft_providers.local._errors import is_alive
-from rlft_providers.local._jobdir import JobDir
+from rlft.workers.jobdir import JobDir
+from rlft.workers.lock import is_alive
 from rlft_providers.local._provider import LocalProvider
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]

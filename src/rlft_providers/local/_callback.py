@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from rlft.provider import StepMetrics
-from rlft_providers.local._jobdir import Action, JobDir, seal_checkpoint, utcnow
+from rlft.workers.jobdir import Action, JobDir, seal_checkpoint, utcnow
 from rlft_providers.local._metrics import SUMMARY_KEYS, merge_validation, step_metrics
 
 if TYPE_CHECKING:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rlft_providers.local._jobdir import JobDir
+from rlft.workers.jobdir import JobDir
 
 __all__ = ["reward_curve", "write_reward_curve"]
 

@@ -7,14 +7,14 @@ from typing import Literal
 
 from pydantic import Field
 
-from rlft.provider import ProviderSettings
+from rlft.workers import WorkerSettings
 
 __all__ = ["LocalSettings"]
 
 Device = Literal["auto", "cpu", "cuda", "mps"]
 
 
-class LocalSettings(ProviderSettings):
+class LocalSettings(WorkerSettings):
     """Settings of the local TRL runner.
 
     Example ``rlft.toml``::
@@ -25,11 +25,7 @@ class LocalSettings(ProviderSettings):
         stop_timeout = 60
     """
 
-    home: Path | None = None
-    """Where jobs and datasets live; ``None`` means ``rlft_home() / "local"`` (``$RLFT_HOME``)."""
-    python: str | None = None
-    """The Python that runs workers; ``None`` is the caller's own interpreter. It needs
-    ``rlft[local]`` installed."""
+    # home, python (it needs rlft[local] installed) and stop_timeout: see WorkerSettings.
     device: Device = "auto"
     """``auto`` picks CUDA, then MPS, then the CPU. On the CPU the runner turns bf16 and gradient
     checkpointing off (both make small models slower there)."""
@@ -40,9 +36,6 @@ class LocalSettings(ProviderSettings):
     offline: bool = True
     """Set ``HF_HUB_OFFLINE=1`` in workers: models load from local folders or the Hugging Face
     cache only, never the network. Set ``false`` to let a worker download a named model."""
-    stop_timeout: float = Field(default=30.0, gt=0)
-    """Seconds ``cancel`` waits for the worker to stop at a step boundary before killing it, and
-    ``pause`` waits for the checkpoint before returning ``pausing``."""
 
     def resolved_home(self) -> Path:
         """The home folder, resolved now (reads ``RLFT_HOME``)."""

@@ -15,7 +15,8 @@ import traceback
 from pathlib import Path
 from typing import Any, cast
 
-from rlft_providers.local._jobdir import JobDir, JobFile, checkpoint_problem, utcnow
+from rlft.workers import JobDir, checkpoint_problem, utcnow
+from rlft_providers.local._jobfile import LocalJobFile
 
 __all__ = ["main", "run"]
 
@@ -50,7 +51,7 @@ def _device(requested: str) -> str:
     return "cpu"
 
 
-def _grpo_kwargs(job: JobFile, folder: JobDir, device: str) -> dict[str, Any]:
+def _grpo_kwargs(job: LocalJobFile, folder: JobDir, device: str) -> dict[str, Any]:
     kwargs = dict(job.grpo)
     kwargs["output_dir"] = str(folder.output_dir)
     if device == "cpu":
@@ -63,7 +64,7 @@ def _grpo_kwargs(job: JobFile, folder: JobDir, device: str) -> dict[str, Any]:
 
 
 def _model_and_tokenizer(
-    job: JobFile, folder: JobDir, rows: list[dict[str, Any]], seed: int, device: str
+    job: LocalJobFile, folder: JobDir, rows: list[dict[str, Any]], seed: int, device: str
 ) -> Any:
     """Return ``(model, tokenizer)``: the tiny demonstration model, or the named one."""
     if job.tiny and int(os.environ.get("WORLD_SIZE", "1")) > 1:
@@ -76,7 +77,7 @@ def _model_and_tokenizer(
 
 
 def _load_model(
-    job: JobFile, folder: JobDir, rows: list[dict[str, Any]], seed: int, device: str
+    job: LocalJobFile, folder: JobDir, rows: list[dict[str, Any]], seed: int, device: str
 ) -> Any:
     if job.tiny:
         from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
@@ -117,7 +118,7 @@ def _load_model(
     return model, tokenizer
 
 
-def _grader_health(job: JobFile) -> Any:
+def _grader_health(job: LocalJobFile) -> Any:
     if job.grader_guard is None:
         return None
     from rlft.guards import GraderHealth
@@ -161,7 +162,7 @@ def _event(folder: JobDir, message: str, *, level: str = "info", kind: str = "me
 def run(folder: JobDir) -> tuple[str, int | None]:
     """Train the job in ``folder``; return how it ended (succeeded, paused or cancelled) and
     the last step."""
-    job = folder.read_job()
+    job = folder.read_job(LocalJobFile)
     state = folder.read_state()
     early = folder.requested()
     if early is not None:  # asked to stop before a single step ran
@@ -262,7 +263,7 @@ def _finish(
         return
     if folder.read_state().status in ("succeeded", "failed", "cancelled"):
         return  # the provider already recorded an end (a cancel that could not wait for us)
-    job = folder.read_job()
+    job = folder.read_job(LocalJobFile)
     if outcome != "cancelled":
         try:
             from rlft_providers.local._plot import write_reward_curve

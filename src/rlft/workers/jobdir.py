@@ -1,17 +1,17 @@
-"""A local job's folder: its spec, state, control requests and the append-only event log.
+"""A worker job's folder: its spec, state, control requests and the append-only event log.
 
 Shared by the provider (in the caller), the launcher and the worker, so it imports only the
 standard library and pydantic. Layout under ``<home>/jobs/<job id>/``::
 
-    job.json        what to run (written once by create_job)
+    job.json        what to run (written once by create_job; a backend's ``JobFile`` subclass)
     state.json      the recorded status, replaced atomically by whoever changes it
     control.json    a pending request from the caller: {"action": "pause" | "cancel"}
     events.jsonl    append-only; an event's id is its line number
     lock            flock-held by the launcher and the worker while either is alive
     worker.log      the worker's stdout and stderr
-    base_model/     the tiny demonstration model, when the job uses it
-    output/         TRL's output_dir: checkpoint-N/ folders, each sealed by rlft_checkpoint.json
-    final/          the trained model, once the job succeeded
+    base_model/     a model the worker built (the local runner's tiny model)
+    output/         checkpoint-N/ folders, each sealed by rlft_checkpoint.json (local weights)
+    final/          the trained model, once the job succeeded (local weights)
     reward_curve.png
 """
 
@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, NoReturn
+from typing import Any, Literal, NoReturn, TypeVar, overload
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 
@@ -36,14 +36,20 @@ from rlft.provider import JobEvent, StepMetrics
 __all__ = [
     "CHECKPOINT_MANIFEST",
     "EVENT_ID_WIDTH",
+    "GUARD_DEFAULT",
     "Action",
-    "corrupt_file",
+    "ErrorRecord",
     "JobDir",
     "JobFile",
     "JobState",
     "LogCursor",
     "atomic_write",
+    "checkpoint_problem",
+    "corrupt_file",
+    "event_record",
+    "line_problem",
     "new_job_id",
+    "seal_checkpoint",
     "utcnow",
 ]
 
@@ -53,16 +59,16 @@ EVENT_ID_WIDTH = 8
 CHECKPOINT_MANIFEST = "rlft_checkpoint.json"
 """Written into ``checkpoint-N/`` once every file of it is on disk: its files and their sizes."""
 GUARD_DEFAULT: dict[str, JsonValue] = {"threshold": 0.5, "steps": 3}
-REPAIR = "python -m rlft_providers.local._repair {folder}"
+REPAIR = "python -m rlft.workers.repair {folder}"
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def new_job_id() -> str:
+def new_job_id(prefix: str) -> str:
     """``local-20260101-120000-3fa2c1``: sortable by creation time, unique by its random tail."""
-    return f"local-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{secrets.token_hex(3)}"
+    return f"{prefix}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{secrets.token_hex(3)}"
 
 
 def atomic_write(path: Path, text: str) -> None:
@@ -72,11 +78,11 @@ def atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def corrupt_file(path: Path, problem: str, fix: str) -> ProviderError:
+def corrupt_file(path: Path, problem: str, fix: str, *, provider: str) -> ProviderError:
     """The one error for a damaged job file: which file, what is wrong, how to recover."""
     return ProviderError(
-        f"local job file {path} {problem}; {fix}",
-        provider="local",
+        f"{provider} job file {path} {problem}; {fix}",
+        provider=provider,
         code="corrupt_job_file",
         path=str(path),
     )
@@ -93,15 +99,20 @@ def _problem(exc: Exception) -> str:
 
 
 class JobFile(BaseModel):
-    """``job.json``: everything the worker needs, resolved by the provider before launch."""
+    """``job.json``: what every worker job records; each backend subclasses it with its plan.
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    Generic readers (the launcher, the provider's status reads, repairs) read it as this class,
+    which keeps a subclass's fields as extras; the backend's worker reads its own subclass
+    (``JobDir.read_job(MyJobFile)``), which should set ``extra="forbid"``.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="allow")
 
     id: str
     created_at: datetime
     idempotency_key: str
     model: str | None
-    """The model as the user named it (``None``: the tiny demonstration model)."""
+    """The model as the user named it (``None``: the backend's default)."""
     name: str | None = None
     labels: dict[str, str] = Field(default_factory=dict)
     train_file: str
@@ -110,22 +121,16 @@ class JobFile(BaseModel):
     """The neutral grader, ``grader.model_dump(mode="json")``; rebuilt in the worker."""
     hyperparameters: dict[str, JsonValue]
     """The neutral hyperparameters as given, for the record."""
-    grpo: dict[str, JsonValue]
-    """``GRPOConfig`` keyword arguments, minus what only the worker can decide (the device)."""
-    tiny: bool
-    """Build the tiny demonstration model from the dataset instead of loading ``model``."""
-    lora: dict[str, JsonValue] | None = None
-    """``peft.LoraConfig`` keyword arguments, or ``None`` for full fine-tuning."""
     command: list[str]
-    """The worker command the launcher runs (plain Python, or ``accelerate launch``)."""
-    device: str = "auto"
-    torch_threads: int | None = None
-    offline: bool = True
+    """The worker command the launcher runs."""
     response_format: dict[str, JsonValue] | None = None
     grader_guard: dict[str, JsonValue] | None = Field(default_factory=lambda: dict(GUARD_DEFAULT))
-    settings_chosen: str = ""
-    """The settings the runner chose from the data, and why (``Plan.summary``)."""
     """When the worker stops a job whose grader keeps failing (``None``: never)."""
+    settings_chosen: str = ""
+    """The settings the backend chose from the data, and why (shown by ``rlft run``)."""
+
+
+J = TypeVar("J", bound=JobFile)
 
 
 class ErrorRecord(BaseModel):
@@ -175,10 +180,16 @@ class LogCursor:
 
 
 class JobDir:
-    """Paths and file operations for one job folder."""
+    """Paths and file operations for one job folder.
 
-    def __init__(self, root: Path) -> None:
+    Args:
+        root: The folder, ``<home>/jobs/<job id>``.
+        provider: The provider id that errors about the folder's files name.
+    """
+
+    def __init__(self, root: Path, *, provider: str = "local") -> None:
         self.root = root
+        self.provider = provider
 
     @property
     def job_id(self) -> str:
@@ -231,15 +242,21 @@ class JobDir:
 
     # --- job.json and state.json -----------------------------------------------------------
 
-    def read_job(self) -> JobFile:
+    @overload
+    def read_job(self) -> JobFile: ...
+    @overload
+    def read_job(self, cls: type[J]) -> J: ...
+    def read_job(self, cls: type[JobFile] = JobFile) -> JobFile:
+        """``job.json`` as ``cls`` (a backend's subclass), or as the generic ``JobFile``."""
         try:
-            return JobFile.model_validate_json(self.job_file.read_bytes())
+            return cls.model_validate_json(self.job_file.read_bytes())
         except (ValueError, ValidationError) as exc:
             raise corrupt_file(
                 self.job_file,
                 _problem(exc),
                 "it holds the job's grader and settings and cannot be rebuilt: restore it from a "
                 "backup, or start the job again",
+                provider=self.provider,
             ) from None
 
     def write_job(self, job: JobFile) -> None:
@@ -254,6 +271,7 @@ class JobDir:
                 _problem(exc),
                 f"rebuild it from the event log with `{REPAIR.format(folder=self.root)}` (the "
                 "damaged file is kept beside it)",
+                provider=self.provider,
             ) from None
 
     def write_state(self, state: JobState) -> None:
@@ -360,6 +378,7 @@ class JobDir:
             f"line {number} {problem}",
             f"repair it with `{REPAIR.format(folder=self.root)}` (each bad line becomes a "
             "warning event, so event ids stay the same; the damaged file is kept beside it)",
+            provider=self.provider,
         )
 
     def iter_events(self) -> Iterator[tuple[int, dict[str, Any]]]:

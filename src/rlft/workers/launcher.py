@@ -1,4 +1,4 @@
-"""The launcher: ``python -m rlft_providers.local._launcher <job folder> <lock fd>``.
+"""The launcher: ``python -m rlft.workers.launcher <job folder> <lock fd>``.
 
 A small process that starts the worker command from ``job.json``, waits for it, and records its
 exit code. When the worker died without recording how it ended (killed, out of memory, a
@@ -19,19 +19,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from rlft_providers.local._death import explain_exit, read_counters
-from rlft_providers.local._jobdir import ErrorRecord, JobDir, utcnow
+from rlft.workers.death import explain_exit, read_counters
+from rlft.workers.jobdir import ErrorRecord, JobDir, utcnow
+from rlft.workers.records import resume_hint
 
-__all__ = ["main", "resume_hint"]
+__all__ = ["main"]
 
 RECORDED = ("succeeded", "failed", "cancelled", "paused")
-
-
-def resume_hint(folder: JobDir) -> str:
-    """How to continue a job whose worker died, naming the checkpoint it would start from."""
-    complete = folder.checkpoint_dirs()
-    start = f"from {complete[-1][1].name}" if complete else "from the start (no checkpoint yet)"
-    return f"`rlft jobs resume {folder.job_id}` (or job.resume()) continues {start}"
 
 
 def _log_tail(folder: JobDir, lines: int = 3) -> str:
@@ -45,7 +39,10 @@ def _log_tail(folder: JobDir, lines: int = 3) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    folder, lock_fd = JobDir(Path(args[0])), int(args[1])
+    folder, lock_fd = (
+        JobDir(Path(args[0]), provider=args[2] if len(args) > 2 else "local"),
+        int(args[1]),
+    )
     if os.fork() > 0:
         # The provider waits for this first process only: it exits now, and the child carries
         # on as an orphan that init reaps, so the caller keeps no zombie and no Popen.

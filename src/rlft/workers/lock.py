@@ -1,4 +1,4 @@
-"""Local failures as rlft errors, and the lock that tells a live worker from a dead one."""
+"""The lock that tells a live worker from a dead one, and folder failures as rlft errors."""
 
 from __future__ import annotations
 
@@ -11,34 +11,32 @@ from typing import TYPE_CHECKING
 from rlft.exceptions import NotFoundError, ProviderError, RLFTError
 
 if TYPE_CHECKING:
-    from rlft_providers.local._jobdir import JobDir
+    from rlft.workers.jobdir import JobDir
 
-__all__ = ["LockHeld", "hold_lock", "is_alive", "job_not_found", "map_local_errors"]
-
-PROVIDER = "local"
+__all__ = ["LockHeld", "hold_lock", "is_alive", "job_not_found", "map_folder_errors"]
 
 
 class LockHeld(Exception):
     """The job's lock is held: a worker or launcher of it is alive."""
 
 
-def job_not_found(job_id: str) -> NotFoundError:
+def job_not_found(job_id: str, *, provider: str) -> NotFoundError:
     return NotFoundError(
-        f"no local job {job_id!r} (`rlft jobs list` shows the jobs in this rlft home)",
-        provider=PROVIDER,
+        f"no {provider} job {job_id!r} (`rlft jobs list` shows the jobs in this rlft home)",
+        provider=provider,
         code="job_not_found",
     )
 
 
 @contextmanager
-def map_local_errors() -> Iterator[None]:
+def map_folder_errors(provider: str) -> Iterator[None]:
     """The one boundary where file-system and process errors become ``ProviderError``."""
     try:
         yield
     except RLFTError:
         raise
     except OSError as exc:
-        raise ProviderError(f"local job store: {exc}", provider=PROVIDER) from exc
+        raise ProviderError(f"{provider} job store: {exc}", provider=provider) from exc
 
 
 @contextmanager

@@ -1,4 +1,4 @@
-"""Check and repair a local job folder: ``python -m rlft_providers.local._repair <job folder>...``.
+"""Check and repair a worker job folder: ``python -m rlft.workers.repair <job folder>...``.
 
 What can be rebuilt is rebuilt, and every damaged file is kept beside the new one as
 ``<name>.damaged-<time>``:
@@ -23,8 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from rlft.exceptions import ProviderError
-from rlft_providers.local._errors import LockHeld, hold_lock
-from rlft_providers.local._jobdir import (
+from rlft.workers.jobdir import (
     ErrorRecord,
     JobDir,
     JobState,
@@ -34,6 +33,7 @@ from rlft_providers.local._jobdir import (
     line_problem,
     utcnow,
 )
+from rlft.workers.lock import LockHeld, hold_lock
 
 __all__ = ["main", "repair"]
 
@@ -158,6 +158,15 @@ def repair(folder: JobDir) -> tuple[list[str], list[str]]:
     return done, left
 
 
+def _provider_of(root: Path) -> str:
+    """The provider named in ``job.json`` (for messages), or ``"local"`` when it can't be read."""
+    try:
+        provider = json.loads((root / "job.json").read_bytes()).get("provider")
+    except (OSError, ValueError, AttributeError):
+        return "local"
+    return provider if isinstance(provider, str) and provider else "local"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Repair each job folder given; exit 1 when something could not be repaired."""
     args = sys.argv[1:] if argv is None else argv
@@ -166,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     code = 0
     for arg in args:
-        folder = JobDir(Path(arg))
+        folder = JobDir(Path(arg), provider=_provider_of(Path(arg)))
         if not folder.root.is_dir():
             print(f"{arg}: no such job folder", file=sys.stderr)
             code = 1
