@@ -62,13 +62,13 @@ RANGES: dict[str, str] = {
     "batch_size": "1-1024 prompts per step",
     "samples_per_prompt": "2-256 (group-relative advantages need at least 2)",
     "learning_rate": "0 < lr <= 0.1 (Adam)",
-    "lora_rank": "1-512 (provider_options.lora_rank; the service may allow fewer)",
     "max_completion_tokens": "1-32768",
-    "temperature": "0 < t <= 2 (provider_options.temperature)",
     "eval_interval": "1-1000000 steps",
     "eval_samples": "1-64 per validation prompt",
 }
 
+# provider_options (lora_rank 1-512, temperature, adam, advantage, save_every, grader_guard,
+# train_mlp/attn/unembed) are checked by the same function; docs/providers/tinker.md lists them.
 HYPERPARAMETERS = HyperparameterFacts(
     names={
         "epochs": "epochs",

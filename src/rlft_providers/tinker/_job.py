@@ -1,6 +1,6 @@
-"""``tinker.json`` and ``progress.json``: the Tinker part of a job folder.
+"""``job.json`` and ``progress.json``: the Tinker part of a job folder.
 
-``tinker.json`` (written once by the provider) holds what the worker runs; ``progress.json``
+``job.json`` (written once by the provider) holds what the worker runs; ``progress.json``
 (replaced atomically by the worker) records how far training got on the service: the last step
 whose update was committed, the saved state to resume from, and an update in flight. Light:
 pydantic only, read by the provider too.
@@ -12,37 +12,34 @@ import os
 import secrets
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import BaseModel, ConfigDict, Field
 
+from rlft.workers import JobFile
 from rlft_providers.tinker._plan import TinkerPlan
 
 __all__ = [
     "PROGRESS",
-    "SPEC",
     "Progress",
     "SavedState",
-    "TinkerJob",
+    "TinkerJobFile",
     "read_progress",
     "write_progress",
 ]
 
-SPEC = "tinker.json"
 PROGRESS = "progress.json"
 
 
-class TinkerJob(BaseModel):
-    """What the worker trains. The API key is not here: it reaches the worker by environment."""
+class TinkerJobFile(JobFile):
+    """``job.json`` of a Tinker job: the generic fields plus the service and the loop's plan.
+
+    The API key is not here: it reaches the worker through its environment only.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    model: str
     base_url: str | None = None
     tokenizer: str | None = None
-    train_file: str
-    validation_file: str | None = None
-    grader: dict[str, JsonValue]
     plan: TinkerPlan
-    name: str | None = None
     step_retries: int = 3
     retry_backoff: float = 2.0
 

@@ -8,6 +8,7 @@ change nothing on the service (sampling, evaluation), and never blindly for an u
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -89,22 +90,47 @@ def retrying(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def check_model(model: str, *, base_url: str | None, api_key: str | None = None) -> None:
+def _offered(base_url: str | None, api_key: str | None) -> list[Any]:
+    import tinker
+
+    rest = tinker.RestClient(base_url=base_url, api_key=api_key)
+    return list(rest.get_server_capabilities().result().supported_models)
+
+
+def check_model(
+    model: str, *, base_url: str | None, api_key: str | None = None, timeout: float = 30.0
+) -> None:
     """Refuse a model the service does not list as trainable (``get_server_capabilities``).
+
+    The question runs in a daemon thread so that ``timeout`` bounds it: the SDK retries an
+    unreachable service for five minutes, already while constructing its client.
 
     Args:
         model: The base model name (or a path, on a self-hosted server).
         base_url: The service; ``None`` is the SDK's default.
         api_key: The key; ``None`` reads ``TINKER_API_KEY``.
+        timeout: Seconds to wait for the answer.
 
     Raises:
         ModelNotOffered: Naming the models the service does offer.
+        TimeoutError: No answer within ``timeout``.
     """
-    import tinker
+    answer: list[Any] = []
 
-    rest = tinker.RestClient(base_url=base_url, api_key=api_key)
-    capabilities = rest.get_server_capabilities().result()
-    offered = [m for m in capabilities.supported_models if m.model_name]
+    def ask() -> None:
+        try:
+            answer.append(_offered(base_url, api_key))
+        except BaseException as exc:  # handed to the caller below
+            answer.append(exc)
+
+    thread = threading.Thread(target=ask, name="rlft-tinker-model-check", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if not answer:
+        raise TimeoutError(f"no answer from the Tinker service within {timeout:g}s")
+    if isinstance(answer[0], BaseException):
+        raise answer[0]
+    offered = [m for m in answer[0] if m.model_name]
     for entry in offered:
         if entry.model_name == model:
             if entry.trainable is False:

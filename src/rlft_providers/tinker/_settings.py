@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import ClassVar
 
 from pydantic import Field, SecretStr
 
-from rlft.provider import ProviderSettings
+from rlft.workers import WorkerSettings
 
 __all__ = ["TinkerSettings"]
 
 
-class TinkerSettings(ProviderSettings):
+class TinkerSettings(WorkerSettings):
     """How to reach a Tinker-protocol service, and where its jobs live on this machine.
 
     The key comes from ``TINKER_API_KEY`` only (never from a file). ``base_url`` selects the
@@ -39,23 +38,17 @@ class TinkerSettings(ProviderSettings):
     """A local tokenizer folder (``AutoTokenizer``) that renders prompts and reads completions.
     ``None`` asks the SDK (``TrainingClient.get_tokenizer()``), which downloads the base model's
     tokenizer from the Hugging Face hub on first use."""
-    home: Path | None = None
-    """Where jobs and datasets live; ``None`` means ``rlft_home() / "tinker"``."""
-    python: str | None = None
-    """The Python that runs workers; ``None`` is the caller's own. It needs ``rlft[tinker]``."""
     stop_timeout: float = Field(default=60.0, gt=0)
     """Seconds ``cancel`` waits for the worker to stop at a step boundary before killing it, and
-    ``pause`` waits for the saved state before returning ``pausing``."""
+    ``pause`` waits for the saved state before returning ``pausing`` (a step on a remote service
+    takes longer than a local one). ``home`` and ``python`` are as for every worker backend."""
+    connect_timeout: float = Field(default=30.0, gt=0)
+    """Seconds ``create_job`` waits for the service to list its models before giving up with
+    an error naming ``base_url`` (the SDK would keep retrying for five minutes)."""
     step_retries: int = Field(default=3, ge=0, le=20)
-    """Times a step that lost its connection is tried again (after the SDK's own retries), with
-    exponential backoff, before the job fails with ``connection_lost``."""
+    """Times sampling or evaluation that lost its connection is tried again (after the SDK's own
+    five minutes of retries), with exponential backoff, before the job fails with
+    ``connection_lost``. An update (``forward_backward``/``optim_step``) is never re-sent by
+    rlft: the SDK repeats it under its sequence id, which the service applies once."""
     retry_backoff: float = Field(default=2.0, gt=0)
     """Seconds before the first retry of a step; doubled for each further one."""
-
-    def resolved_home(self) -> Path:
-        """The home folder, resolved now (reads ``RLFT_HOME``)."""
-        if self.home is not None:
-            return self.home.expanduser()
-        from rlft.provider import rlft_home
-
-        return rlft_home() / "tinker"

@@ -24,17 +24,12 @@ import time
 import traceback
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from rlft.provider import StepMetrics
+from rlft.workers import JobDir, utcnow
 from rlft_providers.tinker._datums import rl_datum
-from rlft_providers.tinker._job import (
-    SPEC,
-    SavedState,
-    TinkerJob,
-    read_progress,
-    write_progress,
-)
+from rlft_providers.tinker._job import SavedState, TinkerJobFile, read_progress, write_progress
 from rlft_providers.tinker._loop import batch_rows, group_advantages, mean, std
 from rlft_providers.tinker._service import (
     ConnectionLost,
@@ -44,7 +39,6 @@ from rlft_providers.tinker._service import (
     retrying,
     service_client,
 )
-from rlft_providers.tinker._workdir import JobDir, utcnow
 
 __all__ = ["WorkerFailure", "main", "run"]
 
@@ -69,10 +63,11 @@ def _read_rows(path: str) -> list[dict[str, Any]]:
 class Trainer:
     """One worker run of one job: connect, train step by step, save, stop."""
 
-    def __init__(self, folder: JobDir, job: TinkerJob, *, attempt: int) -> None:
+    def __init__(self, folder: JobDir, job: TinkerJobFile, *, attempt: int) -> None:
         self.folder = folder
         self.job = job
         self.plan = job.plan
+        self.model = str(job.model)
         self.attempt = attempt
         self.train_rows = _read_rows(job.train_file)
         self.valid_rows = _read_rows(job.validation_file) if job.validation_file else []
@@ -114,14 +109,19 @@ class Trainer:
         self.reward = graders.compile(
             graders.from_openai(dict(self.job.grader)), "trl", item_column=ITEM_COLUMN
         )
-        if self.plan.grader_guard is not None:
+        guard = self.job.grader_guard
+        if guard is not None:
             from rlft.guards import GraderHealth
 
-            guard = self.plan.grader_guard
-            self.health = GraderHealth(threshold=guard["threshold"], steps=int(guard["steps"]))
+            threshold, steps = guard.get("threshold", 0.5), guard.get("steps", 3)
+            self.health = GraderHealth(
+                threshold=float(cast(float, threshold)), steps=int(cast(int, steps))
+            )
         self.service = service_client(self.job.base_url)
         try:
-            self._retry(lambda: check_model(self.job.model, base_url=self.job.base_url), "the model check")
+            self._retry(
+                lambda: check_model(self.model, base_url=self.job.base_url), "the model check"
+            )
         except ModelNotOffered as exc:
             raise WorkerFailure(str(exc), code="model_not_offered") from exc
         saved = self.progress.saved if self.attempt > 1 else None
@@ -137,7 +137,7 @@ class Trainer:
             else:
                 self.training = self._retry(
                     lambda: self.service.create_lora_training_client(
-                        base_model=self.job.model,
+                        base_model=self.model,
                         rank=self.plan.lora_rank,
                         seed=self.plan.seed,
                         train_mlp=self.plan.train_mlp,
@@ -175,7 +175,7 @@ class Trainer:
             return self.training.get_tokenizer()
         except Exception as exc:
             raise WorkerFailure(
-                f"could not load the tokenizer of {self.job.model!r} ({type(exc).__name__}: "
+                f"could not load the tokenizer of {self.model!r} ({type(exc).__name__}: "
                 f"{exc}); set `tokenizer` under [tinker] in rlft.toml to a local tokenizer folder",
                 code="tokenizer",
             ) from exc
@@ -191,16 +191,25 @@ class Trainer:
     def _sample(
         self, sampler: Any, rows: list[dict[str, Any]], samples: int, *, seed: int
     ) -> list[tuple[list[int], list[Any]]]:
-        """``(prompt tokens, sequences)`` per row, every request in flight at once."""
+        """``(prompt tokens, sequences)`` per row, every request in flight at once.
+
+        Each prompt gets its own seed (``seed`` + its position): one seed for all would draw
+        the same random numbers for every prompt, so similar prompts would answer alike and a
+        single answer would win every group at once.
+        """
         import tinker
 
-        params = tinker.SamplingParams(
-            max_tokens=self.plan.max_tokens, temperature=self.plan.temperature, seed=seed
-        )
         prompts = [self._prompt_tokens(row["prompt"]) for row in rows]
-        futures = [
-            sampler.sample(tinker.ModelInput.from_ints(tokens=p), samples, params) for p in prompts
-        ]
+        futures = []
+        for index, tokens in enumerate(prompts):
+            params = tinker.SamplingParams(
+                max_tokens=self.plan.max_tokens,
+                temperature=self.plan.temperature,
+                seed=(seed * 1_000_003 + index) % 2**31,
+            )
+            futures.append(
+                sampler.sample(tinker.ModelInput.from_ints(tokens=tokens), samples, params)
+            )
         return [(p, list(f.result().sequences)) for p, f in zip(prompts, futures, strict=True)]
 
     def _grade(
@@ -418,7 +427,7 @@ class Trainer:
         resumed = f" (resumed at step {start})" if start else ""
         self.folder.append_event(
             kind="status",
-            message=f"running{resumed}: {plan.total_steps} steps on {self.job.model}",
+            message=f"running{resumed}: {plan.total_steps} steps on {self.model}",
             raw={"status": "running", "step": start, "total": plan.total_steps},
         )
         step = start
@@ -469,10 +478,11 @@ class Trainer:
             raw=raw,
         )
 
-    def close(self) -> None:
+    def close(self, status: str) -> None:
+        """Finish the service session (``success``, ``errored`` or ``interrupted``)."""
         if self.service is not None:
             with contextlib.suppress(Exception):  # the session ends with the process anyway
-                self.service.close()
+                self.service.close(status).result(timeout=10)
 
 
 def _kl(old: list[list[float]], result: Any) -> float | None:
@@ -495,17 +505,21 @@ def run(folder: JobDir) -> tuple[str, int | None]:
     early = folder.requested()
     if early is not None:
         return ("cancelled" if early == "cancel" else "paused"), state.step
-    job = TinkerJob.model_validate_json((folder.root / SPEC).read_bytes())
+    job = folder.read_job(TinkerJobFile)
     trainer = Trainer(folder, job, attempt=state.attempt)
+    status = "errored"
     try:
         start = trainer.connect()
         if folder.requested() == "cancel" or folder.read_state().status == "cancelled":
-            return "cancelled", start
-        return trainer.train(start)
+            outcome = "cancelled", start
+        else:
+            outcome = trainer.train(start)
+        status = "success" if outcome[0] == "succeeded" else "interrupted"
+        return outcome
     except ConnectionLost as exc:
         raise WorkerFailure(str(exc), code="connection_lost", step=trainer.progress.step) from exc
     finally:
-        trainer.close()
+        trainer.close(status)
 
 
 def _finish(
@@ -537,7 +551,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1:
         print("usage: python -m rlft_providers.tinker._worker <job folder>", file=sys.stderr)
         return 2
-    folder = JobDir(Path(args[0]))
+    folder = JobDir(Path(args[0]), provider="tinker")
     try:
         outcome, step = run(folder)
     except WorkerFailure as exc:
