@@ -36,3 +36,46 @@ def test_a_datum_carries_the_loss_on_the_completion_only() -> None:
     assert inputs["advantages"].tolist() == [0.0, 0.0, 0.75, 0.75]
     with pytest.raises(ValueError, match="logprobs"):
         rl_datum([1], [2, 3], [-0.1], 1.0)
+
+
+def test_a_lost_connection_is_retried_with_backoff_then_named() -> None:
+    import httpx
+    import tinker
+
+    from rlft_providers.tinker._service import ConnectionLost, retrying
+
+    request = httpx.Request("POST", "http://127.0.0.1:9/api/v1/asample")
+    waits: list[float] = []
+    notes: list[str] = []
+    calls = {"n": 0}
+
+    def flaky() -> str:
+        calls["n"] += 1
+        if calls["n"] < 3:
+            raise tinker.APIConnectionError(request=request)
+        return "sampled"
+
+    assert (
+        retrying(
+            flaky,
+            what="sampling",
+            retries=3,
+            backoff=1.5,
+            on_retry=notes.append,
+            sleep=waits.append,
+        )
+        == "sampled"
+    )
+    assert waits == [1.5, 3.0] and "retrying in 1.5s (1/3)" in notes[0]
+
+    def down() -> str:
+        raise tinker.APIConnectionError(request=request)
+
+    with pytest.raises(ConnectionLost, match="during step 4's sampling .* after 3 attempts"):
+        retrying(down, what="step 4's sampling", retries=2, backoff=1.0, sleep=waits.append)
+
+    def refused() -> str:  # not a connection problem: no retry
+        raise ValueError("bad datum")
+
+    with pytest.raises(ValueError):
+        retrying(refused, what="x", retries=5, backoff=1.0, sleep=waits.append)

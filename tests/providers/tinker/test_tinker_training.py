@@ -63,8 +63,13 @@ async def test_the_reward_rises_on_the_quickstart(provider, server, tmp_path: Pa
     assert len(curve) == QUICKSTART["max_steps"]
     start, end = sum(curve[:10]) / 10, sum(curve[-10:]) / 10
     assert start < 0.1 and end > start + 0.15, curve  # chance is ~1/70 words
-    valid = [e.metrics.valid_reward_mean for e in events if e.kind == "metrics" and e.metrics]
-    assert [v for v in valid if v is not None], "validation ran every eval_interval"
+    valid = [
+        (e.metrics.step, e.metrics.valid_reward_mean)
+        for e in events
+        if e.kind == "metrics" and e.metrics and e.metrics.valid_reward_mean is not None
+    ]
+    assert [step for step, _ in valid] == [30, 60], "validation runs every eval_interval"
+    print(f"quickstart reward: first 10 steps {start:.3f}, last 10 {end:.3f}; valid {valid}")
 
     checkpoints = await provider.list_checkpoints(record.id)
     assert [c.step for c in checkpoints] == [30, 60]
