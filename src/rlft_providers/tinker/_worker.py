@@ -356,17 +356,24 @@ class Trainer:
         """The update's answer stayed lost through the SDK's retries (which repeat a request
         with its sequence id, so the service applies it once).
 
-        Whether the service applied it can't be known from here: the job stops, and a resume
-        reloads the last saved state (weights and optimizer), where this update never happened.
+        Whether the service applied it can't be known from here, so it is not sent again: the
+        job stops. Training can only continue from a saved state (weights and optimizer), where
+        this update never happened.
 
         Raises:
-            ConnectionLost: Always, naming the step and the way on.
+            ConnectionLost: Always, naming the step, the saved state and the fix.
         """
+        saved = self.progress.saved
+        where = (
+            f"the state saved at step {saved.step} ({saved.state_path}) is on the service"
+            if saved is not None
+            else "no state was saved yet"
+        )
         raise ConnectionLost(
             f"lost the connection to the Tinker service during step {step}'s update "
-            f"({type(exc).__name__}: {exc}); whether it was applied is unknown, so nothing is "
-            "retried: check the service (base_url, network), then `rlft jobs resume` reloads "
-            "the last saved state and trains on from there, never applying an update twice"
+            f"({type(exc).__name__}: {exc}); whether it was applied is unknown, so rlft does not "
+            f"send it again (no update is ever applied twice); {where}. Check the service "
+            "(base_url, network, status page) before running the job again"
         ) from exc
 
     # --- evaluation and checkpoints ------------------------------------------------------

@@ -121,9 +121,10 @@ async def test_pause_and_resume_continue_the_step_count_exactly(provider, server
 
 
 async def test_killing_the_worker_fails_the_job_with_its_reason(provider, server) -> None:
-    spec = quickstart_spec(**{**QUICKSTART, "max_steps": 200})
+    """SIGKILL the worker: the job fails saying so; a resume reloads the last saved state."""
+    spec = quickstart_spec(**{**QUICKSTART, "max_steps": 12, "eval_interval": 3})
     record = await create(provider, spec)
-    await wait_until(provider, record.id, lambda r, e: any(s >= 1 for s in metric_steps(e)))
+    await wait_until(provider, record.id, lambda r, e: any(s >= 4 for s in metric_steps(e)))
     folder = JobDir(Path(str(record.raw["folder"])), provider="tinker")
     launcher = folder.read_state().pid
     assert launcher is not None
@@ -134,6 +135,15 @@ async def test_killing_the_worker_fails_the_job_with_its_reason(provider, server
     assert record.status is JobStatus.FAILED
     assert record.error is not None and record.error.code == "worker_died"
     assert "SIGKILL" in record.error.message and "resume" in record.error.message
+    killed_at = max(metric_steps(events))
+
+    await provider.resume_job(record.id)
+    record, events = await wait_until(provider, record.id, _ended)
+    assert record.status is JobStatus.SUCCEEDED, record.error
+    [note] = [e.message for e in events if "resuming from the state saved at step" in e.message]
+    saved = int(note.split("step ")[1].split(":")[0])
+    assert saved % 3 == 0 and saved <= killed_at  # the last checkpoint before the kill
+    assert metric_steps(events)[-(12 - saved) :] == list(range(saved + 1, 13))
 
 
 async def test_an_optim_step_whose_answer_is_dropped_is_applied_once(provider, server) -> None:
