@@ -181,3 +181,35 @@ async def test_an_unknown_model_is_refused_before_any_training_call(
     assert "'Qwen/Qwen3-8B'" in str(info.value) and "tiny" in str(info.value)
     assert server.requests("create_model") == 0
     assert not list((provider.home / "jobs").iterdir())  # no half-made job folder
+
+
+async def test_python_graders_run_sandboxed_in_the_worker_and_a_broken_one_stops_the_job(
+    provider, server
+) -> None:
+    """The same compiled grader as the local runner: rlft's sandbox, error counters, and the
+    grader-health rule, which stops a job whose grader keeps failing."""
+    from rlft.graders import Python
+
+    good = Python(
+        name="first_word",
+        source="def grade(sample, item):\n"
+        "    words = sample['output_text'].split()\n"
+        "    return float(bool(words) and words[0] == item['label'])\n",
+    )
+    spec = quickstart_spec(**{**QUICKSTART, "max_steps": 2, "eval_interval": 2})
+    record = await create(provider, spec.model_copy(update={"grader": good}))
+    record, events = await wait_until(provider, record.id, _ended)
+    assert record.status is JobStatus.SUCCEEDED, record.error
+    metrics = [e.metrics for e in events if e.kind == "metrics" and e.metrics]
+    assert [m.grader_error_rate for m in metrics] == [0.0, 0.0]
+    assert all("first_word" in m.grader_rewards for m in metrics)
+
+    broken = Python(name="broken", source="def grade(sample, item):\n    return item['nope']\n")
+    spec = quickstart_spec(**{**QUICKSTART, "max_steps": 20})
+    record = await create(provider, spec.model_copy(update={"grader": broken}))
+    record, events = await wait_until(provider, record.id, _ended)
+    assert record.status is JobStatus.FAILED
+    assert record.error is not None and record.error.code == "grader_errors"
+    rates = [e.metrics.grader_error_rate for e in events if e.kind == "metrics" and e.metrics]
+    assert rates == [1.0, 1.0, 1.0]  # the default rule: over 50% for 3 steps
+    assert any("KeyError" in e.message for e in events if e.kind == "metrics")
