@@ -822,17 +822,23 @@ class JobStore:
             done = f"(status IN ({marks}) AND events_done = 1)"
             clauses.append(done if settled else f"NOT {done}")
             params.extend(terminal)
+        for key, value in (labels or {}).items():
+            # In SQL, so a server with many jobs reads only the matching rows; json_each takes
+            # any key as it is (no JSON-path quoting), and json_valid skips a damaged row.
+            clauses.append(
+                "json_valid(labels) AND EXISTS (SELECT 1 FROM json_each(jobs.labels) "
+                "WHERE json_each.key = ? AND json_each.type = 'text' AND json_each.value = ?)"
+            )
+            params.extend((str(key), str(value)))
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        bound = " LIMIT ?" if limit is not None else ""
 
         def run(conn: sqlite3.Connection) -> list[StoredJob]:
             rows = conn.execute(
-                f"SELECT {_COLUMNS} FROM jobs {where} ORDER BY recorded_at DESC, rowid DESC",
-                params,
+                f"SELECT {_COLUMNS} FROM jobs {where} ORDER BY recorded_at DESC, rowid DESC{bound}",
+                [*params, limit] if limit is not None else params,
             ).fetchall()
-            jobs = [_row(r) for r in rows]
-            if labels:
-                jobs = [j for j in jobs if all(j.labels.get(k) == v for k, v in labels.items())]
-            return jobs[:limit] if limit is not None else jobs
+            return [_row(r) for r in rows]
 
         return await self._run(lambda: self._read(run))
 

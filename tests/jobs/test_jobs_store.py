@@ -145,6 +145,36 @@ async def test_list_filters(tmp_path: Path) -> None:
     store.close()
 
 
+async def test_label_filters_run_in_sql_with_any_key_and_limit_after_filtering(
+    tmp_path: Path,
+) -> None:
+    store = JobStore(path=tmp_path / "jobs.db")
+    odd = {'a "quoted".key': "x", "$.path[0]": "y", "owner": "7"}
+    wanted = []
+    for index in range(6):
+        labels = odd if index % 2 else {"owner": "8"}
+        row = await store.begin_create(
+            provider="fake",
+            scope="s",
+            idempotency_key=f"k{index}",
+            spec_hash="h" * 64,
+            name=None,
+            labels=labels,
+            model="m",
+        )
+        if index % 2:
+            wanted.append(row.local_id)
+    queries: list[str] = []
+    conn = store._connect()
+    conn.set_trace_callback(queries.append)
+    found = await store.jobs(labels=odd, limit=2)
+    assert [r.local_id for r in found] == wanted[::-1][:2]  # newest first, limit after the filter
+    assert {r.local_id for r in await store.jobs(labels={"owner": "7"})} == set(wanted)
+    assert await store.jobs(labels={"owner": "7", "$.path[0]": "z"}) == []
+    assert any("json_each" in q and "LIMIT" in q for q in queries)  # filtered by SQLite
+    store.close()
+
+
 async def test_events_and_cursor_are_saved_together(tmp_path: Path) -> None:
     store = JobStore(path=tmp_path / "jobs.db")
     local_id = await begin(store)

@@ -22,6 +22,8 @@ from referencing.jsonschema import DRAFT202012
 from rlft.serve import ApiKey, ServeOptions
 
 HERE = Path(__file__).parent
+# OpenAI's specs and samples, vendored once with their provenance for every test that uses them.
+OPENAI_UPSTREAM = HERE.parent / "providers" / "openai" / "upstream"
 KEY_A = "sk-alice-0123456789"
 KEY_B = "sk-bob-0123456789"
 ADMIN = "sk-admin-0123456789"
@@ -121,7 +123,7 @@ def wait_until(check: Callable[[], Any], *, timeout: float = 30.0, every: float 
         time.sleep(every)
 
 
-_SPEC = json.loads((HERE / "upstream" / "openai_responses.schemas.json").read_text())
+_SPEC = json.loads((OPENAI_UPSTREAM / "openai_openapi.pruned.json").read_text())
 _REGISTRY = Registry().with_resource(
     "urn:openai", Resource.from_contents(_SPEC, default_specification=DRAFT202012)
 )

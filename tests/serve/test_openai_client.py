@@ -13,10 +13,10 @@ from rlft.serve import create_app
 
 from .conftest import (
     ADMIN,
-    HERE,
     KEY_A,
     KEY_B,
     METHOD,
+    OPENAI_UPSTREAM,
     live_server,
     options,
     project,
@@ -77,7 +77,7 @@ def test_openai_client_runs_a_job_end_to_end(tmp_path: Path) -> None:
         assert data["scores"]["train_reward_mean"] == pytest.approx(0.9)
         assert {"errors", "usage"} <= set(data)
         # Every key rlft sends is one OpenAI's RFT guide shows in its metrics event.
-        guide = json.loads((HERE / "upstream" / "openai_rft_metrics_event.json").read_text())
+        guide = json.loads((OPENAI_UPSTREAM / "openai_rft_metrics_event.json").read_text())
         upstream = guide["event"]["data"]
         for event in metrics:
             assert set(event.data) <= set(upstream), set(event.data) - set(upstream)

@@ -3,11 +3,16 @@
 The official ``tinker`` SDK, unmodified, is the client. Requests are processed when they arrive
 (under one compute lock) and their results parked as futures that ``retrieve_future`` returns,
 so the SDK's polling, retries and protobuf decoding all run for real.
+
+It has its own ``http.server`` handler rather than ``LoopbackServer``'s: fault injection must
+drop a connection with no answer, before or after applying a request, which a handler that
+returns an ``httpx.Response`` cannot do.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import json
 import os
@@ -18,6 +23,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
@@ -36,6 +42,8 @@ __all__ = ["FakeTinkerServer", "FaultMode"]
 
 FaultMode = Literal["refuse", "drop_response", "error", "fail"]
 _FAULT_MODES = ("refuse", "drop_response", "error", "fail")
+_BUILT_SAMPLERS = 4
+_GET_ROUTES = frozenset({"get_server_capabilities", "healthz", "get_sampler", "list_checkpoints"})
 # Friendly names for the routes whose last path segment differs from the SDK method.
 _ALIASES = {
     "sample": "asample",
@@ -70,6 +78,7 @@ class _Fault:
     times: int
     status: int
     message: str
+    then_stop: bool
 
 
 @dataclass
@@ -77,7 +86,8 @@ class _Sampler:
     sampler_id: str
     base: BaseModel
     model_path: str | None
-    model: Any
+    lora: Mapping[str, Any]
+    adapter: _engine.Adapter | None  # None: the base model itself
 
 
 @dataclass
@@ -89,65 +99,95 @@ class _Result:
 class FakeTinkerServer:
     """A Tinker-protocol training service on 127.0.0.1 backed by a real tiny torch model.
 
-    Speaks the wire protocol of the official ``tinker`` SDK 0.38.0 (Apache-2.0), so
-    ``tinker.ServiceClient(base_url=server.url, api_key="tml-...")`` works unmodified, sync or
-    async. Training is real: each run is a ``peft`` LoRA over a copy of the base model;
-    ``forward_backward`` computes the loss and accumulates gradients; ``optim_step`` applies
-    AdamW with the request's ``AdamParams``; samplers use saved LoRA snapshots.
+    Speaks the wire protocol of the official `tinker` SDK 0.38.0 (Apache-2.0), so the
+    unmodified SDK is the client, sync or async:
+    `tinker.ServiceClient(base_url=server.url, api_key="tml-...")`. Training is real: each run
+    is a `peft` LoRA (alpha 32, on the attention, MLP and unembedding projections Tinker's
+    `train_*` switches name) over a private copy of the base model; `forward_backward`
+    computes the loss and accumulates gradients; `optim_step` applies AdamW with the request's
+    `AdamParams` and answers `metrics={"step": <run's step counter>, "grad_norm": ...}`;
+    samplers serve frozen LoRA snapshots. All torch work runs on CPU, one request at a time.
+    Needs `rlft[local,lora]` (torch, transformers, peft) and the `tinker` SDK.
 
-    Constructor::
+    Example:
+        ```python
+        with FakeTinkerServer({"tiny": folder}) as server:
+            service = tinker.ServiceClient(base_url=server.url, api_key="tml-test")
+            trainer = service.create_lora_training_client("tiny", rank=8).result()
+            server.fail_next("optim_step", mode="drop_response")
+        ```
 
-        FakeTinkerServer(
-            models={"tiny": Path(folder)},  # served name -> HF causal-LM folder (or a list
-                                            # of folders, each served under its own path)
-            root=None,            # checkpoints folder; a temporary one if None. A new server
-                                  # on the same root loads the states an old one saved.
-            api_key=None,         # if set, the only accepted key; else any "tml-..." key
-            max_lora_rank=128,    # LoRA ranks 1..max_lora_rank are accepted
-            compress_fwdbwd=True, # client config: the SDK zstd-compresses forward_backward
-            seed=0,               # sampling RNG for requests without a seed
-            torch_threads=1,      # torch.set_num_threads on start (None leaves it)
-        )
+    Args:
+        models: Served base model name -> Hugging Face causal-LM folder (one
+            `rlft.tiny.build_tiny_model` writes), or a list of folders, each served under its
+            own path. A requested name may also be the path of a served folder. Serve under
+            the path if clients call the SDK's `SamplingClient.get_tokenizer()`: it loads the
+            tokenizer by base model name (`TrainingClient.get_tokenizer()` gets the folder
+            from `get_info` and works either way).
+        root: Where checkpoints live (`root/<run>/weights/<name>`, `.../sampler_weights/...`);
+            a temporary folder, deleted on `close()`, if None. A new server on the same root
+            loads the states an earlier one saved.
+        api_key: The one accepted key; if None, any key starting with `tml-` is accepted.
+        max_lora_rank: LoRA ranks from 1 to this are accepted (this fake's choice; Tinker
+            documents no range).
+        compress_fwdbwd: The client config flag that makes the SDK zstd-compress
+            `forward_backward` bodies.
+        seed: Seeds sampling for requests without `SamplingParams.seed`.
+        torch_threads: `torch.set_num_threads` on start (it is process-wide); None leaves it.
+        host: The address to bind.
+        port: The port to bind; 0 picks a free one. Either way it is kept across
+            `stop()`/`start()`.
 
-    Use ``with FakeTinkerServer(...) as server:`` (or ``start()``/``stop()``); ``server.url`` is
-    the SDK's ``base_url`` and stays the same across ``stop()``/``start()``.
+    Routes: under `/api/v1`, `client/config`, `client/dynamic_config`, `create_session`,
+    `session_heartbeat`, `sessions/{id}/finish`, `healthz`, `get_server_capabilities`,
+    `telemetry` (accepted, ignored), `create_model`, `get_info`, `forward_backward` (protobuf,
+    optionally zstd; `cross_entropy` with optional `weights`, `importance_sampling` with
+    `logprobs` and `advantages`, `forward_only`), `optim_step`, `save_weights` (`save_state`),
+    `load_weights` (`load_state[_with_optimizer]`,
+    `create_training_client_from_state[_with_optimizer]`), `save_weights_for_sampler` (named,
+    or unnamed for `save_weights_and_get_sampling_client`), `create_sampling_session`,
+    `samplers/{id}`, `join_sampling_session`, `asample` (tokens and per-token logprobs as
+    protobuf; `max_tokens`, `temperature`, `top_k`, `top_p`, `seed`, `stop` as token ids or
+    strings, the stop included in the tokens; prompt logprobs, so `compute_logprobs`),
+    `retrieve_future`, `cancel_future`, `training_runs/{id}/checkpoints`
+    (`RestClient.list_checkpoints`, read from `root`, so it survives restarts). Sampled
+    logprobs are the model's own (before temperature), so on-policy importance ratios are 1.
 
-    Implemented routes (under ``/api/v1``): ``client/config``, ``client/dynamic_config``,
-    ``create_session``, ``session_heartbeat``, ``sessions/{id}/finish``, ``healthz``,
-    ``get_server_capabilities``, ``telemetry`` (accepted, ignored), ``create_model``,
-    ``get_info``, ``forward_backward`` (``cross_entropy`` with optional ``weights``;
-    ``importance_sampling`` with ``logprobs`` and ``advantages``; ``forward_only``),
-    ``optim_step`` (Adam), ``save_weights`` (``save_state``), ``load_weights`` (``load_state``,
-    ``load_state_with_optimizer``, ``create_training_client_from_state[_with_optimizer]``),
-    ``save_weights_for_sampler`` (named, or ephemeral for
-    ``save_weights_and_get_sampling_client``), ``create_sampling_session``,
-    ``samplers/{id}``, ``join_sampling_session``, ``asample`` (tokens, per-token logprobs,
-    ``max_tokens``, ``temperature``, ``top_k``, ``top_p``, ``seed``, ``stop`` as ids or
-    strings; prompt logprobs, hence ``compute_logprobs``), ``retrieve_future``,
-    ``cancel_future``.
+    Not implemented: multi-tenant quotas, rate limits, billing and queueing (a result is ready
+    on the first poll, never `try_again`); `retrieve_futures` session polling; server-side
+    custom losses and losses other than the two above; `DimuonParams`; top-k logprobs,
+    `target_prompt_logprobs`, `prompt_alt_tokens_k`; image and audio chunks; sparse tensors;
+    `save_weights_external`, `copy_weights` and the REST management routes other than
+    checkpoint listing (publishing, TTLs, training run and session listing; 404);
+    `inflight` samplers (served as snapshots); JWT auth.
 
-    Not implemented: multi-tenant quotas, rate limits and billing; queueing (results are ready
-    on the first poll, never ``try_again``); ``retrieve_futures`` session polling; custom
-    losses and losses other than the two above; top-k logprobs, ``target_prompt_logprobs``,
-    ``prompt_alt_tokens_k``; image and audio chunks; sparse tensors; ``save_weights_external``,
-    checkpoint listing, publishing, TTLs and the rest of the REST management routes (404);
-    ``inflight`` samplers (served as snapshots); JWT auth. A tied unembedding gets no LoRA.
+    Limits, answered as the SDK's exceptions with the fix in the message: an unknown base
+    model (400 `BadRequestError`, lists the served models); a LoRA rank outside
+    1..`max_lora_rank` (400); a missing or wrong API key (401 `AuthenticationError`; no key
+    is ever echoed); an unknown session (a client of an earlier server process), run, sampler
+    or checkpoint (404 `NotFoundError`); malformed data (a failed future:
+    `RequestFailedError`).
 
-    Limits (answered as the SDK's exceptions, with the fix in the message): an unknown base
-    model (400, lists the served models), a LoRA rank outside 1..``max_lora_rank`` (400), a
-    missing or wrong API key (401), unknown run, sampler or checkpoint (404), malformed data
-    (a failed future: ``tinker.RequestFailedError``).
+    Idempotency: a request repeating a `(model, seq_id)` the server has seen gets the first
+    answer back and is not applied again. The SDK repeats requests whose answer it lost, so a
+    dropped answer never applies an `optim_step` twice.
 
-    Requests that carry a ``seq_id`` are idempotent: a repeat of ``(model, seq_id)`` gets the
-    first answer back and is not applied again (the SDK repeats requests whose answer it lost).
+    Fault injection, for testing a client's retries: `fail_next(operation, mode)` with
+    `"refuse"` (drop the connection before applying), `"drop_response"` (apply, then drop the
+    connection unanswered), `"error"` (answer HTTP `status`, default 503, without applying)
+    or `"fail"` (answer a future that fails, without applying); `times=n` fails n in a row,
+    `then_stop=True` stops the server after the fault. `stop()` closes the port and every
+    open connection (clients see connection refused); `start()` serves the same URL again
+    with the in-memory state kept; `running` and `wait_until_stopped()` tell when it is
+    down. A new instance on the same `root` is a restarted service: runs, sessions and
+    futures are gone, saved checkpoints remain. Counters:
+    `requests(op)`, `wait_for_requests(op, n)`, `runs()`, `optim_steps(run)`,
+    `training_step(run)`, `checkpoint_step(path)`. `python -m rlft.testing._fake_tinker
+    --model NAME=FOLDER [--root DIR] [--port N]` serves from its own process.
 
-    Fault injection (``fail_next``): ``"refuse"`` drops the connection before the request is
-    applied; ``"drop_response"`` applies it, then drops the connection unanswered;
-    ``"error"`` answers ``status`` (default 503) without applying; ``"fail"`` answers with a
-    future that fails (``RequestFailedError``) without applying. ``stop()`` closes the port and
-    every open connection (clients see connection refused); ``start()`` serves the same URL
-    again with the in-memory state kept. A new instance on the same ``root`` is a restarted
-    service: runs, sessions and futures are gone, saved checkpoints remain.
+    Attributes:
+        root: The checkpoint folder.
+        max_lora_rank: The largest accepted LoRA rank.
     """
 
     def __init__(
@@ -161,6 +201,7 @@ class FakeTinkerServer:
         seed: int = 0,
         torch_threads: int | None = 1,
         host: str = "127.0.0.1",
+        port: int = 0,
     ) -> None:
         if isinstance(models, Mapping):
             self._folders = {str(name): Path(folder) for name, folder in models.items()}
@@ -180,10 +221,13 @@ class FakeTinkerServer:
         self._torch_threads = torch_threads
         self._generator = torch.Generator().manual_seed(seed)
         self._host = host
-        self._port = 0
+        self._port = port
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._connections: set[socket.socket] = set()
+        self._life = threading.Lock()  # start/stop
+        self._down = threading.Event()
+        self._down.set()
         self._lock = threading.Lock()  # server state
         self._compute = threading.Lock()  # torch work, one request at a time
         self._changed = threading.Condition(self._lock)
@@ -191,8 +235,10 @@ class FakeTinkerServer:
         self._sessions: set[str] = set()
         self._runs: dict[str, Run] = {}
         self._samplers: dict[str, _Sampler] = {}
+        self._built: dict[str, Any] = {}  # sampler id -> built LoRA model, oldest first
         self._results: dict[str, _Result] = {}
         self._seen: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self._inflight: set[tuple[Any, ...]] = set()
         self._faults: dict[str, list[_Fault]] = {}
         self._requests: Counter[str] = Counter()
         self._ids = itertools.count(1)
@@ -212,35 +258,49 @@ class FakeTinkerServer:
         self._httpd = httpd
         self._port = int(httpd.server_address[1])
 
+    @property
+    def running(self) -> bool:
+        """Whether the server is serving (started and not stopped)."""
+        return self._thread is not None
+
     def start(self) -> FakeTinkerServer:
         """Serve (again) on the same port; in-memory state is kept across ``stop()``."""
-        if self._thread is not None:
+        with self._life:
+            if self._thread is not None:
+                return self
+            if self._torch_threads is not None:
+                torch.set_num_threads(self._torch_threads)
+            if self._httpd is None:
+                self._bind()
+            assert self._httpd is not None
+            self._thread = threading.Thread(
+                target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+            )
+            self._thread.start()
+            self._down.clear()
             return self
-        if self._torch_threads is not None:
-            torch.set_num_threads(self._torch_threads)
-        if self._httpd is None:
-            self._bind()
-        assert self._httpd is not None
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-        return self
 
     def stop(self) -> None:
         """Close the port and drop every open connection (an outage or a crashed service)."""
-        httpd, thread = self._httpd, self._thread
-        self._httpd, self._thread = None, None
-        if httpd is not None:
-            if thread is not None:
-                httpd.shutdown()
-            httpd.server_close()
-        with self._lock:
-            connections = list(self._connections)
-            self._connections.clear()
-        for conn in connections:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
+        with self._life:
+            httpd, thread = self._httpd, self._thread
+            self._httpd, self._thread = None, None
+            if httpd is not None:
+                if thread is not None:
+                    httpd.shutdown()
+                httpd.server_close()
+            with self._lock:
+                connections = list(self._connections)
+                self._connections.clear()
+            for conn in connections:
+                with contextlib.suppress(OSError):
+                    conn.shutdown(socket.SHUT_RDWR)
+            self._down.set()
+
+    def wait_until_stopped(self, timeout: float = 30.0) -> None:
+        """Block until the server is down (after ``stop()`` or a ``then_stop`` fault)."""
+        if not self._down.wait(timeout):
+            raise TimeoutError(f"the server was still running after {timeout} s")
 
     def close(self) -> None:
         """Stop and delete the temporary root, if the server made one."""
@@ -270,6 +330,7 @@ class FakeTinkerServer:
         times: int = 1,
         status: int = 503,
         message: str = "injected fault",
+        then_stop: bool = False,
     ) -> None:
         """Make the next ``times`` requests of ``operation`` fail in ``mode``.
 
@@ -284,12 +345,15 @@ class FakeTinkerServer:
             times: How many consecutive requests fail.
             status: The HTTP status of ``"error"``.
             message: The error text of ``"error"`` and ``"fail"``.
+            then_stop: After the last of these faults, ``stop()`` the server (it stays down
+                until ``start()``): e.g. an ``optim_step`` applied, its answer lost, and the
+                service gone. ``wait_until_stopped()`` returns once it is down.
         """
         if mode not in _FAULT_MODES:
             raise ValueError(f"mode must be one of {', '.join(_FAULT_MODES)}, not {mode!r}")
         op = _ALIASES.get(operation, operation)
         with self._lock:
-            self._faults.setdefault(op, []).append(_Fault(mode, times, status, message))
+            self._faults.setdefault(op, []).append(_Fault(mode, times, status, message, then_stop))
 
     def requests(self, operation: str) -> int:
         """How many ``operation`` requests arrived (replays and faulted ones included)."""
@@ -336,7 +400,8 @@ class FakeTinkerServer:
             fault.times -= 1
             if fault.times <= 0:
                 queue.pop(0)
-            return fault
+                return fault
+            return dataclasses.replace(fault, then_stop=False)  # only the last one stops
 
     def _authorized(self, key: str | None) -> bool:
         if not key:
@@ -364,29 +429,24 @@ class FakeTinkerServer:
             first = error.errors()[0]
             where = ".".join(str(part) for part in first.get("loc", ()))
             return _Reply.json(400, {"detail": f"invalid request body at {where}: {first['msg']}"})
+        except Exception as error:  # noqa: BLE001 - a 4xx, so the SDK does not retry a bug
+            detail = f"FakeTinkerServer failed on {path}: {type(error).__name__}: {error}"
+            return _Reply.json(422, {"detail": detail})
 
     def _route(
         self, method: str, path: str
     ) -> Callable[[str, Mapping[str, str], bytes, str | None], _Reply]:
         name = _operation(path)
-        if method == "GET" and name in ("get_server_capabilities", "healthz", "get_sampler"):
-            return getattr(self, f"_do_{name}")  # type: ignore[no-any-return]
-        if (
-            method == "POST"
-            and hasattr(self, f"_do_{name}")
-            and name
-            not in (
-                "get_server_capabilities",
-                "get_sampler",
-            )
-        ):
-            return getattr(self, f"_do_{name}")  # type: ignore[no-any-return]
+        handler = getattr(self, f"_do_{name}", None)
+        if handler is not None and method == ("GET" if name in _GET_ROUTES else "POST"):
+            return handler  # type: ignore[no-any-return]
         raise _HttpError(404, f"FakeTinkerServer does not implement {method} {path}")
 
     def _future(
         self, result: _Result, *, model_id: str | None = None, **extra: Any
     ) -> dict[str, Any]:
-        request_id = f"req-{next(self._ids)}"
+        # Unique across restarts: a future from before one never finds another's result.
+        request_id = f"req-{uuid.uuid4().hex}"
         with self._lock:
             self._results[request_id] = result
         future: dict[str, Any] = {"request_id": request_id, **extra}
@@ -401,21 +461,39 @@ class FakeTinkerServer:
         work: Callable[[], tuple[_Result, dict[str, Any]]],
     ) -> _Reply:
         """Run ``work`` once per idempotency ``key``; a repeat gets the first future back."""
-        with self._lock:
+        with self._changed:
+            self._changed.wait_for(lambda: key not in self._inflight)
             seen = self._seen.get(key)
+            if seen is None:
+                self._inflight.add(key)
         if seen is not None:
             return _Reply.json(200, seen)
-        if fail is not None:
-            future = self._future(_Result("error", {"error": fail, "category": "server"}))
-        else:
-            with self._compute:
-                try:
-                    result, extra = work()
-                except UserError as error:
-                    result, extra = _Result("error", {"error": str(error), "category": "user"}), {}
-            future = self._future(result, **extra)
-        with self._lock:
-            self._seen[key] = future
+        future: dict[str, Any] | None = None
+        try:
+            if fail is not None:
+                future = self._future(_Result("error", {"error": fail, "category": "server"}))
+            else:
+                with self._compute:
+                    try:
+                        result, extra = work()
+                    except UserError as error:
+                        result = _Result("error", {"error": str(error), "category": "user"})
+                        extra = {}
+                    except _HttpError:
+                        raise
+                    except Exception as error:  # noqa: BLE001 - a bug here fails the request
+                        message = f"FakeTinkerServer failed: {type(error).__name__}: {error}"
+                        result, extra = (
+                            _Result("error", {"error": message, "category": "server"}),
+                            {},
+                        )
+                future = self._future(result, **extra)
+        finally:
+            with self._changed:
+                if future is not None:
+                    self._seen[key] = future
+                self._inflight.discard(key)
+                self._changed.notify_all()
         return _Reply.json(200, future)
 
     # --- lookups -------------------------------------------------------------------------
@@ -441,6 +519,16 @@ class FakeTinkerServer:
             with self._lock:
                 base = self._bases.setdefault(name, base)
         return base
+
+    def _session(self, session_id: str) -> None:
+        with self._lock:
+            known = session_id in self._sessions
+        if not known:
+            raise _HttpError(
+                404,
+                f"session {session_id!r} is not on this server (it was restarted, or the "
+                "session belongs to another one); create a new tinker.ServiceClient",
+            )
 
     def _run(self, run_id: str) -> Run:
         run = self._runs.get(run_id)
@@ -551,6 +639,30 @@ class FakeTinkerServer:
             )
         return _Reply.json(200, {"supported_models": models})
 
+    def _do_list_checkpoints(
+        self, path: str, headers: Mapping[str, str], body: bytes, fail: str | None
+    ) -> _Reply:
+        run_id = urlsplit(path).path.rstrip("/").split("/")[-2]
+        checkpoints = []
+        for kind, label in (("weights", "training"), ("sampler_weights", "sampler")):
+            folder = self.root / run_id / kind
+            if not folder.is_dir():
+                continue
+            for saved in sorted(folder.iterdir()):
+                if not (saved / "meta.json").is_file():
+                    continue  # a save still being written
+                stat = (saved / "meta.json").stat()
+                checkpoints.append(
+                    {
+                        "checkpoint_id": f"{kind}/{saved.name}",
+                        "checkpoint_type": label,
+                        "time": datetime.fromtimestamp(stat.st_mtime, UTC).isoformat(),
+                        "tinker_path": f"tinker://{run_id}/{kind}/{saved.name}",
+                        "size_bytes": sum(f.stat().st_size for f in saved.iterdir()),
+                    }
+                )
+        return _Reply.json(200, {"checkpoints": checkpoints, "cursor": None})
+
     # --- futures -------------------------------------------------------------------------
 
     def _do_retrieve_future(
@@ -573,6 +685,7 @@ class FakeTinkerServer:
         self, path: str, headers: Mapping[str, str], body: bytes, fail: str | None
     ) -> _Reply:
         request = types.CreateModelRequest.model_validate(self._json(body))
+        self._session(request.session_id)
         base = self._base(request.base_model)
         if request.lora_config is None:
             raise _HttpError(
@@ -733,6 +846,7 @@ class FakeTinkerServer:
         else:
             if request.session_id is None or request.model_seq_id is None:
                 raise _HttpError(400, "load_weights needs model_id, or session_id and model_seq_id")
+            self._session(request.session_id)
             existing = None
             run_id = f"{request.session_id}:train:{request.model_seq_id}"
             key = ("load_weights", request.session_id, request.model_seq_id)
@@ -771,19 +885,32 @@ class FakeTinkerServer:
         adapter: _engine.Adapter | None,
         model_path: str | None,
     ) -> _Sampler:
-        model = base.model
+        sampler = _Sampler(sampler_id, base, model_path, dict(lora), adapter)
         if adapter is not None:
-            model = base.lora_model(lora)
-            _engine.load_adapter(model, adapter)
-        sampler = _Sampler(sampler_id, base, model_path, model)
+            self._sampler_model(sampler)  # fails now, not at the first sample, if it cannot load
         with self._lock:
             self._samplers[sampler_id] = sampler
         return sampler
+
+    def _sampler_model(self, sampler: _Sampler) -> Any:
+        """The sampler's model; only the few most recent LoRA samplers stay built in memory
+        (a training loop makes a new sampler every step)."""
+        if sampler.adapter is None:
+            return sampler.base.model
+        model = self._built.pop(sampler.sampler_id, None)
+        if model is None:
+            model = sampler.base.lora_model(sampler.lora)
+            _engine.load_adapter(model, sampler.adapter)
+        self._built[sampler.sampler_id] = model
+        while len(self._built) > _BUILT_SAMPLERS:
+            self._built.pop(next(iter(self._built)))
+        return model
 
     def _do_create_sampling_session(
         self, path: str, headers: Mapping[str, str], body: bytes, fail: str | None
     ) -> _Reply:
         request = types.CreateSamplingSessionRequest.model_validate(self._json(body))
+        self._session(request.session_id)
         sampler_id = f"{request.session_id}:sample:{request.sampling_session_seq_id}"
         with self._lock:
             known = sampler_id in self._samplers
@@ -874,14 +1001,20 @@ class FakeTinkerServer:
             generator = self._generator
             if request.sampling_params.seed is not None:
                 generator = torch.Generator().manual_seed(request.sampling_params.seed)
+            model = self._sampler_model(sampler)
             sequences = _engine.generate(
-                sampler.model, sampler.base, prompt, request.num_samples, params, generator
+                model, sampler.base, prompt, request.num_samples, params, generator
             )
             scored = None
             if request.prompt_logprobs:
-                scored = _engine.prompt_logprobs(sampler.model, prompt)
+                scored = _engine.prompt_logprobs(model, prompt)
                 last_n = request.prompt_logprobs_last_n
                 if last_n is not None:
+                    if not 1 <= last_n <= len(prompt) - 1:
+                        raise UserError(
+                            f"prompt_logprobs_last_n must be between 1 and {len(prompt) - 1} "
+                            "(the prompt's length - 1)"
+                        )
                     scored = [float("nan")] * (len(scored) - last_n) + scored[
                         len(scored) - last_n :
                     ]
@@ -903,6 +1036,8 @@ def _operation(path: str) -> str:
         return "get_sampler"
     if rest[0] == "sessions" and rest[-1] == "finish":
         return "finish"
+    if rest[0] == "training_runs" and len(rest) == 3 and rest[2] == "checkpoints":
+        return "list_checkpoints"
     if rest[0] == "client" and len(rest) == 2:
         return rest[1]
     if len(rest) == 1:
@@ -948,23 +1083,26 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         owner = self.owner
-        op = _operation(self.path)
-        fault = owner._count(op)
-        if fault is not None and fault.mode == "refuse":
-            self._drop()
-            return
-        if fault is not None and fault.mode == "error":
-            self._send(
-                _Reply.json(fault.status, {"detail": fault.message}, {"retry-after-ms": "20"})
-            )
-            return
-        headers = {name.lower(): value for name, value in self.headers.items()}
-        fail = fault.message if fault is not None and fault.mode == "fail" else None
-        reply = owner.handle(self.command, self.path, headers, body, fail)
-        if fault is not None and fault.mode == "drop_response":
-            self._drop()
-            return
-        self._send(reply)
+        fault = owner._count(_operation(self.path))
+        mode = fault.mode if fault is not None else None
+        try:
+            if mode == "refuse":
+                self._drop()
+            elif mode == "error":
+                assert fault is not None
+                detail = {"detail": fault.message}
+                self._send(_Reply.json(fault.status, detail, {"retry-after-ms": "20"}))
+            else:
+                headers = {name.lower(): value for name, value in self.headers.items()}
+                fail = fault.message if fault is not None and mode == "fail" else None
+                reply = owner.handle(self.command, self.path, headers, body, fail)
+                if mode == "drop_response":
+                    self._drop()
+                else:
+                    self._send(reply)
+        finally:
+            if fault is not None and fault.then_stop:
+                owner.stop()
 
     def _drop(self) -> None:
         self.close_connection = True
@@ -979,3 +1117,41 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(reply.body)))
         self.end_headers()
         self.wfile.write(reply.body)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m rlft.testing._fake_tinker --model NAME=FOLDER [--root DIR] [--port N]``.
+
+    Serves in its own process (a test can kill it and start another on the same root and port)
+    and prints ``url=<base_url>`` once it listens.
+    """
+    import argparse
+    import signal
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m rlft.testing._fake_tinker")
+    parser.add_argument("--model", action="append", required=True, help="NAME=FOLDER or FOLDER")
+    parser.add_argument("--root", default=None)
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--api-key", default=None)
+    parser.add_argument("--max-lora-rank", type=int, default=128)
+    args = parser.parse_args(argv)
+    models = dict(item.split("=", 1) if "=" in item else (item, item) for item in args.model)
+    server = FakeTinkerServer(
+        models,
+        root=args.root,
+        api_key=args.api_key,
+        max_lora_rank=args.max_lora_rank,
+        port=args.port,
+    )
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    with server:
+        sys.stdout.write(f"url={server.url}\n")
+        sys.stdout.flush()
+        with contextlib.suppress(KeyboardInterrupt):
+            stopped.wait()
+
+
+if __name__ == "__main__":
+    main()

@@ -3,7 +3,7 @@
 Everything here runs under the server's one compute lock, on CPU. A training run is a ``peft``
 LoRA model over a private copy of the base model plus an AdamW optimizer (Tinker documents its
 Adam as ``torch.optim.AdamW``); ``forward_backward`` accumulates gradients until ``optim_step``
-applies and clears them, as Tinker's do. Samplers are frozen copies of a run's LoRA weights.
+applies and clears them, as Tinker's do. Samplers serve snapshots of a run's LoRA weights.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import copy
 import json
 import math
 import shutil
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,7 +55,6 @@ class BaseModel:
         config = self.model.config
         self.vocab_size = int(config.vocab_size)
         self.max_context = int(getattr(config, "max_position_embeddings", 2048))
-        self.tied = bool(getattr(config, "tie_word_embeddings", False))
         eos = getattr(config, "eos_token_id", None)
         self.eos_ids: set[int] = set(
             eos if isinstance(eos, list) else [eos] if eos is not None else []
@@ -65,15 +65,15 @@ class BaseModel:
     def targets(self, lora: Mapping[str, Any]) -> list[str]:
         """The module names LoRA wraps for Tinker's ``train_attn/mlp/unembed`` switches.
 
-        A tied unembedding (the tiny model's) is left out: merging a LoRA into it would also
-        change the input embeddings.
+        A tied unembedding (the tiny model's) gets its own LoRA too: adapters are never
+        merged into the base weights, so the input embeddings stay as they are.
         """
         wanted: list[str] = []
         if lora.get("train_attn", True):
             wanted += ATTN_MODULES
         if lora.get("train_mlp", True):
             wanted += MLP_MODULES
-        if lora.get("train_unembed", True) and not self.tied:
+        if lora.get("train_unembed", True):
             wanted += UNEMBED_MODULES
         found = [name for name in wanted if name in self.module_names]
         if not found:
@@ -87,9 +87,6 @@ class BaseModel:
         """A fresh copy of the base model with a zero-initialised LoRA of ``lora['rank']``."""
         from peft import LoraConfig, get_peft_model
 
-        seed = lora.get("seed")
-        if seed is not None:
-            torch.manual_seed(int(seed))
         config = LoraConfig(
             r=int(lora["rank"]),
             lora_alpha=LORA_ALPHA,
@@ -97,7 +94,14 @@ class BaseModel:
             target_modules=self.targets(lora),
             bias="none",
         )
-        model = get_peft_model(copy.deepcopy(self.model), config)
+        seed = lora.get("seed")
+        with warnings.catch_warnings(), torch.random.fork_rng():  # keep the caller's RNG as is
+            if seed is not None:
+                torch.manual_seed(int(seed))
+            # Adapters here are never merged, so a LoRA on a tied unembedding is safe.
+            warnings.filterwarnings("ignore", message=".*tie_word_embeddings.*")
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
+            model = get_peft_model(copy.deepcopy(self.model), config)
         model.eval()  # no dropout anywhere: training steps stay deterministic
         return model
 
@@ -151,7 +155,6 @@ class Run:
     optimizer: torch.optim.AdamW | None = None
     step: int = 0
     applied: int = 0
-    pending_datums: int = 0
     user_metadata: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -199,8 +202,6 @@ class Run:
                 )
             if not forward_only and total.requires_grad:
                 total.backward()  # type: ignore[no-untyped-call]
-        if not forward_only:
-            self.pending_datums += len(data)
         return outputs, {"loss:sum": float(total.detach())}
 
     def _target_logprobs(self, index: int, datum: Datum) -> torch.Tensor:
@@ -251,7 +252,6 @@ class Run:
         optimizer.zero_grad(set_to_none=True)
         self.step += 1
         self.applied += 1
-        self.pending_datums = 0
         return {"step": float(self.step), "grad_norm": norm if math.isfinite(norm) else -1.0}
 
 
@@ -337,9 +337,13 @@ def generate(
     ids = torch.tensor([prompt] * num_samples, dtype=torch.long)
     results = [Sampled([], [], "length") for _ in range(num_samples)]
     done = [False] * num_samples
+    cache: Any = None
     with torch.no_grad():
         for _ in range(limit):
-            logits = model(input_ids=ids).logits[:, -1, :].float()
+            # The KV cache feeds one new token per step (no padding: all rows share a length).
+            out = model(input_ids=ids, cache=cache, use_cache=True)
+            cache = out.cache
+            logits = out.logits[:, -1, :].float()
             logp = torch.log_softmax(logits, dim=-1)
             choice = _choose(logits, temperature, top_k, top_p, generator)
             for row in range(num_samples):
@@ -356,7 +360,7 @@ def generate(
                     done[row] = True
             if all(done):
                 break
-            ids = torch.cat([ids, choice[:, None]], dim=1)
+            ids = choice[:, None]
     return results
 
 

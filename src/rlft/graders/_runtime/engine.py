@@ -36,7 +36,12 @@ from rlft.graders._runtime.metrics import (
     cosine_similarity,
     lexical_similarity,
 )
-from rlft.graders._runtime.sample import SampleError, normalize_item, normalize_sample
+from rlft.graders._runtime.sample import (
+    SampleError,
+    compact_sample,
+    normalize_item,
+    normalize_sample,
+)
 from rlft.graders._runtime.template import (
     Template,
     TemplateRenderError,
@@ -379,6 +384,21 @@ def _parse_rows(
     return parsed
 
 
+def _compact_rows(
+    samples: Sequence[Any], items: Sequence[Any]
+) -> list[tuple[str | dict[str, Any], Mapping[str, Any]] | Outcome]:
+    """``_parse_rows`` for the sandbox: a plain answer stays its text (``compact_sample``), and
+    a dict item is sent as it is (it is only serialised, so it needs no copy)."""
+    parsed: list[tuple[str | dict[str, Any], Mapping[str, Any]] | Outcome] = []
+    for sample, item in zip(samples, items, strict=True):
+        try:
+            row = item if type(item) is dict else normalize_item(item)
+            parsed.append((compact_sample(sample), row))
+        except SampleError as exc:
+            parsed.append(_fail("sample_parse", str(exc)))
+    return parsed
+
+
 def evaluate_python_batch(
     spec: Mapping[str, Any],
     samples: Sequence[Any],
@@ -402,7 +422,7 @@ def evaluate_python_batch(
     if run_batch_rows is None:
         return None
     start = time.perf_counter()
-    parsed = _parse_rows(samples, items)
+    parsed = _compact_rows(samples, items)
     rows = [row for row in parsed if not isinstance(row, Outcome)]
     results: list[Any] = []
     if rows:

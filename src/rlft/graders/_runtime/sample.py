@@ -17,7 +17,15 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["NotAnObject", "SampleError", "message_text", "normalize_item", "normalize_sample"]
+__all__ = [
+    "NotAnObject",
+    "SampleError",
+    "compact_sample",
+    "message_text",
+    "normalize_item",
+    "normalize_sample",
+    "plain_sample",
+]
 
 _ASSISTANT = ("assistant", "nova_assistant")
 _USER = ("user", "nova_user")
@@ -35,9 +43,17 @@ class NotAnObject(dict[str, Any]):
     ``sample_parse`` and ``why``, instead of reporting a missing field.
     """
 
-    def __init__(self, why: str) -> None:
+    def __init__(self, why: str | None = None, *, text: str | None = None) -> None:
         super().__init__()
-        self.why = why
+        self._why = why
+        self._text = text
+
+    @property
+    def why(self) -> str:
+        """What the output is instead of an object; worked out on first use (templates only)."""
+        if self._why is None:
+            self._why = _not_an_object_why(self._text or "")
+        return self._why
 
 
 def message_text(content: Any) -> str:
@@ -61,16 +77,29 @@ def _output_json(text: str) -> dict[str, Any]:
     """The output parsed as a JSON object, or a ``NotAnObject`` saying what it is instead.
 
     Every non-object gets the same treatment: not JSON, JSON ``null``, a number, a string or an
-    array are all "not an object", so the output ``"null"`` is not special.
+    array are all "not an object", so the output ``"null"`` is not special. Only a text whose
+    first non-space character is ``{`` can be an object (JSON's whitespace is a subset of
+    ``str.lstrip``'s), so most answers skip the parse; why they are not one is worked out only
+    if a template asks.
     """
+    if text.lstrip()[:1] != "{":
+        return NotAnObject(text=text)
     try:
         value = json.loads(text)
     except (ValueError, RecursionError):
         return NotAnObject("the sample output is not valid JSON")
     if isinstance(value, dict):
         return value
+    return NotAnObject(text=text)
+
+
+def _not_an_object_why(text: str) -> str:
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        return "the sample output is not valid JSON"
     kind = _JSON_KINDS.get(type(value), "a value")
-    return NotAnObject(f"the sample output is JSON {kind}, not a JSON object")
+    return f"the sample output is JSON {kind}, not a JSON object"
 
 
 _JSON_KINDS = {
@@ -115,6 +144,42 @@ def _from_message(message: Mapping[str, Any]) -> dict[str, Any]:
     return {"output_text": text, "output_tools": tools, "choices": [choice]}
 
 
+def plain_sample(text: str) -> dict[str, Any]:
+    """The sample of an answer that is just ``text`` (no tool calls), as ``normalize_sample``
+    gives it. The sandbox worker rebuilds exactly this from the text alone (tested equal)."""
+    return {
+        "output_text": text,
+        "output_tools": [],
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": text, "tool_calls": None},
+                "finish_reason": "stop",
+            }
+        ],
+        "output_json": _output_json(text),
+        "output_audio": None,
+    }
+
+
+def compact_sample(sample: Any) -> str | dict[str, Any]:
+    """The answer's text when ``normalize_sample(sample) == plain_sample(text)``, else the
+    normalised sample: what the batched sandbox path sends, so a plain answer crosses the pipe
+    as one string and the worker rebuilds the dict.
+
+    Raises:
+        SampleError: As ``normalize_sample``.
+    """
+    if isinstance(sample, str):
+        return sample
+    if isinstance(sample, list) and sample:  # TRL's conversational completions
+        message = _answer(sample)
+        content = message.get("content")
+        if isinstance(content, str) and not message.get("tool_calls"):
+            return content
+    return normalize_sample(sample)
+
+
 def normalize_sample(sample: Any) -> dict[str, Any]:
     """Return ``{"output_text", "output_json", "output_tools", "choices"}`` for any input shape.
 
@@ -122,8 +187,8 @@ def normalize_sample(sample: Any) -> dict[str, Any]:
         SampleError: The input is none of the accepted shapes.
     """
     if isinstance(sample, str):
-        base = _from_message({"content": sample})
-    elif isinstance(sample, Mapping):
+        return plain_sample(sample)
+    if isinstance(sample, Mapping):
         if "output_text" in sample or "output_json" in sample:
             text = sample.get("output_text")
             if text is None and sample.get("output_json") is not None:

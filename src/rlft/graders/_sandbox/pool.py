@@ -110,7 +110,9 @@ SandboxErrorKind = Literal[
 ]
 _WAIT_S = 0.25  # how often a thread waiting for an idle worker checks for cancel and close
 _Row = tuple[float, str | None, Any, str]  # score, error, error kind, output
-_Pair = tuple[Mapping[str, Any], Mapping[str, Any]]  # (sample, item)
+# (sample, item); a str sample is a plain answer's text, which the worker rebuilds into the
+# sample dict (sample.plain_sample): a batch crosses the pipe with one string per answer.
+_Pair = tuple[Mapping[str, Any] | str, Mapping[str, Any]]
 _log = logging.getLogger("rlft.graders.sandbox")
 
 
@@ -398,11 +400,13 @@ class SandboxPool:
     async def run_batch(
         self,
         source: str,
-        samples: Sequence[Mapping[str, Any]],
+        samples: Sequence[Mapping[str, Any] | str],
         items: Sequence[Mapping[str, Any]],
     ) -> list[SandboxResult]:
         """Grade many ``(sample, item)`` pairs with one grader, in one round trip per worker.
 
+        A sample is the dict the grader receives, or a plain answer's text, which the worker
+        turns into the same dict as ``normalize_sample(text)`` (the engine's fast path).
         Rows are split across up to ``workers`` workers (at least 16 rows each). Limits apply
         per row as in ``run()``: ``timeout_s`` is per row; a row that times out, crashes or
         runs out of memory scores 0.0 with that reason, and the other rows are graded again on
@@ -454,7 +458,7 @@ class SandboxPool:
     def run_batch_sync(
         self,
         source: str,
-        samples: Sequence[Mapping[str, Any]],
+        samples: Sequence[Mapping[str, Any] | str],
         items: Sequence[Mapping[str, Any]],
     ) -> list[SandboxResult]:
         """``run_batch`` for a caller that may block its thread (TRL's reward function): no
@@ -476,7 +480,7 @@ class SandboxPool:
     def run_batch_rows(
         self,
         source: str,
-        samples: Sequence[Mapping[str, Any]],
+        samples: Sequence[Mapping[str, Any] | str],
         items: Sequence[Mapping[str, Any]],
     ) -> list[tuple[float, str | None, SandboxErrorKind | None, str]]:
         """``run_batch_sync`` as plain ``(score, error, error_kind, stdout)`` tuples.
@@ -514,7 +518,7 @@ class SandboxPool:
     def _plan(
         self,
         source: str,
-        samples: Sequence[Mapping[str, Any]],
+        samples: Sequence[Mapping[str, Any] | str],
         items: Sequence[Mapping[str, Any]],
         started: float,
     ) -> list[SandboxResult] | tuple[_Source, list[_Pair], bool, list[int]]:
@@ -773,13 +777,13 @@ def _results(parts: list[list[_Row]], started: float) -> list[SandboxResult]:
 
 
 def _check_rows(
-    samples: Sequence[Mapping[str, Any]], items: Sequence[Mapping[str, Any]]
+    samples: Sequence[Mapping[str, Any] | str], items: Sequence[Mapping[str, Any]]
 ) -> list[_Pair]:
     rows = list(zip(samples, items, strict=True))
     for sample, item in rows:
-        if type(sample) is dict and type(item) is dict:  # the common case, without ABC checks
+        if type(item) is dict and type(sample) in (str, dict):  # the common case, no ABC checks
             continue
-        if not isinstance(sample, Mapping):
+        if not isinstance(sample, Mapping | str):
             raise UsageError(
                 f"python grader sample must be a dict of JSON values, not {type(sample).__name__}"
             )
@@ -795,17 +799,21 @@ _fast_json = json.JSONEncoder(separators=(",", ":"), check_circular=False).encod
 def _encode_rows(rows: list[_Pair]) -> bytes:
     """``[[sample,item],...]`` as JSON for the worker: one encoder pass when it can be."""
     try:
-        if all(type(s) is dict and type(i) is dict for s, i in rows):
+        if all(type(i) is dict and type(s) in (str, dict) for s, i in rows):
             return _fast_json(rows).encode()  # the (sample, item) tuples become JSON arrays
-        return _fast_json([[dict(s), dict(i)] for s, i in rows]).encode()
+        return _fast_json([[_plain(s), dict(i)] for s, i in rows]).encode()
     except (TypeError, ValueError, RecursionError):  # RecursionError: a cycle, or too deep
         return b"[" + b",".join(_encode_row(sample, item) for sample, item in rows) + b"]"
 
 
-def _encode_row(sample: Mapping[str, Any], item: Mapping[str, Any]) -> bytes:
+def _plain(sample: Mapping[str, Any] | str) -> dict[str, Any] | str:
+    return sample if isinstance(sample, str) else dict(sample)
+
+
+def _encode_row(sample: Mapping[str, Any] | str, item: Mapping[str, Any]) -> bytes:
     """``[sample,item]`` as JSON bytes, converting or leaving out what the item cannot carry."""
     try:
-        sample_json = json.dumps(dict(sample), separators=(",", ":"))
+        sample_json = json.dumps(_plain(sample), separators=(",", ":"))
     except (TypeError, ValueError, RecursionError) as exc:
         raise UsageError(
             f"python grader sample is not JSON-serialisable ({exc}); graders receive plain "

@@ -12,7 +12,9 @@ and written to ``REPLY_FD``, two pipes passed with ``pass_fds``. The worker's st
 even with ``os.write(1, ...)``, can reach the protocol. The first frame out is ``{"ready": true}``.
 
 - request ``{"id", "rows": [[sample, item], ...], "source"?}``: ``source`` comes with the first
-  request; the module is executed once and its ``grade`` (or its failure) kept.
+  request; the module is executed once and its ``grade`` (or its failure) kept. A sample that
+  is a string is a plain answer's text: the worker builds the sample dict from it
+  (``_plain_sample``, equal to rlft's ``normalize_sample(text)``, tested).
 - reply ``{"id", "results": [...]}``, one per row: a number on success, ``[kind, error]`` on
   failure.
 
@@ -252,6 +254,33 @@ def _check_value(value: Any) -> Reply:
     return _failure("invalid_return", f"grade() returned {shown}; return a float")
 
 
+def _plain_sample(text: str) -> dict[str, Any]:
+    """``rlft.graders._runtime.sample.plain_sample(text)`` as a python grader receives it (its
+    ``output_json`` is ``{}`` for a non-object). A copy, because this file imports no rlft: a
+    test holds the two equal."""
+    output_json: Any = {}
+    if text.lstrip()[:1] == "{":  # only then can it be a JSON object
+        try:
+            parsed = _loads(text)
+        except (ValueError, RecursionError):
+            parsed = None
+        if type(parsed) is dict:
+            output_json = parsed
+    return {
+        "output_text": text,
+        "output_tools": [],
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": text, "tool_calls": None},
+                "finish_reason": "stop",
+            }
+        ],
+        "output_json": output_json,
+        "output_audio": None,
+    }
+
+
 def _call(grade: Grade, sample: Any, item: Any, memory_mb: int) -> Reply | float:
     """A finite float score as it is (the fast path), or a reply dict."""
     global _reserve
@@ -305,6 +334,8 @@ class _Worker:
         grade, progress, memory_mb = self.grade, self.progress, self.memory_mb
         for index, (sample, item) in enumerate(rows):
             progress[0] = index
+            if type(sample) is str:
+                sample = _plain_sample(sample)
             reply = self.broken if grade is None else _call(grade, sample, item, memory_mb)
             if type(reply) is float:  # the common case: a finite float, as it is
                 results.append(reply)
