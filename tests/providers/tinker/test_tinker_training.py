@@ -10,6 +10,7 @@ import os
 import signal
 from pathlib import Path
 
+import anyio
 import pytest
 from tests.providers.tinker.conftest import (
     SECRET,
@@ -158,6 +159,21 @@ async def test_an_optim_step_whose_answer_is_dropped_is_applied_once(provider, s
     assert server.requests("optim_step") == 4  # three updates and one repeat
     assert server.optim_steps(run) == 3
     assert metric_steps(events) == [1, 2, 3]
+
+
+async def test_an_update_applied_during_an_outage_is_applied_once(provider, server) -> None:
+    """The service applies an optim_step and goes down before answering; when it is back, the
+    SDK's retry (same sequence id) gets the first answer, and the job goes on: one update."""
+    server.fail_next("optim_step", "drop_response", then_stop=True)
+    spec = quickstart_spec(**{**QUICKSTART, "max_steps": 3, "eval_interval": 3})
+    record = await create(provider, spec)
+    await anyio.to_thread.run_sync(server.wait_until_stopped, 120)
+    [run] = server.runs()
+    assert server.optim_steps(run) == 1  # applied, and the answer never left
+    server.start()  # the outage ends
+    record, events = await wait_until(provider, record.id, _ended)
+    assert record.status is JobStatus.SUCCEEDED, record.error
+    assert server.optim_steps(run) == 3 and metric_steps(events) == [1, 2, 3]
 
 
 async def test_a_lost_sampling_connection_is_retried(provider, server) -> None:
