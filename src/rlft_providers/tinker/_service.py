@@ -91,9 +91,17 @@ def retrying(
 
 
 def _offered(base_url: str | None, api_key: str | None) -> list[Any]:
+    import warnings
+
     import tinker
 
-    rest = tinker.RestClient(base_url=base_url, api_key=api_key)
+    # Not tinker.RestClient(): it shares one holder per (URL, key) across the process and
+    # builds it under a process-wide lock while it retries an unreachable service for five
+    # minutes, so one bad base_url would block every later check. A ServiceClient's own REST
+    # client has its own holder (and opens no session).
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # create_rest_client is deprecated
+        rest = tinker.ServiceClient(base_url=base_url, api_key=api_key).create_rest_client()
     return list(rest.get_server_capabilities().result().supported_models)
 
 

@@ -78,7 +78,6 @@ class Trainer:
         self.reward: Any = None
         self.health: Any = None
         self.last_valid: float | None = None
-        self.unhealthy: str | None = None
 
     # --- events --------------------------------------------------------------------------
 
@@ -116,6 +115,12 @@ class Trainer:
             threshold, steps = guard.get("threshold", 0.5), guard.get("steps", 3)
             self.health = GraderHealth(
                 threshold=float(cast(float, threshold)), steps=int(cast(int, steps))
+            )
+        if self.job.response_format is not None:
+            self.event(
+                "response_format is not enforced by the Tinker backend: sampling is "
+                "unconstrained and the grader sees the raw text",
+                level="warning",
             )
         self.service = service_client(self.job.base_url)
         try:
