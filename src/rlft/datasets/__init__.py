@@ -5,6 +5,9 @@ other keys, the *item* fields a grader reads as ``{{ item.<field> }}``:
 
     {"messages": [{"role": "user", "content": "My card was charged twice"}], "label": "billing"}
 
+Content parts may hold images (``rlft.datasets.images`` has the one shape rows keep and the
+helpers to encode and inspect them); each backend's rules limit them.
+
 ```python
 ds = Dataset.from_jsonl("tickets.jsonl")        # raises DatasetValidationError listing all problems
 train, valid = ds.split(validation=0.1, seed=7, stratify="label")

@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 from array import array
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from rlft.datasets._image_checks import ImageChecks
 from rlft.datasets._report import Problem, Severity, ValidationReport
 from rlft.datasets._rules import GENERIC_ROLES, MESSAGE_KEYS, PART_TYPES, DatasetRules
 
@@ -96,14 +98,20 @@ _OBJECT_FIX = 'make each row a JSON object: {"messages": [{"role": "user", "cont
 _MESSAGES_FIX = 'give each row "messages": a list of {"role": ..., "content": ...} objects'
 
 
-class RowChecker:
+class RowChecker(ImageChecks):
     """Check rows one by one against the generic rules, a backend's rules and grader references.
+
+    Image parts are rewritten to the one shape rows hold (``rlft.datasets.images``) before the
+    checks; after ``check``, ``row`` and ``row_bytes`` are the row as rewritten.
 
     Args:
         file: The file or source name problems carry.
         rules: The backend's rules, or ``None`` for generic checks only.
         role: Whether this is the training or the validation set (limits differ).
         references: The grader's ``item.*`` references to find in every row.
+        base_dir: Where image parts' relative ``path``s are resolved (the file's directory).
+        image_root: The folder local images must lie in (default: ``base_dir``, else the
+            working directory).
     """
 
     def __init__(
@@ -113,8 +121,16 @@ class RowChecker:
         rules: DatasetRules | None = None,
         role: DatasetRole = "train",
         references: Sequence[ItemReferenceLike] = (),
+        base_dir: Path | None = None,
+        image_root: Path | None = None,
     ) -> None:
         self.file = file
+        self.base_dir = base_dir
+        self.image_root = image_root or base_dir or Path.cwd()
+        self.row: dict[str, Any] | None = None
+        self.row_bytes = b""
+        self._row_images = 0
+        self._role: str | None = None
         self.rules = rules
         self.role = role
         self.references = list(references)
@@ -180,11 +196,17 @@ class RowChecker:
         if not isinstance(value, dict):
             self._report("error", "not-an-object", f"the row is {kind(value)}", _OBJECT_FIX)
             return False
+        normalized = self._normalize_images(value)
+        if normalized is not value:
+            value, canonical_bytes = normalized, None
         data = canonical(value) if canonical_bytes is None else canonical_bytes
+        self.row, self.row_bytes = value, data
         self.rendered_bytes += len(data) + 1
         self._hashes.append(hash(data))
         self._where.append(self._here())
+        self._row_images = 0
         self._check_messages(value)
+        self._check_image_count()
         self._check_tools(value)
         item = {k: v for k, v in value.items() if k not in RESERVED}
         if self.rules is not None:
@@ -303,6 +325,7 @@ class RowChecker:
         return role
 
     def _check_content(self, where: str, message: dict[str, Any], role: str | None) -> None:
+        self._role = role  # image parts check it (image_roles)
         field = f"{where}.content"
         content = message.get("content")
         if content is None:
@@ -354,6 +377,8 @@ class RowChecker:
             self._report("error", "content-part", f"{where} is {what}", fix, field=where)
             return
         part_type = part["type"]
+        if part_type == "input_image":
+            return  # only an image that could not be loaded keeps this type: reported then
         if part_type not in PART_TYPES:
             self._report(
                 "error",
@@ -368,6 +393,9 @@ class RowChecker:
             if not isinstance(text, str) or not text.strip():
                 what = "is empty" if isinstance(text, str) else f"is {kind(text)}"
                 self._report("error", "content-part", f"{where}.text {what}", fix, field=where)
+        if part_type == "image_url":
+            self._check_image(where, part)
+            return
         rules = self.rules
         if rules is None:
             return

@@ -108,15 +108,27 @@ class Dataset:
     # --- constructors -------------------------------------------------------------------------
 
     @classmethod
-    def from_jsonl(cls, path: str | os.PathLike[str], *, limit: int | None = None) -> Dataset:
+    def from_jsonl(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        limit: int | None = None,
+        image_root: str | os.PathLike[str] | None = None,
+    ) -> Dataset:
         """Load a JSONL file: one JSON object per line, ``{"messages": [...], **item_fields}``.
 
         The file is streamed. A UTF-8 BOM and CRLF line endings are accepted; blank lines are
         skipped (with a warning in ``check_file``).
 
+        Image parts are rewritten to the one image shape (``rlft.datasets.images``); local
+        image files, ``{"type": "input_image", "path": "images/a.png"}``, are read relative to
+        the file and inlined as data URLs.
+
         Args:
             path: The file.
             limit: Read at most this many rows (from the top).
+            image_root: The folder local images may be read from (default: the file's folder;
+                a path outside it is an error, so a dataset cannot pull in other files).
 
         Raises:
             DatasetValidationError: The file has structural problems (bad JSON or encoding, rows
@@ -125,7 +137,11 @@ class Dataset:
         """
         file_path = Path(path)
         name = str(file_path)
-        checker = RowChecker(file=name)
+        checker = RowChecker(
+            file=name,
+            base_dir=file_path.parent,
+            image_root=Path(image_root) if image_root is not None else None,
+        )
         rows: list[bytes] = []
         lines: list[int | None] = []
         digest = hashlib.sha256()
@@ -136,9 +152,9 @@ class Dataset:
                 continue
             data = canonical(event.value) if isinstance(event.value, dict) else None
             if checker.check(event.value, line=event.line, row=len(rows), canonical_bytes=data):
-                assert data is not None
-                digest.update(data + b"\n")
-                rows.append(_stored(event.value))
+                assert checker.row is not None  # the row, its image parts rewritten
+                digest.update(checker.row_bytes + b"\n")
+                rows.append(_stored(checker.row))
                 lines.append(event.line)
         report = checker.finish()
         _raise_for_errors(report, name)
@@ -146,21 +162,30 @@ class Dataset:
 
     @classmethod
     def from_records(
-        cls, records: Iterable[Mapping[str, Any]], *, source: str | None = None
+        cls,
+        records: Iterable[Mapping[str, Any]],
+        *,
+        source: str | None = None,
+        base_dir: str | os.PathLike[str] | None = None,
     ) -> Dataset:
         """Build a dataset from dicts shaped like JSONL rows.
 
         Values are normalised through JSON (tuples become lists); anything JSON cannot hold
-        (a ``datetime``, ``NaN``) is an error.
+        (a ``datetime``, ``NaN``) is an error. Image parts are rewritten to the one image shape
+        (``rlft.datasets.images``): local files are read and inlined as data URLs.
 
         Args:
             records: The rows, ``{"messages": [...], **item_fields}``.
             source: A name for reports (``"tickets.jsonl"``, ``"my-db-export"``).
+            base_dir: Where image parts' relative paths are resolved, and the folder they
+                must lie in (default: the working directory).
 
         Raises:
             DatasetValidationError: Listing every structural problem by ``records[i]``.
         """
-        checker = RowChecker(file=source or "<records>")
+        checker = RowChecker(
+            file=source or "<records>", base_dir=Path(base_dir) if base_dir is not None else None
+        )
         rows: list[bytes] = []
         digest = hashlib.sha256()
         for index, record in enumerate(records):
@@ -171,9 +196,9 @@ class Dataset:
                 continue
             data = canonical(value) if isinstance(value, dict) else None
             if checker.check(value, line=None, row=index, canonical_bytes=data):
-                assert data is not None
-                digest.update(data + b"\n")
-                rows.append(_stored(value))
+                assert checker.row is not None
+                digest.update(checker.row_bytes + b"\n")
+                rows.append(_stored(checker.row))
         report = checker.finish()
         _raise_for_errors(report, source or "records")
         return cls._create(
@@ -187,6 +212,12 @@ class Dataset:
         Arrow stores messages as structs with one shared set of keys, so a message without
         ``name`` comes back with ``name: None``; those ``None`` keys are dropped again, as is a
         ``tools`` column that is ``None`` for a row.
+
+        Images (``datasets.Image`` columns, PIL images) are inlined as PNG data URLs. As in
+        TRL's vision datasets, ``{"type": "image"}`` placeholders in message content take the
+        row's ``images`` column (a list) or ``image`` column, in order; that column is then
+        dropped. Image columns no placeholder uses stay item fields (data URLs), which graders
+        read as ``{{ item.image }}``.
 
         Args:
             hf_dataset: A ``datasets.Dataset`` (pick a split from a ``DatasetDict`` first).
@@ -443,13 +474,46 @@ def _raise_for_errors(report: ValidationReport, name: str) -> None:
 
 
 def _from_arrow(row: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(row)
+    out = {key: _inline_images(value) for key, value in row.items()}
     messages = out.get("messages")
     if isinstance(messages, list):
         out["messages"] = [_drop_nones(m) for m in messages]
+        _fill_placeholders(out)
     if "tools" in out and out["tools"] is None:
         del out["tools"]
     return out
+
+
+def _inline_images(value: Any) -> Any:
+    """PIL images (``datasets.Image`` columns) as PNG data URLs, in lists too."""
+    if isinstance(value, list):
+        return [_inline_images(v) for v in value]
+    if type(value).__module__.split(".")[0] == "PIL":
+        from rlft.datasets.images import encode_image
+
+        return encode_image(value)
+    return value
+
+
+def _fill_placeholders(row: dict[str, Any]) -> None:
+    """TRL's vision rows: ``{"type": "image"}`` parts take the ``images``/``image`` column."""
+    slots = [
+        (message["content"], index)
+        for message in row["messages"]
+        if isinstance(message, dict) and isinstance(message.get("content"), list)
+        for index, part in enumerate(message["content"])
+        if isinstance(part, dict) and part.get("type") == "image"
+    ]
+    if not slots:
+        return
+    column = "images" if "images" in row else "image"
+    images = row.get(column)
+    images = images if isinstance(images, list) else [images]
+    for (content, index), url in zip(slots, images, strict=False):
+        if isinstance(url, str):
+            content[index] = {"type": "image_url", "image_url": {"url": url}}
+    if len(images) == len(slots):
+        row.pop(column, None)
 
 
 def _drop_nones(message: Any) -> Any:

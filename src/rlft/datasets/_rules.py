@@ -14,6 +14,8 @@ from typing import Literal, get_args
 
 __all__ = [
     "GENERIC_ROLES",
+    "IMAGE_FORMATS",
+    "IMAGE_SOURCES",
     "MESSAGE_KEYS",
     "PART_TYPES",
     "RENDER_FORMATS",
@@ -27,6 +29,11 @@ GENERIC_ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
 MESSAGE_KEYS = frozenset({"role", "content", "name", "tool_calls", "tool_call_id", "weight"})
 # Content part types the chat format defines.
 PART_TYPES = frozenset({"text", "image_url", "input_audio", "file"})
+
+# Image formats rlft reads (short names as Bedrock Converse spells them), and where an image
+# part's bytes may come from: an http(s) URL the service fetches, or an inline data URL.
+IMAGE_FORMATS = frozenset({"png", "jpeg", "gif", "webp"})
+IMAGE_SOURCES = frozenset({"url", "data"})
 
 # The renderings the core owns: OpenAI-style JSONL rows as they are (the interchange format),
 # and rows for TRL's GRPOTrainer (``to_trl_rows``, not a file).
@@ -57,6 +64,14 @@ class DatasetRules:
         reserved_item_fields: Item field names that collide with the backend's own names.
         ignores_tools: Per-row ``tools`` are dropped by this backend.
         max_file_bytes: Rendered file size limit.
+        max_images_per_row: Image parts allowed in one row's messages (``None``: no limit).
+        max_image_bytes: Encoded size limit of one image.
+        max_image_pixels: Width times height limit of one image.
+        image_formats: Image formats accepted (``png``, ``jpeg``, ``gif``, ``webp``; GIFs and
+            WebPs must be still images). Matters only when ``part_types`` has ``image_url``.
+        image_sources: Where image bytes may come from: ``"url"`` (an http(s) URL the service
+            fetches) and/or ``"data"`` (an inline ``data:`` URL).
+        image_roles: Roles whose messages may hold images.
         render: How rows become the upload: ``"jsonl"`` (each row as is, OpenAI-style),
             ``"trl"`` (rows for TRL, no file), or ``"module:function"`` taking a ``Dataset``
             and returning the file's bytes (imported on first use).
@@ -81,6 +96,12 @@ class DatasetRules:
     reserved_item_fields: frozenset[str] = frozenset()
     ignores_tools: bool = False
     max_file_bytes: int | None = None
+    max_images_per_row: int | None = None
+    max_image_bytes: int | None = None
+    max_image_pixels: int | None = None
+    image_formats: frozenset[str] = IMAGE_FORMATS
+    image_sources: frozenset[str] = IMAGE_SOURCES
+    image_roles: frozenset[str] = GENERIC_ROLES
     render: str = "jsonl"
     sources: Mapping[str, str] = field(default_factory=dict)
     name: str = ""
@@ -116,7 +137,34 @@ def rules_problems(rules: DatasetRules) -> list[str]:
     for name in ("required_item_fields", "reserved_item_fields"):
         if not _names(getattr(rules, name)):
             problems.append(f"{name}: expected a set of item field names")
-    for name in ("min_rows", "warn_min_rows", "max_rows", "max_validation_rows", "max_file_bytes"):
+    for name, known in (("image_formats", IMAGE_FORMATS), ("image_sources", IMAGE_SOURCES)):
+        value = getattr(rules, name)
+        if not _names(value):
+            problems.append(f"{name}: expected a set of names ({', '.join(sorted(known))})")
+            continue
+        problems += [
+            f"{name}: {entry!r} is not one of {', '.join(sorted(known))}"
+            for entry in sorted(set(value) - known)
+        ]
+    if not _names(rules.image_roles):
+        problems.append("image_roles: expected a set of role names")
+    else:
+        problems += [
+            f"image_roles: {role!r} is not a chat role ({', '.join(sorted(GENERIC_ROLES))})"
+            for role in sorted(set(rules.image_roles) - GENERIC_ROLES)
+        ]
+    if "image_url" in rules.part_types and _names(rules.image_sources) and not rules.image_sources:
+        problems.append('image_sources: empty, yet part_types accepts "image_url"')
+    for name in (
+        "min_rows",
+        "warn_min_rows",
+        "max_rows",
+        "max_validation_rows",
+        "max_file_bytes",
+        "max_images_per_row",
+        "max_image_bytes",
+        "max_image_pixels",
+    ):
         value = getattr(rules, name)
         if value is not None and (
             not isinstance(value, int) or isinstance(value, bool) or value < 1

@@ -82,7 +82,9 @@ def _check_stream(
     path: Path, *, rules: DatasetRules | None, role: DatasetRole, references: list[Any]
 ) -> ValidationReport:
     name = str(path)
-    checker = RowChecker(file=name, rules=rules, role=role, references=references)
+    checker = RowChecker(
+        file=name, rules=rules, role=role, references=references, base_dir=path.parent
+    )
     rows = 0
     for event in read_jsonl(path, file=name):
         if isinstance(event, Problem):

@@ -18,7 +18,17 @@ from typing import TYPE_CHECKING, Any
 
 from rlft._facts import GRADER_FORMATS, GraderFacts, import_string
 from rlft.exceptions import GraderNotSupportedError, UsageError
-from rlft.graders._spec import BaseGrader, Grader, LabelModel, Multi, Native, TextSimilarity
+from rlft.graders._runtime.images import IMAGE_PART_TYPES, wants_bytes
+from rlft.graders._spec import (
+    BaseGrader,
+    Grader,
+    LabelModel,
+    Message,
+    Multi,
+    Native,
+    Python,
+    TextSimilarity,
+)
 from rlft.graders._spec import from_openai as _from_openai
 
 if TYPE_CHECKING:
@@ -109,6 +119,8 @@ class _Target:
     compiler: str | None = None
     notes: Mapping[str, str] = field(default_factory=dict)
     pass_threshold_types: frozenset[str] = frozenset()
+    images: str | None = None
+    """Why graders on this target never see images (``None``: they can)."""
 
     def cell(self, row: str) -> Cell:
         if row.startswith("native:"):
@@ -121,9 +133,40 @@ class _Target:
 
 def _declared(spec: ProviderSpec) -> _Target:
     facts = spec.graders or GraderFacts(format="neutral")
+    rules = spec.dataset
+    blind = None
+    if rules is not None and "image_url" not in rules.part_types:
+        # The rows a backend trains on are all its graders see: no image rows, no images.
+        source = rules.sources.get("images", "")
+        blind = f"{rules.label} takes text-only rows" + (f" ({source})" if source else "")
     return _Target(
-        spec.name, facts.format, facts.compiler, facts.notes, frozenset(facts.pass_threshold_types)
+        spec.name,
+        facts.format,
+        facts.compiler,
+        facts.notes,
+        frozenset(facts.pass_threshold_types),
+        blind,
     )
+
+
+_LAMBDA_BLIND = "the Lambda format runs on Bedrock, whose RFT takes text-only rows"
+
+
+def _image_paths(grader: BaseGrader, prefix: str = "") -> Iterator[str]:
+    """Where ``grader`` reads images: judge input image parts, and python graders that ask
+    for image bytes (``RLFT_IMAGE_BYTES = True``)."""
+    if isinstance(grader, Multi):
+        for key, sub in grader.graders.items():
+            yield from _image_paths(sub, f"{prefix}graders.{key}.")
+        return
+    if isinstance(grader, Python) and wants_bytes(grader.source):
+        yield f"{prefix}source"
+    for index, message in enumerate(getattr(grader, "input", None) or ()):
+        content = message.content if isinstance(message, Message) else None
+        parts = content if isinstance(content, list) else [content]
+        for number, part in enumerate(parts):
+            if isinstance(part, Mapping) and part.get("type") in IMAGE_PART_TYPES:
+                yield f"{prefix}input[{index}].content[{number}]"
 
 
 def _resolve(target: str) -> _Target:
@@ -133,7 +176,7 @@ def _resolve(target: str) -> _Target:
     if spec is not None:
         return _declared(spec)
     if target in FORMATS:
-        return _Target(target, target)
+        return _Target(target, target, images=_LAMBDA_BLIND if target == "lambda" else None)
     raise UsageError(
         f"unknown grader target {target!r}: name a provider id ({', '.join(known_providers())}) "
         f"or a format ({', '.join(FORMATS)})"
@@ -169,6 +212,15 @@ def _check_support(grader: BaseGrader, target: _Target, *, embedder: Any = None)
             label = path or grader.name
             raise GraderNotSupportedError(
                 path=label, target=target.name, reason=cell.reason, hint=cell.hint
+            )
+    if target.images is not None:
+        for path in _image_paths(grader):
+            raise GraderNotSupportedError(
+                path=path,
+                target=target.name,
+                reason=f"the grader reads images, and {target.images}, so it never sees one",
+                hint="train and grade images on a backend that takes them (openai, or the local "
+                "runner), or grade the text answer only here",
             )
 
 

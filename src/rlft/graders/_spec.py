@@ -467,6 +467,9 @@ def _part_strings(part: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
     for key in ("text", "image_url", "data"):
         if isinstance(part.get(key), str):
             yield key, part[key]
+    image = part.get("image_url")  # the chat shape: {"url": ...}
+    if isinstance(image, Mapping) and isinstance(image.get("url"), str):
+        yield "image_url.url", image["url"]
     audio = part.get("input_audio")
     if isinstance(audio, Mapping) and isinstance(audio.get("data"), str):
         yield "input_audio.data", audio["data"]

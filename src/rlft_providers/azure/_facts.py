@@ -36,7 +36,20 @@ DATASET = DatasetRules(
     roles=OPENAI_ROLES,  # "System messages aren't supported" [AZ-RFT-2025-05]
     role_fixes=SYSTEM_FIX,
     part_types=frozenset({"text", "image_url"}),
-    part_warnings=frozenset({"image_url"}),  # images: CONFLICT/UNCONFIRMED on Azure today
+    # Images: accepted with a warning. The May-2025 RFT page said "Images / multimodal data
+    # aren't supported" [AZ-RFT-2025-05]; the current one (MicrosoftDocs/azure-ai-docs
+    # articles/foundry/openai/includes/how-to-reinforcement-fine-tuning-content.md @ 421dfa9,
+    # ms.date 2026-03-19) dropped that line and says nothing about images either way.
+    part_warnings=frozenset({"image_url"}),
+    # Image limits: Azure's vision fine-tuning page (learn.microsoft.com/azure/foundry/openai/
+    # how-to/fine-tuning-vision), the only Azure page that states them; URLs or data URIs.
+    max_images_per_row=64,  # "Max images per example | 64"
+    max_image_bytes=10 * 1024 * 1024,  # "Max image file size | 10 MB"
+    image_formats=frozenset({"png", "jpeg", "webp"}),  # "JPEG, PNG, WEBP"
+    image_sources=frozenset({"url", "data"}),
+    # Only user messages take image parts in the chat schema (system/developer/tool: text),
+    # and "You cannot include images as output from messages with the assistant role".
+    image_roles=frozenset({"user"}),
     warn_min_rows=10,  # [AZ-FT-REST] generic fine-tuning file rule (stated for SFT)
     max_rows=50_000,  # [AZ-RFT-2025-05]
     max_validation_rows=1_000,  # [AZ-RFT-2025-05]
@@ -45,7 +58,10 @@ DATASET = DatasetRules(
     render="jsonl",
     sources={
         "limits": "https://learn.microsoft.com/en-us/azure/ai-foundry/openai/how-to/"
-        "reinforcement-fine-tuning"
+        "reinforcement-fine-tuning",
+        "images": "the current RFT page is silent on images; the May-2025 one said they "
+        "aren't supported; limits from https://learn.microsoft.com/azure/foundry/openai/"
+        "how-to/fine-tuning-vision",
     },
 )
 

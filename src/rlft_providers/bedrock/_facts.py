@@ -65,7 +65,12 @@ DATASET = DatasetRules(
     few_shot=True,  # the RFT data guide allows system, user and assistant roles
     reference_answer=True,  # [D2]
     render="rlft_providers.bedrock._facts:render_dataset",
-    sources={"limits": "https://docs.aws.amazon.com/bedrock/latest/userguide/rft-nova-models.html"},
+    sources={
+        "limits": "https://docs.aws.amazon.com/bedrock/latest/userguide/rft-nova-models.html",
+        # [D7]: image rows are refused before upload, naming the backends that take them.
+        "images": '"Text only. Multimodal inputs are not supported for RFT": '
+        "https://docs.aws.amazon.com/bedrock/latest/userguide/nova-rft.html",
+    },
 )
 
 

@@ -17,6 +17,10 @@ DATASET = DatasetRules(
     reserved_item_fields=TRL_RESERVED_FIELDS,  # TRL passes columns beside its own arguments
     ignores_tools=True,  # TRL takes tools as trainer callables, not per row
     render="trl",  # rows for GRPOTrainer (rlft.datasets.to_trl_rows), no upload file
+    # Images for vision-language models: the formats Pillow reads, inline only (the runner
+    # trains offline and fetches nothing); Pillow's decompression-bomb guard bounds pixels.
+    image_formats=frozenset({"png", "jpeg", "gif", "webp"}),
+    image_sources=frozenset({"data"}),
 )
 
 # The worker compiles the neutral grader to a TRL reward function itself.

@@ -14,6 +14,8 @@ from rlft.provider import (
     Lifecycle,
     Rates,
 )
+from rlft_providers.openai._lifecycle import NEW_JOBS_STOP, O4_MINI_SHUTDOWN
+from rlft_providers.openai._lifecycle import SOURCE as LIFECYCLE_SOURCE
 
 __all__ = [
     "DATASET",
@@ -45,12 +47,24 @@ DATASET = DatasetRules(
     roles=OPENAI_ROLES,  # [OAI-SPEC-2025-07] FineTuneReinforcementRequestInput: no system
     role_fixes=SYSTEM_FIX,
     part_types=frozenset({"text", "image_url"}),  # "text or image content only" [OAI-SPEC]
+    # Image limits: OpenAI's vision fine-tuning guide ("Image data requirements"), the only
+    # page that states them for fine-tuning files; images as HTTP URLs or base64 data URLs.
+    max_images_per_row=10,  # "Each example can have at most 10 images"
+    max_image_bytes=10 * 1024 * 1024,  # "Each image can be at most 10 MB"
+    image_formats=frozenset({"png", "jpeg", "webp"}),  # "JPEG, PNG, or WEBP format"
+    image_sources=frozenset({"url", "data"}),
+    # Only user messages take image parts in the chat schema (system/developer/tool: text),
+    # and "You cannot include images as output from messages with the assistant role".
+    image_roles=frozenset({"user"}),
     max_rows=50_000,  # [OAI-RFT-GUIDE]
     max_validation_rows=1_000,  # [OAI-RFT-GUIDE]
     # The schema makes validation_file optional, but the guide says RFT needs both files.
     validation="recommended",
     render="jsonl",  # rows as they are: OpenAI's format is the interchange format
-    sources={"limits": "https://developers.openai.com/api/docs/guides/reinforcement-fine-tuning"},
+    sources={
+        "limits": "https://developers.openai.com/api/docs/guides/reinforcement-fine-tuning",
+        "images": "https://developers.openai.com/api/docs/guides/vision-fine-tuning",
+    },
 )
 
 # OpenAI's grader JSON is the interchange format, built in the core.
@@ -89,7 +103,7 @@ HYPERPARAMETERS = HyperparameterFacts(
 )
 
 LIFECYCLE = Lifecycle(
-    note="New self-serve fine-tuning jobs stop on 2027-01-06; o4-mini, the RFT base model, "
-    "shut down on 2026-10-23.",
-    source="https://developers.openai.com/api/docs/deprecations",
+    note=f"New self-serve fine-tuning jobs stop on {NEW_JOBS_STOP.isoformat()}; o4-mini, the RFT "
+    f"base model, shut down on {O4_MINI_SHUTDOWN.isoformat()}.",
+    source=LIFECYCLE_SOURCE,
 )

@@ -1,15 +1,15 @@
 """OpenAI's fine-tuning lifecycle: the dates that decide whether a create can still work.
 
 Source: OpenAI's deprecations page, https://developers.openai.com/api/docs/deprecations (checked
-2026-12; reference/upstream_facts.md "Lifecycle"). Plain data, imported by the provider's error
-hints and light enough for ``rlft providers``.
+2026-12; reference/upstream_facts.md "Lifecycle"). Plain data, the one place these dates are
+written: the provider's error hints and the backend's declared lifecycle (``_facts``) read them.
 """
 
 from __future__ import annotations
 
 from datetime import date
 
-__all__ = ["ALTERNATIVES", "LIFECYCLE_NOTES", "NEW_JOBS_STOP", "O4_MINI_SHUTDOWN", "SOURCE"]
+__all__ = ["ALTERNATIVES", "NEW_JOBS_STOP", "NEW_ORGS_CLOSED", "O4_MINI_SHUTDOWN", "SOURCE"]
 
 SOURCE = "https://developers.openai.com/api/docs/deprecations"
 NEW_JOBS_STOP = date(2027, 1, 6)
@@ -23,10 +23,3 @@ ALTERNATIVES = (
     "2027-04-16), 'bedrock' (Nova and open-weight models), 'local' (TRL on your GPUs), or any "
     "other installed backend (`rlft providers`)"
 )
-LIFECYCLE_NOTES = (
-    f"New self-serve fine-tuning jobs stop on {NEW_JOBS_STOP.isoformat()} ({SOURCE})",
-    f"Organisations that never fine-tuned lost job creation on {NEW_ORGS_CLOSED.isoformat()}",
-    f"o4-mini-2025-04-16, the RFT base model, shut down on {O4_MINI_SHUTDOWN.isoformat()}",
-    "Fine-tuned models stay available for inference until their base model is deprecated",
-)
-"""One line per fact, for ``rlft providers`` and the docs."""

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 import anyio
 
 from rlft.graders._runtime.formula import Formula, FormulaError, FormulaSyntaxError, parse_formula
+from rlft.graders._runtime.images import IMAGE_PART_TYPES, image_url_of
 from rlft.graders._runtime.judge import (
     Embedder,
     Judge,
@@ -46,6 +47,7 @@ from rlft.graders._runtime.template import (
     Template,
     TemplateRenderError,
     TemplateSyntaxError,
+    Variable,
     parse_template,
 )
 
@@ -628,10 +630,14 @@ def _chat_content(content: Any, sample: dict[str, Any], item: dict[str, Any]) ->
         kind = part.get("type")
         if kind in ("input_text", "output_text", "text"):
             parts.append({"type": "text", "text": _render(part["text"], sample, item)})
-        elif kind == "input_image":
-            image: dict[str, Any] = {"url": _render(part["image_url"], sample, item)}
-            if part.get("detail"):
-                image["detail"] = part["detail"]
+        elif kind in IMAGE_PART_TYPES:
+            image: dict[str, Any] = {"url": _image_url(part, sample, item)}
+            inner = part.get("image_url")
+            detail = part.get("detail") or (
+                inner.get("detail") if isinstance(inner, Mapping) else None
+            )
+            if detail:
+                image["detail"] = detail
             parts.append({"type": "image_url", "image_url": image})
         elif kind == "input_audio":
             audio = dict(part.get("input_audio") or {})
@@ -643,6 +649,28 @@ def _chat_content(content: Any, sample: dict[str, Any], item: dict[str, Any]) ->
     if all(p["type"] == "text" for p in parts):
         return "".join(p["text"] for p in parts)
     return parts
+
+
+def _image_url(part: Mapping[str, Any], sample: dict[str, Any], item: dict[str, Any]) -> str:
+    """An image part's URL, rendered. ``{{ item.image }}`` alone may name a URL string or a
+    whole image part in the row (``{"type": "image_url", "image_url": {"url": ...}}``)."""
+    source = part.get("image_url")
+    if isinstance(source, Mapping):  # the chat shape: {"url": ...}
+        source = source.get("url")
+    if not isinstance(source, str):
+        raise TemplateRenderError("an image part has no image_url string", kind="other")
+    template = _template(source)
+    if len(template.parts) == 1 and isinstance(template.parts[0], Variable):
+        value = template.parts[0].resolve(sample, item)
+        url = image_url_of(value)
+        if url is None:
+            raise TemplateRenderError(
+                f"{{{{ {template.parts[0].text} }}}} is not an image (a URL, a data URL or an "
+                "image part)",
+                kind="invalid_variable",
+            )
+        return url
+    return template.render(sample, item)
 
 
 def judge_messages(

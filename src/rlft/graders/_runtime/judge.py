@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import anyio
 
+from rlft.graders._runtime.images import ImageDataError, converse_image, image_url_of
+
 if TYPE_CHECKING:
     import httpx
 
@@ -282,19 +284,23 @@ class BedrockJudge:
         return self._client
 
     def converse_args(self, request: JudgeRequest) -> dict[str, Any]:
-        """The ``converse`` keyword arguments for a request (public for tests)."""
+        """The ``converse`` keyword arguments for a request (public for tests).
+
+        Image parts become Converse image blocks with the image's bytes; Converse takes no
+        URLs, so an https image raises ``JudgeError`` (the grade fails closed, with the reason).
+        """
         system: list[dict[str, str]] = []
         turns: list[dict[str, Any]] = []
         for message in request.messages:
-            text = _content_text(message.get("content"))
             if message.get("role") in ("system", "developer"):
-                system.append({"text": text})
+                system.append({"text": _content_text(message.get("content"))})
                 continue
+            blocks = _converse_blocks(message.get("content"))
             role = "assistant" if message.get("role") == "assistant" else "user"
             if turns and turns[-1]["role"] == role:  # Converse wants alternating turns
-                turns[-1]["content"].append({"text": text})
+                turns[-1]["content"].extend(blocks)
             else:
-                turns.append({"role": role, "content": [{"text": text}]})
+                turns.append({"role": role, "content": blocks})
         instruction = {"text": schema_instruction(request.schema)}
         if turns and turns[-1]["role"] == "user":
             turns[-1]["content"].append(instruction)
@@ -321,7 +327,10 @@ class BedrockJudge:
         Raises:
             JudgeError: boto3 is missing, or the call failed.
         """
-        args = self.converse_args(request)
+        try:
+            args = self.converse_args(request)
+        except ImageDataError as exc:
+            raise JudgeError(f"Bedrock judge: {exc}") from None
 
         def call() -> Any:
             return self._runtime().converse(**args)
@@ -338,6 +347,22 @@ class BedrockJudge:
             raise JudgeError("Bedrock converse returned no message") from exc
         text = "".join(part.get("text", "") for part in parts if isinstance(part, Mapping))
         return JudgeResponse(text=text, usage=reply.get("usage") or {})
+
+
+def _converse_blocks(content: Any) -> list[dict[str, Any]]:
+    """A chat message's content as Converse content blocks: text, and images as bytes."""
+    if isinstance(content, str) or not isinstance(content, Sequence):
+        return [{"text": _content_text(content)}]
+    blocks: list[dict[str, Any]] = []
+    for part in content:
+        if not isinstance(part, Mapping):
+            continue
+        url = image_url_of(part)
+        if url is not None:
+            blocks.append(converse_image(url))
+        else:
+            blocks.append({"text": str(part.get("text", ""))})
+    return blocks or [{"text": ""}]
 
 
 def _content_text(content: Any) -> str:

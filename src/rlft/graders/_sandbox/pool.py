@@ -90,6 +90,7 @@ from anyio.lowlevel import RunVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from rlft.exceptions import GraderValidationError, UsageError
+from rlft.graders._runtime.images import images_for_python
 from rlft.graders._sandbox.jail import jail_support
 from rlft.graders._sandbox.proc import StopCall, Worker, spawn
 
@@ -532,6 +533,7 @@ class SandboxPool:
                 score=0.0, error=info.problem, error_kind=info.kind, stdout="", latency_s=latency
             )
             return [failed] * len(samples)
+        items = images_for_python(items, source)  # images as metadata (_runtime/images.py)
         rows = _check_rows(samples, items)
         if self._closed:
             raise _closed_error()

@@ -62,6 +62,7 @@ ENGINE_PACKAGE = "rlft_grader_engine"
 HANDLER = "rlft_grader_handler.lambda_handler"
 RUNTIME = "python3.12"
 RUNTIME_MODULES = (
+    "images",
     "template",
     "formula",
     "sample",
