@@ -14,7 +14,7 @@ HOSTED = sorted(p.name for p in (ROOT / "examples").glob("*.py"))
 
 
 def test_every_example_is_covered() -> None:
-    assert HOSTED == ["azure_rft.py", "bedrock_rft.py", "openai_rft.py"]
+    assert HOSTED == ["azure_rft.py", "bedrock_rft.py", "openai_rft.py", "tinker_rft.py"]
 
 
 @pytest.mark.parametrize("example", HOSTED)
