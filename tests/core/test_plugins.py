@@ -301,7 +301,7 @@ def test_builtins_come_from_rlfts_own_metadata(
 
     import rlft._plugins as plugins
 
-    assert set(builtin_plugins()) == {"azure", "bedrock", "fake", "local", "openai"}
+    assert set(builtin_plugins()) == {"azure", "bedrock", "fake", "local", "openai", "tinker"}
     monkeypatch.setattr(plugins, "_DISTRIBUTION", "rlft-not-installed-here")
     assert builtin_plugins() == {}  # no literal list behind it
     assert "rlft is not installed" in caplog.text
