@@ -71,9 +71,6 @@ LAUNCHER_MODULE = "rlft.workers.launcher"
 ACTIVE = ("pending", "running")
 POLL = 0.1
 STALE_KEY_SECONDS = 5.0
-# Failures resume() continues from the last complete checkpoint: the worker died, or the
-# grader failed too often (a judge outage passes; a broken grader stops again).
-RESUMABLE = ("worker_died", "worker_lost", "grader_errors")
 
 
 class WorkerSettings(ProviderSettings):
@@ -110,6 +107,10 @@ class WorkerProvider(Provider):
     settings: WorkerSettings
     default_model: str = "default"
     """The model shown for a job created without one."""
+    resumable_errors: frozenset[str] = frozenset({"worker_died", "worker_lost", "grader_errors"})
+    """Error codes of failed jobs that ``resume`` continues from the last saved state: the
+    worker died, or the grader failed too often (a judge outage passes; a broken grader stops
+    again). A backend adds its own (Tinker: ``connection_lost``)."""
 
     def __init__(self, *, settings: WorkerSettings) -> None:
         super().__init__(settings=settings)
@@ -420,7 +421,7 @@ class WorkerProvider(Provider):
         folder = self.job_dir(job_id)
         state = self._state(folder)
         died = state.status == JobStatus.FAILED.value and (
-            state.error is not None and state.error.code in RESUMABLE
+            state.error is not None and state.error.code in self.resumable_errors
         )
         if state.status != JobStatus.PAUSED.value and not died:
             raise UsageError(

@@ -50,6 +50,9 @@ class TinkerProvider(WorkerProvider):
         poll_interval=1.0,
     )
     settings: TinkerSettings
+    # An update whose answer was lost may or may not be applied: a resumed worker starts from the
+    # state saved on the service, so the update in flight is discarded and none runs twice.
+    resumable_errors = WorkerProvider.resumable_errors | {"connection_lost"}
 
     def __init__(self, *, settings: TinkerSettings | None = None) -> None:
         settings = settings if settings is not None else TinkerSettings()

@@ -378,7 +378,8 @@ class Trainer:
             f"lost the connection to the Tinker service during step {step}'s update "
             f"({type(exc).__name__}: {exc}); whether it was applied is unknown, so rlft does not "
             f"send it again (no update is ever applied twice); {where}. Check the service "
-            "(base_url, network, status page) before running the job again"
+            f"(base_url, network, status page), then `rlft jobs resume {self.folder.job_id}` "
+            "continues from the saved state"
         ) from exc
 
     # --- evaluation and checkpoints ------------------------------------------------------

@@ -23,7 +23,7 @@ from tests.providers.tinker.conftest import (
 )
 
 from rlft._models import JobStatus
-from rlft.workers import JobDir
+from rlft.workers import ErrorRecord, JobDir
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -119,6 +119,38 @@ async def test_pause_and_resume_continue_the_step_count_exactly(provider, server
     runs = server.runs()
     assert sorted(server.training_step(run) for run in runs)[-1] == 12
     assert sum(server.optim_steps(run) for run in runs) == 12  # each update applied once
+
+
+async def test_a_job_stopped_by_a_lost_update_resumes_from_the_saved_state(
+    provider, server
+) -> None:
+    """``connection_lost`` is resumable: the worker that continues starts from the state saved
+    on the service, so the update whose answer was lost is discarded, never applied twice.
+
+    The SDK retries a lost answer for minutes before giving up, too long for a test, so the job
+    is stopped at a step boundary (pause) and its state then recorded as the worker records a
+    lost update; what is tested is that resume accepts it and continues exactly.
+    """
+    spec = quickstart_spec(**{**QUICKSTART, "max_steps": 8, "eval_interval": 4})
+    record = await create(provider, spec)
+    await wait_until(provider, record.id, lambda r, e: any(s >= 2 for s in metric_steps(e)))
+    paused = await provider.pause_job(record.id)
+    assert paused.status is JobStatus.PAUSED
+    folder = JobDir(Path(str(paused.raw["folder"])), provider="tinker")
+    at = folder.read_state().step
+    assert at is not None
+    folder.update_state(
+        status="failed",
+        error=ErrorRecord(
+            message=f"lost the connection during step {at + 1}'s update", code="connection_lost"
+        ),
+    )
+    assert (await provider.get_job(record.id)).status is JobStatus.FAILED
+    await provider.resume_job(record.id)
+    record, events = await wait_until(provider, record.id, _ended)
+    assert record.status is JobStatus.SUCCEEDED, record.error
+    assert metric_steps(events) == list(range(1, 9))  # from the saved step, none twice
+    assert sum(server.optim_steps(run) for run in server.runs()) == 8
 
 
 async def test_killing_the_worker_fails_the_job_with_its_reason(provider, server) -> None:
