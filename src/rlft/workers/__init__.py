@@ -17,6 +17,9 @@ The folder protocol (``JobDir``), for a worker started as ``job.json``'s ``comma
 - between steps, obey ``JobDir.requested()`` (``"pause"``: save and record ``paused``;
   ``"cancel"``: record ``cancelled``) and exit.
 
+``run_worker`` is such a worker's ``main``: it runs the job and records its outcome
+(``record_outcome``), turning a ``WorkerFailure`` into a failed job with its code and message.
+
 The launcher (``python -m rlft.workers.launcher``) records a worker that died without saying
 how, with the signal and whether the out-of-memory killer acted.
 """
@@ -38,6 +41,7 @@ from rlft.workers.jobdir import (
 from rlft.workers.lock import LockHeld, hold_lock, is_alive
 from rlft.workers.provider import PlannedJob, WorkerProvider, WorkerSettings
 from rlft.workers.records import last_checkpoint, resume_hint
+from rlft.workers.worker import WorkerFailure, record_outcome, run_worker
 
 __all__ = [
     "CHECKPOINT_MANIFEST",
@@ -50,6 +54,7 @@ __all__ = [
     "LockHeld",
     "LogCursor",
     "PlannedJob",
+    "WorkerFailure",
     "WorkerProvider",
     "WorkerSettings",
     "atomic_write",
@@ -57,7 +62,9 @@ __all__ = [
     "hold_lock",
     "is_alive",
     "last_checkpoint",
+    "record_outcome",
     "resume_hint",
+    "run_worker",
     "seal_checkpoint",
     "utcnow",
 ]

@@ -11,23 +11,14 @@ from __future__ import annotations
 import json
 import os
 import sys
-import traceback
 from pathlib import Path
 from typing import Any, cast
 
 from rlft.workers import JobDir, checkpoint_problem, utcnow
+from rlft.workers.worker import ENDED, WorkerFailure, record_outcome, run_worker
 from rlft_providers.local._jobfile import LocalJobFile
 
 __all__ = ["main", "run"]
-
-
-class WorkerFailure(Exception):
-    """A failure the worker can explain: ``code`` and a message that names the fix."""
-
-    def __init__(self, message: str, *, code: str, step: int | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.step = step
 
 
 def _is_main_process() -> bool:
@@ -351,17 +342,11 @@ def run(folder: JobDir) -> tuple[str, int | None]:
     return "succeeded", step
 
 
-def _finish(
-    folder: JobDir, outcome: str, *, step: int | None = None, error: dict[str, str] | None = None
-) -> None:
-    """Record the outcome (main process only), after drawing the reward curve.
-
-    Events are written before ``state.json``: a reader that sees the final status and reads the
-    log once more (as ``Job.events()`` does) finds every event.
-    """
+def _finish(folder: JobDir, outcome: str, step: int | None, error: dict[str, str] | None) -> None:
+    """Record the outcome (main process only), after drawing the reward curve."""
     if not _is_main_process():
         return
-    if folder.read_state().status in ("succeeded", "failed", "cancelled"):
+    if folder.read_state().status in ENDED:
         return  # the provider already recorded an end (a cancel that could not wait for us)
     job = folder.read_job(LocalJobFile)
     if outcome != "cancelled":
@@ -373,42 +358,14 @@ def _finish(
                 folder.append_event(message=f"reward curve: {path}", raw={"path": str(path)})
         except Exception as exc:  # a missing plot must not turn a finished job into a failure
             folder.append_event(level="warning", message=f"could not draw the reward curve: {exc}")
-    message = outcome if error is None else f"{outcome}: {error['message']}"
-    folder.append_event(
-        kind="status",
-        level="error" if outcome == "failed" else "info",
-        message=message,
-        raw={"status": outcome, "step": step},
-    )
-    if outcome == "paused":
-        folder.clear_request()
-    changes: dict[str, Any] = {"status": outcome, "error": error}
-    if outcome in ("succeeded", "failed", "cancelled"):
-        changes["finished_at"] = utcnow()
-    if step is not None:
-        changes["step"] = step
-    folder.update_state(**changes)
+    record_outcome(folder, outcome, step, error)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run one job folder; exit 0 when the outcome was recorded, 1 on a failure."""
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: python -m rlft_providers.local._worker <job folder>", file=sys.stderr)
-        return 2
-    folder = JobDir(Path(args[0]))
-    try:
-        outcome, step = run(folder)
-    except WorkerFailure as exc:
-        _finish(folder, "failed", step=exc.step, error={"message": str(exc), "code": exc.code})
-        return 1
-    except Exception as exc:
-        traceback.print_exc()
-        message = f"{type(exc).__name__}: {exc} (traceback in {folder.log_file})"
-        _finish(folder, "failed", error={"message": message, "code": "worker_error"})
-        return 1
-    _finish(folder, outcome, step=step)
-    return 0
+    return run_worker(
+        run, argv, provider="local", module="rlft_providers.local._worker", finish=_finish
+    )
 
 
 if __name__ == "__main__":

@@ -21,13 +21,12 @@ import contextlib
 import json
 import sys
 import time
-import traceback
 from collections import Counter
-from pathlib import Path
 from typing import Any, cast
 
 from rlft.provider import StepMetrics
 from rlft.workers import JobDir, utcnow
+from rlft.workers.worker import WorkerFailure, run_worker
 from rlft_providers.tinker._datums import rl_datum
 from rlft_providers.tinker._job import SavedState, TinkerJobFile, read_progress, write_progress
 from rlft_providers.tinker._loop import batch_rows, group_advantages, mean, std
@@ -44,15 +43,6 @@ __all__ = ["WorkerFailure", "main", "run"]
 
 ITEM_COLUMN = "rlft_item"
 LOSS = "importance_sampling"
-
-
-class WorkerFailure(Exception):
-    """A failure the worker can explain: ``code`` and a message that names the fix."""
-
-    def __init__(self, message: str, *, code: str, step: int | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.step = step
 
 
 def _read_rows(path: str) -> list[dict[str, Any]]:
@@ -535,48 +525,9 @@ def run(folder: JobDir) -> tuple[str, int | None]:
         trainer.close(status)
 
 
-def _finish(
-    folder: JobDir, outcome: str, *, step: int | None = None, error: dict[str, str] | None = None
-) -> None:
-    """Record the outcome: the event first, then ``state.json`` (readers rely on the order)."""
-    if folder.read_state().status in ("succeeded", "failed", "cancelled"):
-        return  # the provider already recorded an end (a cancel that could not wait for us)
-    message = outcome if error is None else f"{outcome}: {error['message']}"
-    folder.append_event(
-        kind="status",
-        level="error" if outcome == "failed" else "info",
-        message=message,
-        raw={"status": outcome, "step": step},
-    )
-    if outcome == "paused":
-        folder.clear_request()
-    changes: dict[str, Any] = {"status": outcome, "error": error}
-    if outcome in ("succeeded", "failed", "cancelled"):
-        changes["finished_at"] = utcnow()
-    if step is not None:
-        changes["step"] = step
-    folder.update_state(**changes)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run one job folder; exit 0 when the outcome was recorded, 1 on a failure."""
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: python -m rlft_providers.tinker._worker <job folder>", file=sys.stderr)
-        return 2
-    folder = JobDir(Path(args[0]), provider="tinker")
-    try:
-        outcome, step = run(folder)
-    except WorkerFailure as exc:
-        _finish(folder, "failed", step=exc.step, error={"message": str(exc), "code": exc.code})
-        return 1
-    except Exception as exc:
-        traceback.print_exc()
-        message = f"{type(exc).__name__}: {exc} (traceback in {folder.log_file})"
-        _finish(folder, "failed", error={"message": message, "code": "worker_error"})
-        return 1
-    _finish(folder, outcome, step=step)
-    return 0
+    return run_worker(run, argv, provider="tinker", module="rlft_providers.tinker._worker")
 
 
 if __name__ == "__main__":
