@@ -12,6 +12,7 @@ import anyio
 import rlft
 from rlft._models import Hyperparameters, JobEvent, JobRecord
 from rlft._spec import CreateJobRequest, JobSpec
+from rlft.workers import WorkerProvider
 from rlft_providers.local._provider import LocalProvider
 from rlft_providers.local._settings import LocalSettings
 
@@ -32,7 +33,7 @@ def quickstart_spec(**hyperparameters: Any) -> JobSpec:
     return spec
 
 
-async def create(provider: LocalProvider, spec: JobSpec, key: str | None = None) -> JobRecord:
+async def create(provider: WorkerProvider, spec: JobSpec, key: str | None = None) -> JobRecord:
     """What ``client.jobs.create`` does, minus the dataset rules: check, upload, create."""
     provider.check_spec(spec)
     request = CreateJobRequest(
@@ -48,7 +49,7 @@ async def create(provider: LocalProvider, spec: JobSpec, key: str | None = None)
 
 
 async def wait_until(
-    provider: LocalProvider,
+    provider: WorkerProvider,
     job_id: str,
     done: Callable[[JobRecord, list[JobEvent]], bool],
     *,

@@ -10,17 +10,19 @@ quickstart's labels in a few dozen steps.
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
 
+# The job helpers of every rlft.workers backend, shared with the local runner's tests.
+from tests.local.conftest import create as create
+from tests.local.conftest import wait_until as wait_until
+
 import rlft
-from rlft._models import Hyperparameters, JobEvent, JobRecord
-from rlft._spec import CreateJobRequest, JobSpec
+from rlft._models import Hyperparameters, JobEvent
+from rlft._spec import JobSpec
 from rlft_providers.tinker._provider import TinkerProvider
 from rlft_providers.tinker._settings import TinkerSettings
 
@@ -90,42 +92,6 @@ def make_provider(home: Path, server: Any, tiny_model: Path, **settings: Any) ->
 @pytest.fixture
 def provider(tmp_path: Path, server: Any, tiny_model: Path) -> TinkerProvider:
     return make_provider(tmp_path / "home", server, tiny_model)
-
-
-async def create(provider: TinkerProvider, spec: JobSpec, key: str | None = None) -> JobRecord:
-    """What ``client.jobs.create`` does, minus the dataset rules: check, upload, create."""
-    provider.check_spec(spec)
-    request = CreateJobRequest(
-        spec=spec,
-        grader_payload=None,
-        training_file=await provider.upload_dataset(spec.train, role="train"),
-        validation_file=await provider.upload_dataset(spec.validation, role="validation")
-        if spec.validation is not None
-        else None,
-        idempotency_key=key or f"test-{time.monotonic_ns()}",
-    )
-    return await provider.create_job(request)
-
-
-async def wait_until(
-    provider: TinkerProvider,
-    job_id: str,
-    done: Callable[[JobRecord, list[JobEvent]], bool],
-    *,
-    timeout: float = 300,  # a bound for a failing test only: the wait is on the condition
-) -> tuple[JobRecord, list[JobEvent]]:
-    """Poll until ``done(record, events)``; fail the test with the job's log on timeout."""
-    record = await provider.get_job(job_id)
-    events = await provider.list_events(job_id)
-    with anyio.move_on_after(timeout):
-        while not done(record, events):
-            await anyio.sleep(0.1)
-            record = await provider.get_job(job_id)
-            events = await provider.list_events(job_id)
-        return record, events
-    log = Path(str(record.raw.get("log", ""))) if record.raw else None
-    tail = log.read_text()[-3000:] if log and log.is_file() else ""
-    pytest.fail(f"job {job_id} stayed {record.status.value}; events: {events[-5:]}; log: {tail}")
 
 
 def rewards(events: list[JobEvent]) -> list[float]:
